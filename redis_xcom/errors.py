@@ -1,0 +1,39 @@
+"""Every error the backend raises on purpose; all derive from RedisXComError."""
+
+from __future__ import annotations
+
+
+class RedisXComError(Exception):
+    """Base class of every error raised by redis-xcom."""
+
+
+class ConfigError(RedisXComError):
+    """The [redis_xcom] configuration is invalid (bad URL, unknown compression, ...)."""
+
+
+class RedisUnavailableError(RedisXComError):
+    """Redis could not be reached or answered with a connection-level error."""
+
+
+class XComExpiredError(RedisXComError):
+    """The DB holds a reference but Redis no longer holds the value (expired, evicted or deleted)."""
+
+
+class CodecError(RedisXComError):
+    """Stored bytes could not be decoded into a value."""
+
+
+class CorruptPayloadError(CodecError):
+    """The stored bytes are truncated, altered, or were not written by redis-xcom."""
+
+
+class UnsupportedFormatError(CodecError):
+    """The stored value was written in a format version or compression this reader does not know."""
+
+
+class DisallowedClassError(CodecError):
+    """The value names a class outside [core] allowed_deserialization_classes."""
+
+
+class ValueTooLargeError(RedisXComError):
+    """The serialized value exceeds [redis_xcom] max_value_bytes; nothing was written."""
