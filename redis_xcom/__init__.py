@@ -1,0 +1,48 @@
+"""redis-xcom: an Airflow 3 XCom backend that keeps every payload in Redis.
+
+Enable it with ``[core] xcom_backend = redis_xcom.ExclusiveRedisXCom``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from redis_xcom.errors import (
+    CodecError,
+    ConfigError,
+    CorruptPayloadError,
+    DisallowedClassError,
+    RedisUnavailableError,
+    RedisXComError,
+    UnsupportedFormatError,
+    ValueTooLargeError,
+    XComExpiredError,
+)
+
+if TYPE_CHECKING:
+    from redis_xcom.backend import ExclusiveRedisXCom
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CodecError",
+    "ConfigError",
+    "CorruptPayloadError",
+    "DisallowedClassError",
+    "ExclusiveRedisXCom",
+    "RedisUnavailableError",
+    "RedisXComError",
+    "UnsupportedFormatError",
+    "ValueTooLargeError",
+    "XComExpiredError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Imported lazily so the codec and keys stay usable without loading Airflow.
+    if name == "ExclusiveRedisXCom":
+        from redis_xcom.backend import ExclusiveRedisXCom
+
+        return ExclusiveRedisXCom
+    raise AttributeError(f"module 'redis_xcom' has no attribute {name!r}")

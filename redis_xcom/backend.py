@@ -1,0 +1,236 @@
+"""Airflow glue: ExclusiveRedisXCom keeps every XCom payload in Redis and only a reference in the DB.
+
+Airflow 3 calls serialize_value on push, deserialize_value on pull, purge before a task's retry or
+re-run, and get_all for pulls over many map indexes. See the README for what it never calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
+
+from redis_xcom import keys
+from redis_xcom.client import ClientCache
+from redis_xcom.codec import Codec
+from redis_xcom.config import Settings, get_settings
+from redis_xcom.errors import CodecError, RedisXComError, ValueTooLargeError, XComExpiredError
+from redis_xcom.store import RedisStore
+
+log = logging.getLogger(__name__)
+
+# The scheduler reads branching decisions straight from the xcom table (apache/airflow#50491),
+# so this key must stay inline in the DB.
+SKIPMIXIN_KEY = "skipmixin_key"
+_SAFE_EVICTION_POLICY = "noeviction"
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    settings: Settings
+    codec: Codec
+    store: RedisStore
+
+
+_clients = ClientCache()
+_runtime_lock = threading.Lock()
+_runtime_cache: dict[int, _Runtime] = {}
+
+
+def _runtime() -> _Runtime:
+    """Settings, codec and store of this process, built on first use (and again after a fork)."""
+    pid = os.getpid()
+    runtime = _runtime_cache.get(pid)
+    if runtime is not None:
+        return runtime
+    with _runtime_lock:
+        if pid not in _runtime_cache:
+            settings = get_settings()
+            store = RedisStore(_clients.get(settings), settings.url)
+            codec = Codec(settings.compression, settings.compression_threshold)
+            _runtime_cache.clear()
+            _runtime_cache[pid] = _Runtime(settings, codec, store)
+            _warn_if_evicting(store)
+        return _runtime_cache[pid]
+
+
+def reset_runtime() -> None:
+    """Forget this process's settings and connections (tests, or after changing the config)."""
+    from redis_xcom.config import reset_settings
+
+    with _runtime_lock:
+        _runtime_cache.clear()
+        _clients.reset()
+        reset_settings()
+
+
+def _warn_if_evicting(store: RedisStore) -> None:
+    """One warning per process when Redis may evict XCom values (all have a TTL, so volatile-* too)."""
+    try:
+        policy = store.eviction_policy()
+    except RedisXComError as exc:
+        log.debug("Could not read maxmemory-policy: %s", exc)
+        return
+    if policy is not None and policy != _SAFE_EVICTION_POLICY:
+        log.warning(
+            "Redis at %s has maxmemory-policy %r: under memory pressure it may evict XCom values, "
+            "and pulls of them will fail with XComExpiredError. Set maxmemory-policy noeviction.",
+            store.endpoint,
+            policy,
+        )
+
+
+def _coordinates(
+    dag_id: str | None, run_id: str | None, task_id: str | None, map_index: int | None, key: str | None
+) -> keys.XComCoordinates:
+    if dag_id is None or run_id is None or task_id is None or key is None:
+        raise RedisXComError(
+            "ExclusiveRedisXCom.serialize_value needs dag_id, run_id, task_id and key to name the "
+            f"Redis key; got dag_id={dag_id!r}, run_id={run_id!r}, task_id={task_id!r}, key={key!r}"
+        )
+    return keys.XComCoordinates(dag_id, run_id, task_id, -1 if map_index is None else map_index, key)
+
+
+def _describe_key(redis_key: str) -> str:
+    coords = keys.parse_key(redis_key)
+    return coords.describe() if coords else f"XCom stored under Redis key {redis_key!r}"
+
+
+class ExclusiveRedisXCom(BaseXCom):
+    """Every XCom payload in Redis (msgpack, with a TTL); the DB row holds ``redis-xcom://<key>``."""
+
+    @staticmethod
+    def serialize_value(
+        value: Any,
+        *,
+        key: str | None = None,
+        task_id: str | None = None,
+        dag_id: str | None = None,
+        run_id: str | None = None,
+        map_index: int | None = None,
+    ) -> Any:
+        if key == SKIPMIXIN_KEY:
+            return BaseXCom.serialize_value(value)
+        coords = _coordinates(dag_id, run_id, task_id, map_index, key)
+        runtime = _runtime()
+        try:
+            data = runtime.codec.encode(value)
+        except TypeError as exc:
+            raise TypeError(f"{coords.describe()} cannot be stored: {exc}") from exc
+        if len(data) > runtime.settings.max_value_bytes:
+            raise ValueTooLargeError(
+                f"{coords.describe()} serializes to {len(data)} bytes, above [redis_xcom] max_value_bytes "
+                f"= {runtime.settings.max_value_bytes}; nothing was written. Pass a smaller value "
+                "(for example a path to the data) or raise max_value_bytes."
+            )
+        redis_key = keys.build_key(runtime.settings.key_prefix, coords)
+        runtime.store.put(redis_key, data, runtime.settings.ttl)
+        return keys.to_reference(redis_key)
+
+    @staticmethod
+    def deserialize_value(result: Any) -> Any:
+        redis_key = keys.key_of_reference(result.value)
+        if redis_key is None:
+            # REST-API rows, trigger events, skipmixin and rows from before the switch.
+            return BaseXCom.deserialize_value(result)
+        runtime = _runtime()
+        return _decode(runtime, redis_key, runtime.store.get(redis_key))
+
+    @classmethod
+    def get_all(
+        cls,
+        *,
+        key: str,
+        dag_id: str,
+        task_id: str,
+        run_id: str,
+        include_prior_dates: bool = False,
+    ) -> Any:
+        """All map indexes of one task, their Redis values fetched in one round trip."""
+        from airflow.sdk.execution_time.comms import GetXComSequenceSlice, XComSequenceSliceResult
+        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+        msg = SUPERVISOR_COMMS.send(
+            GetXComSequenceSlice(
+                key=key,
+                dag_id=dag_id,
+                task_id=task_id,
+                run_id=run_id,
+                start=None,
+                stop=None,
+                step=None,
+                include_prior_dates=include_prior_dates,
+            )
+        )
+        if not isinstance(msg, XComSequenceSliceResult):
+            raise TypeError(f"Expected XComSequenceSliceResult, received: {type(msg)} {msg}")
+        if not msg.root:
+            return None
+        return cls.deserialize_many(msg.root)
+
+    @classmethod
+    def deserialize_many(cls, values: Sequence[Any]) -> list[Any]:
+        """deserialize_value for each stored value, with every Redis read batched into one pipeline."""
+        redis_keys = [keys.key_of_reference(value) for value in values]
+        wanted = [k for k in redis_keys if k is not None]
+        if not wanted:
+            return [cls.deserialize_value(_XComValueWrapper(value)) for value in values]
+        runtime = _runtime()
+        fetched = dict(zip(wanted, runtime.store.get_many(wanted)))
+        return [
+            cls.deserialize_value(_XComValueWrapper(value))
+            if redis_key is None
+            else _decode(runtime, redis_key, fetched[redis_key])
+            for value, redis_key in zip(values, redis_keys)
+        ]
+
+    @classmethod
+    def purge(cls, xcom: Any, *args: Any) -> None:
+        """Before a retry or re-run: UNLINK the value the old row refers to, so nothing is orphaned."""
+        redis_key = keys.key_of_reference(getattr(xcom, "value", None))
+        if redis_key is not None:
+            _runtime().store.unlink([redis_key])
+
+    @classmethod
+    def clear(
+        cls,
+        *,
+        dag_id: str,
+        run_id: str | None = None,
+        task_id: str | None = None,
+        map_index: int | None = None,
+        key: str | None = None,
+    ) -> int:
+        """Delete the Redis values of a selection (None means any); returns how many were deleted.
+
+        Only Redis is touched: the DB rows stay and would then raise XComExpiredError on pull.
+        """
+        selection = keys.Selection(dag_id, run_id, task_id, map_index, key)
+        runtime = _runtime()
+        deleted = 0
+        for batch in runtime.store.scan(selection.pattern(runtime.settings.key_prefix)):
+            # The pattern cannot match outside the selection; this exact check makes sure of it.
+            chosen = [k for k in batch if (c := keys.parse_key(k)) is not None and selection.contains(c)]
+            deleted += runtime.store.unlink(chosen)
+        return deleted
+
+
+def _decode(runtime: _Runtime, redis_key: str, data: bytes | None) -> Any:
+    if data is None:
+        raise XComExpiredError(
+            f"{_describe_key(redis_key)} is referenced by the metadata DB but its value is gone from "
+            f"Redis at {runtime.store.endpoint} (key {redis_key!r}): it expired ([redis_xcom] ttl = "
+            f"{runtime.settings.ttl}s), was evicted, or was deleted. Clear and re-run the task that "
+            "produced it to recreate it."
+        )
+    try:
+        return runtime.codec.decode(data)
+    except CodecError as exc:
+        raise type(exc)(
+            f"{_describe_key(redis_key)} could not be decoded from Redis key {redis_key!r}: {exc}"
+        ) from exc

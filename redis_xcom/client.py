@@ -1,0 +1,76 @@
+"""The one place that builds Redis clients: URL, timeouts, retry with backoff, one pool per process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from redis_xcom.config import Settings
+
+# Transient: a reset or timed-out connection, LOADING after a restart (a ConnectionError
+# subclass in redis-py), or a replica that became read-only during a failover.
+RETRIED_ERRORS: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    socket.timeout,
+    ReadOnlyError,
+)
+
+
+def endpoint(url: str) -> str:
+    """host:port (or the socket path) of a Redis URL, without user or password."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path or "?"
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+
+
+def build_client(settings: Settings) -> redis.Redis:
+    """A client for settings.url; redis-py's pool reconnects by itself and resets after fork."""
+    retry = Retry(
+        ExponentialWithJitterBackoff(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
+        retries=settings.retry_attempts,
+        supported_errors=RETRIED_ERRORS,
+    )
+    return redis.Redis.from_url(
+        settings.url,
+        socket_connect_timeout=settings.socket_connect_timeout,
+        socket_timeout=settings.socket_timeout,
+        retry=retry,
+        health_check_interval=30,
+        client_name="redis-xcom",
+    )
+
+
+class ClientCache:
+    """One client per process and settings: rebuilt in a forked child, shared by threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: tuple[int, Settings] | None = None
+        self._client: redis.Redis | None = None
+
+    def get(self, settings: Settings) -> redis.Redis:
+        owner = (os.getpid(), settings)
+        client = self._client
+        if client is not None and self._owner == owner:
+            return client
+        with self._lock:
+            if self._client is None or self._owner != owner:
+                self._client = build_client(settings)
+                self._owner = owner
+            return self._client
+
+    def reset(self) -> None:
+        with self._lock:
+            self._client = None
+            self._owner = None

@@ -1,0 +1,119 @@
+"""XCom coordinates <-> Redis keys, the DB reference format, and the patterns that select keys for clear.
+
+Key layout, readable with ``redis-cli --scan``::
+
+    <prefix>:{<dag_id>/<run_id>}:<task_id>:<map_index>:<key>
+
+Each id is percent-encoded so that it never holds ``% : / { } * ? [ ] \\``, spaces or non-ASCII.
+Hence every key has exactly one ``{``...``}`` (the Redis Cluster hash tag, so all keys of a DAG run
+share one slot) and exactly three ``:`` after it, whatever the ids hold. Two coordinates never
+share a key, and a glob pattern built from encoded ids cannot match outside its selection.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+REFERENCE_SCHEME = "redis-xcom://"
+# Characters kept as they are: readable, and neither glob syntax nor one of our delimiters.
+_SAFE = "-_.~+=,;@!$&'()"
+_ALREADY_SAFE = re.compile(r"[A-Za-z0-9\-_.~+=,;@!$&'()]*")
+
+
+@dataclass(frozen=True)
+class XComCoordinates:
+    """What identifies one XCom: the five coordinates Airflow keys it by."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    key: str
+
+    def describe(self) -> str:
+        return (
+            f"XCom(dag_id={self.dag_id!r}, run_id={self.run_id!r}, task_id={self.task_id!r}, "
+            f"map_index={self.map_index}, key={self.key!r})"
+        )
+
+
+def encode_component(text: str) -> str:
+    """Percent-encode one id; most ids are already safe and skip the encoder."""
+    if _ALREADY_SAFE.fullmatch(text):
+        return text
+    return quote(text, safe=_SAFE)
+
+
+def run_tag(prefix: str, dag_id: str, run_id: str) -> str:
+    """The part of every key of one DAG run up to and including its hash tag."""
+    return f"{prefix}:{{{encode_component(dag_id)}/{encode_component(run_id)}}}"
+
+
+def build_key(prefix: str, coords: XComCoordinates) -> str:
+    return (
+        f"{run_tag(prefix, coords.dag_id, coords.run_id)}:{encode_component(coords.task_id)}"
+        f":{coords.map_index}:{encode_component(coords.key)}"
+    )
+
+
+def parse_key(redis_key: str) -> XComCoordinates | None:
+    """The coordinates a key was built from, or None when it is not one of our XCom keys."""
+    _, brace, rest = redis_key.partition("{")
+    tag, close, tail = rest.partition("}")
+    if not brace or not close or not tail.startswith(":"):
+        return None
+    dag, slash, run = tag.partition("/")
+    parts = tail[1:].split(":")
+    if not slash or "/" in run or len(parts) != 3:
+        return None
+    task, map_index, key = parts
+    if not re.fullmatch(r"-?[0-9]+", map_index):
+        return None
+    return XComCoordinates(unquote(dag), unquote(run), unquote(task), int(map_index), unquote(key))
+
+
+def to_reference(redis_key: str) -> str:
+    """What the metadata DB row holds (and the UI shows) in place of the value."""
+    return REFERENCE_SCHEME + redis_key
+
+
+def key_of_reference(value: object) -> str | None:
+    """The Redis key a DB value refers to, or None when the value is not a reference of ours."""
+    if isinstance(value, str) and value.startswith(REFERENCE_SCHEME):
+        return value[len(REFERENCE_SCHEME) :]
+    return None
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which XComs a clear deletes; None means any."""
+
+    dag_id: str
+    run_id: str | None = None
+    task_id: str | None = None
+    map_index: int | None = None
+    key: str | None = None
+
+    def pattern(self, prefix: str) -> str:
+        """A SCAN MATCH pattern for this selection; ids are encoded, so they hold no glob syntax."""
+
+        def part(text: str | None) -> str:
+            return "*" if text is None else encode_component(text)
+
+        map_part = "*" if self.map_index is None else str(self.map_index)
+        return (
+            f"{prefix}:{{{encode_component(self.dag_id)}/{part(self.run_id)}}}"
+            f":{part(self.task_id)}:{map_part}:{part(self.key)}"
+        )
+
+    def contains(self, coords: XComCoordinates) -> bool:
+        """The exact check made on every scanned key before it is deleted."""
+        return (
+            coords.dag_id == self.dag_id
+            and self.run_id in (None, coords.run_id)
+            and self.task_id in (None, coords.task_id)
+            and self.map_index in (None, coords.map_index)
+            and self.key in (None, coords.key)
+        )
