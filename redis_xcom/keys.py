@@ -4,9 +4,10 @@ Key layout, readable with ``redis-cli --scan``::
 
     <prefix>:{<dag_id>/<run_id>}:<task_id>:<map_index>:<key>
 
-Each id is percent-encoded so that it never holds ``% : / { } * ? [ ] \\``, spaces or non-ASCII.
-Hence every key has exactly one ``{``...``}`` (the Redis Cluster hash tag, so all keys of a DAG run
-share one slot) and exactly three ``:`` after it, whatever the ids hold. Two coordinates never
+Each id is percent-encoded so that it never holds ``% / { } * ? [ ] \\``, spaces or non-ASCII, nor
+``:`` outside the hash tag (run ids keep their ``:`` there, for readability). Hence every key has
+exactly one ``{``...``}`` (the Redis Cluster hash tag, so all keys of a DAG run share one slot) and
+exactly three ``:`` after it, whatever the ids hold. Two coordinates never
 share a key, and a glob pattern built from encoded ids cannot match outside its selection.
 """
 
@@ -20,6 +21,7 @@ REFERENCE_SCHEME = "redis-xcom://"
 # Characters kept as they are: readable, and neither glob syntax nor one of our delimiters.
 _SAFE = "-_.~+=,;@!$&'()"
 _ALREADY_SAFE = re.compile(r"[A-Za-z0-9\-_.~+=,;@!$&'()]*")
+_ALREADY_SAFE_IN_TAG = re.compile(r"[A-Za-z0-9\-_.~+=,;@!$&'():]*")
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,16 @@ def encode_component(text: str) -> str:
     return quote(text, safe=_SAFE)
 
 
+def encode_tag_component(text: str) -> str:
+    """Percent-encode a dag or run id; inside the hash tag a ``:`` is no delimiter and stays."""
+    if _ALREADY_SAFE_IN_TAG.fullmatch(text):
+        return text
+    return quote(text, safe=_SAFE + ":")
+
+
 def run_tag(prefix: str, dag_id: str, run_id: str) -> str:
     """The part of every key of one DAG run up to and including its hash tag."""
-    return f"{prefix}:{{{encode_component(dag_id)}/{encode_component(run_id)}}}"
+    return f"{prefix}:{{{encode_tag_component(dag_id)}/{encode_tag_component(run_id)}}}"
 
 
 def build_key(prefix: str, coords: XComCoordinates) -> str:
@@ -99,14 +108,11 @@ class Selection:
     def pattern(self, prefix: str) -> str:
         """A SCAN MATCH pattern for this selection; ids are encoded, so they hold no glob syntax."""
 
-        def part(text: str | None) -> str:
-            return "*" if text is None else encode_component(text)
-
-        map_part = "*" if self.map_index is None else str(self.map_index)
-        return (
-            f"{prefix}:{{{encode_component(self.dag_id)}/{part(self.run_id)}}}"
-            f":{part(self.task_id)}:{map_part}:{part(self.key)}"
-        )
+        run = "*" if self.run_id is None else encode_tag_component(self.run_id)
+        task = "*" if self.task_id is None else encode_component(self.task_id)
+        map_index = "*" if self.map_index is None else str(self.map_index)
+        key = "*" if self.key is None else encode_component(self.key)
+        return f"{prefix}:{{{encode_tag_component(self.dag_id)}/{run}}}:{task}:{map_index}:{key}"
 
     def contains(self, coords: XComCoordinates) -> bool:
         """The exact check made on every scanned key before it is deleted."""
