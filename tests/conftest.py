@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
+
+if TYPE_CHECKING:
+    import fakeredis
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +27,37 @@ def fresh_redis_server() -> Iterator[RedisServer]:
         pytest.skip(MISSING_REASON)
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture
+def xcom_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """Set [redis_xcom] options through AIRFLOW__REDIS_XCOM__*; the backend re-reads them."""
+    from redis_xcom.backend import reset_runtime
+
+    reset_runtime()
+    yield monkeypatch
+    monkeypatch.undo()
+    reset_runtime()
+
+
+@pytest.fixture
+def fake_redis(xcom_settings: pytest.MonkeyPatch) -> Iterator[fakeredis.FakeRedis]:
+    """The backend talking to an in-memory fakeredis server (unit tests that need no real server)."""
+    import fakeredis
+
+    from redis_xcom import client
+
+    server = fakeredis.FakeServer()
+    xcom_settings.setattr(client, "build_client", lambda settings: fakeredis.FakeRedis(server=server))
+    yield fakeredis.FakeRedis(server=server)
+
+
+@pytest.fixture
+def real_backend(redis_server: RedisServer, xcom_settings: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+    """The backend talking to the suite's redis-server under a key prefix of this test's own."""
+    import re
+
+    prefix = "t-" + re.sub(r"[^A-Za-z0-9_.-]", "-", request.node.name)[:80]
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", redis_server.url)
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__KEY_PREFIX", prefix)
+    return prefix

@@ -1,0 +1,203 @@
+"""ExclusiveRedisXCom against fakeredis: what Airflow's calls store, return, purge and clear."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import fakeredis
+import pytest
+
+from redis_xcom import ExclusiveRedisXCom, XComExpiredError
+from redis_xcom.backend import SKIPMIXIN_KEY
+from redis_xcom.errors import CorruptPayloadError, RedisXComError, ValueTooLargeError
+
+RUN = "manual__2024-01-01T00:00:00+00:00"
+
+
+def push(value: Any, *, dag_id: str = "etl", run_id: str = RUN, task_id: str = "extract", map_index: int = -1,
+         key: str = "return_value") -> Any:  # fmt: skip
+    return ExclusiveRedisXCom.serialize_value(
+        value, key=key, task_id=task_id, dag_id=dag_id, run_id=run_id, map_index=map_index
+    )
+
+
+def pull(reference: Any) -> Any:
+    return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=reference))
+
+
+def test_push_stores_value_in_redis_and_returns_a_short_reference(fake_redis: fakeredis.FakeRedis) -> None:
+    payload = {"rows": list(range(50_000)), "name": "big"}
+    reference = push(payload)
+    assert reference == f"redis-xcom://xcom:{{etl/{RUN}}}:extract:-1:return_value"
+    assert len(reference) < 1024
+    # The DB column is JSON: the reference must survive json round trips and not parse as a scalar.
+    assert json.loads(json.dumps(reference)) == reference
+    assert pull(reference) == payload
+    assert fake_redis.exists(reference.removeprefix("redis-xcom://")) == 1
+
+
+def test_every_value_gets_the_configured_ttl(fake_redis: fakeredis.FakeRedis, xcom_settings: pytest.MonkeyPatch) -> None:
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__TTL", "3600")
+    key = push("x").removeprefix("redis-xcom://")
+    assert 3590 <= fake_redis.ttl(key) <= 3600
+
+
+def test_a_retry_overwrites_the_same_key_instead_of_orphaning(fake_redis: fakeredis.FakeRedis) -> None:
+    first = push({"try": 1})
+    second = push({"try": 2})
+    assert first == second
+    assert pull(second) == {"try": 2}
+    assert len(list(fake_redis.scan_iter("xcom:*"))) == 1
+
+
+def test_branch_decisions_stay_inline_for_the_scheduler(fake_redis: fakeredis.FakeRedis) -> None:
+    decision = {"followed": ["a", "b"]}
+    stored = push(decision, key=SKIPMIXIN_KEY)
+    assert stored == decision
+    assert list(fake_redis.scan_iter("*")) == []
+    assert pull(stored) == decision
+
+
+@pytest.mark.parametrize("row", [42, "plain string", {"a": [1, 2]}, ["x", 1.5]])
+def test_rows_that_never_went_through_the_backend_still_load(fake_redis: fakeredis.FakeRedis, row: Any) -> None:
+    # REST-API rows, trigger events and rows from before the switch hold plain JSON values.
+    assert pull(row) == row
+
+
+def test_missing_value_raises_expired_error_with_coordinates_ttl_and_advice(fake_redis: fakeredis.FakeRedis) -> None:
+    reference = push([1, 2, 3], task_id="load", map_index=4, key="rows")
+    fake_redis.delete(reference.removeprefix("redis-xcom://"))
+    with pytest.raises(XComExpiredError) as info:
+        pull(reference)
+    message = str(info.value)
+    for fragment in ("dag_id='etl'", f"run_id='{RUN}'", "task_id='load'", "map_index=4", "key='rows'", "604800", "re-run"):
+        assert fragment in message
+
+
+def test_corrupt_value_raises_a_clear_error_naming_the_xcom(fake_redis: fakeredis.FakeRedis) -> None:
+    reference = push({"a": 1}, task_id="t1")
+    fake_redis.set(reference.removeprefix("redis-xcom://"), b"\x00not ours at all")
+    with pytest.raises(CorruptPayloadError, match="task_id='t1'"):
+        pull(reference)
+
+
+def test_unserializable_value_raises_type_error_naming_the_xcom_and_type(fake_redis: fakeredis.FakeRedis) -> None:
+    class Opaque:
+        pass
+
+    with pytest.raises(TypeError) as info:
+        push({"rows": [1, 2, Opaque()]}, key="rows")
+    assert "key='rows'" in str(info.value) and "Opaque" in str(info.value)
+    assert list(fake_redis.scan_iter("*")) == [], "nothing is written for a value that cannot be stored"
+
+
+def test_values_above_max_value_bytes_are_refused_before_writing(
+    fake_redis: fakeredis.FakeRedis, xcom_settings: pytest.MonkeyPatch
+) -> None:
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__MAX_VALUE_BYTES", "1000")
+    with pytest.raises(ValueTooLargeError, match="max_value_bytes"):
+        push("x" * 5000)
+    assert list(fake_redis.scan_iter("*")) == []
+    assert pull(push("small")) == "small"
+
+
+def test_push_without_coordinates_is_refused(fake_redis: fakeredis.FakeRedis) -> None:
+    with pytest.raises(RedisXComError, match="dag_id"):
+        ExclusiveRedisXCom.serialize_value(1, key="k")
+
+
+def test_purge_unlinks_exactly_the_referenced_key(fake_redis: fakeredis.FakeRedis) -> None:
+    kept = push("keep", task_id="other")
+    purged = push("drop")
+    ExclusiveRedisXCom.purge(SimpleNamespace(key="return_value", value=purged))
+    assert fake_redis.exists(purged.removeprefix("redis-xcom://")) == 0
+    assert pull(kept) == "keep"
+    # value=None and inline rows are no-ops, not errors.
+    ExclusiveRedisXCom.purge(SimpleNamespace(key="return_value", value=None))
+    ExclusiveRedisXCom.purge(SimpleNamespace(key="return_value", value={"inline": True}))
+    assert pull(kept) == "keep"
+
+
+def test_deserialize_many_reads_every_value_in_one_round_trip(
+    fake_redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    references = [push({"i": i}, task_id="mapped", map_index=i) for i in range(200)]
+    references.insert(3, {"inline": "row"})
+    from redis_xcom.backend import _runtime
+
+    client = _runtime().store.client
+    calls: list[str] = []
+    original = client.execute_command
+    monkeypatch.setattr(client, "execute_command", lambda *a, **kw: calls.append(a[0]) or original(*a, **kw))
+    values = ExclusiveRedisXCom.deserialize_many(references)
+    assert values[3] == {"inline": "row"}
+    assert [v["i"] for k, v in enumerate(values) if k != 3] == list(range(200))
+    assert calls == [], "single GETs were issued instead of one pipeline"
+
+
+def test_deserialize_many_reports_the_missing_item(fake_redis: fakeredis.FakeRedis) -> None:
+    references = [push(i, task_id="mapped", map_index=i) for i in range(5)]
+    fake_redis.delete(references[2].removeprefix("redis-xcom://"))
+    with pytest.raises(XComExpiredError, match="map_index=2"):
+        ExclusiveRedisXCom.deserialize_many(references)
+
+
+def seed_for_clear() -> dict[str, str]:
+    """One XCom per trap: neighbouring runs, dags, tasks, map indexes and glob-looking keys."""
+    cases = {
+        "target": dict(dag_id="etl", run_id="r", task_id="t", map_index=-1, key="k"),
+        "target_mapped": dict(dag_id="etl", run_id="r", task_id="t", map_index=3, key="k"),
+        "target_kstar": dict(dag_id="etl", run_id="r", task_id="t", map_index=-1, key="k*"),
+        "other_task": dict(dag_id="etl", run_id="r", task_id="t2", map_index=-1, key="k"),
+        "run_r1": dict(dag_id="etl", run_id="r:1", task_id="t", map_index=-1, key="k"),
+        "run_rstar": dict(dag_id="etl", run_id="r*", task_id="t", map_index=-1, key="k"),
+        "dag_v2": dict(dag_id="etl_v2", run_id="r", task_id="t", map_index=-1, key="k"),
+        "braces": dict(dag_id="etl", run_id="r}{", task_id="t", map_index=-1, key="k"),
+        "backslash": dict(dag_id="etl", run_id="r", task_id="t\\", map_index=-1, key="k[a-z]?"),
+    }
+    return {name: push(name, **coords) for name, coords in cases.items()}  # type: ignore[arg-type]
+
+
+def surviving(references: dict[str, str], fake: fakeredis.FakeRedis) -> set[str]:
+    return {name for name, ref in references.items() if fake.exists(ref.removeprefix("redis-xcom://"))}
+
+
+@pytest.mark.parametrize(
+    ("selection", "deleted"),
+    [
+        (dict(dag_id="etl", run_id="r"), {"target", "target_mapped", "target_kstar", "other_task", "backslash"}),
+        (dict(dag_id="etl", run_id="r", task_id="t"), {"target", "target_mapped", "target_kstar"}),
+        (dict(dag_id="etl", run_id="r", task_id="t", map_index=-1), {"target", "target_kstar"}),
+        (dict(dag_id="etl", run_id="r", key="k*"), {"target_kstar"}),
+        (dict(dag_id="etl", run_id="r*"), {"run_rstar"}),
+        (dict(dag_id="etl", run_id="r}{"), {"braces"}),
+        (dict(dag_id="etl", task_id="t\\", key="k[a-z]?"), {"backslash"}),
+        (dict(dag_id="etl_v2"), {"dag_v2"}),
+        (dict(dag_id="et"), set()),
+    ],
+)
+def test_clear_deletes_exactly_its_selection(
+    fake_redis: fakeredis.FakeRedis, selection: dict[str, Any], deleted: set[str]
+) -> None:
+    references = seed_for_clear()
+    assert ExclusiveRedisXCom.clear(**selection) == len(deleted)
+    assert surviving(references, fake_redis) == set(references) - deleted
+
+
+def test_clear_of_a_dag_spares_every_other_dag(fake_redis: fakeredis.FakeRedis) -> None:
+    references = seed_for_clear()
+    assert ExclusiveRedisXCom.clear(dag_id="etl") == 8
+    assert surviving(references, fake_redis) == {"dag_v2"}
+
+
+def test_clear_never_touches_keys_of_another_prefix(
+    fake_redis: fakeredis.FakeRedis, xcom_settings: pytest.MonkeyPatch
+) -> None:
+    fake_redis.set("unrelated:{etl/r}:t:-1:k", b"theirs")
+    fake_redis.set("xcomx:{etl/r}:t:-1:k", b"theirs")
+    push("mine", dag_id="etl", run_id="r", task_id="t")
+    assert ExclusiveRedisXCom.clear(dag_id="etl") == 1
+    assert fake_redis.get("unrelated:{etl/r}:t:-1:k") == b"theirs"
+    assert fake_redis.get("xcomx:{etl/r}:t:-1:k") == b"theirs"

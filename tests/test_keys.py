@@ -1,0 +1,124 @@
+"""Key building, references and clear patterns, over adversarial coordinates."""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from redis_xcom.keys import (
+    REFERENCE_SCHEME,
+    Selection,
+    XComCoordinates,
+    build_key,
+    key_of_reference,
+    parse_key,
+    to_reference,
+)
+
+PREFIX = "xcom"
+# Characters that break naive key schemes: globs, delimiters, braces, escapes, spaces, non-ASCII.
+NASTY = "*?[]\\{}:/%#^!- .+~é中\x00\n"
+ids = st.one_of(
+    st.sampled_from(["r", "r:1", "r*", "etl", "etl_v2", "k*", "k", "", "a/b", "{x}", "%2A"]),
+    st.text(alphabet=st.sampled_from(list(NASTY) + list("abr1")), max_size=12),
+    st.text(max_size=20),
+)
+map_indexes = st.integers(min_value=-1, max_value=2000)
+coordinates = st.builds(XComCoordinates, ids, ids, ids, map_indexes, ids)
+
+
+def redis_glob_match(pattern: str, key: str) -> bool:
+    """Redis MATCH semantics for our patterns, whose only glob syntax is '*'."""
+    assert not re.search(r"[?\[\]\\]", pattern), f"unexpected glob syntax in {pattern!r}"
+    regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, key, flags=re.DOTALL) is not None
+
+
+@given(coordinates)
+def test_key_parses_back_to_its_coordinates(coords: XComCoordinates) -> None:
+    assert parse_key(build_key(PREFIX, coords)) == coords
+
+
+@given(coordinates, coordinates)
+def test_different_coordinates_never_share_a_key(a: XComCoordinates, b: XComCoordinates) -> None:
+    assume(a != b)
+    assert build_key(PREFIX, a) != build_key(PREFIX, b)
+
+
+@given(coordinates)
+def test_user_text_cannot_move_the_cluster_hash_tag(coords: XComCoordinates) -> None:
+    key = build_key(PREFIX, coords)
+    tag = key[key.index("{") + 1 : key.index("}")]
+    # Redis Cluster hashes the text between the first '{' and the next '}': the run, nothing else.
+    same_run = XComCoordinates(coords.dag_id, coords.run_id, "other", 7, "other")
+    other = build_key(PREFIX, same_run)
+    assert other[other.index("{") + 1 : other.index("}")] == tag
+    assert key.count("{") == 1 and key.count("}") == 1
+    assert key.split("}", 1)[1].count(":") == 3
+
+
+@given(coordinates)
+def test_keys_stay_printable_ascii_for_redis_cli(coords: XComCoordinates) -> None:
+    key = build_key(PREFIX, coords)
+    assert key.isascii() and key.isprintable() and " " not in key
+
+
+def test_common_ids_are_readable_as_they_are() -> None:
+    coords = XComCoordinates("etl", "manual__2024-01-01T00:00:00+00:00", "extract", 3, "return_value")
+    assert build_key(PREFIX, coords) == "xcom:{etl/manual__2024-01-01T00:00:00+00:00}:extract:3:return_value"
+
+
+@given(
+    coordinates,
+    st.data(),
+)
+def test_clear_pattern_selects_exactly_the_selection(coords: XComCoordinates, data: st.DataObject) -> None:
+    # Build selections that share some coordinates with the key and differ in others.
+    other = data.draw(coordinates)
+
+    def pick(mine: object, theirs: object) -> object:
+        return data.draw(st.sampled_from([None, mine, theirs]))
+
+    selection = Selection(
+        dag_id=data.draw(st.sampled_from([coords.dag_id, other.dag_id])),
+        run_id=pick(coords.run_id, other.run_id),  # type: ignore[arg-type]
+        task_id=pick(coords.task_id, other.task_id),  # type: ignore[arg-type]
+        map_index=pick(coords.map_index, other.map_index),  # type: ignore[arg-type]
+        key=pick(coords.key, other.key),  # type: ignore[arg-type]
+    )
+    key = build_key(PREFIX, coords)
+    assert redis_glob_match(selection.pattern(PREFIX), key) == selection.contains(coords)
+
+
+def test_clear_patterns_for_the_classic_traps() -> None:
+    run_r = build_key(PREFIX, XComCoordinates("etl", "r", "t", -1, "k"))
+    run_r1 = build_key(PREFIX, XComCoordinates("etl", "r:1", "t", -1, "k"))
+    run_rstar = build_key(PREFIX, XComCoordinates("etl", "r*", "t", -1, "k"))
+    etl_v2 = build_key(PREFIX, XComCoordinates("etl_v2", "r", "t", -1, "k"))
+    key_kstar = build_key(PREFIX, XComCoordinates("etl", "r", "t", -1, "k*"))
+    pattern = Selection("etl", "r").pattern(PREFIX)
+    assert [redis_glob_match(pattern, k) for k in (run_r, run_r1, run_rstar, etl_v2)] == [
+        True,
+        False,
+        False,
+        False,
+    ]
+    assert not redis_glob_match(Selection("etl").pattern(PREFIX), etl_v2)
+    only_kstar = Selection("etl", key="k*").pattern(PREFIX)
+    assert redis_glob_match(only_kstar, key_kstar) and not redis_glob_match(only_kstar, run_r)
+
+
+def test_reference_round_trip_and_foreign_values() -> None:
+    key = build_key(PREFIX, XComCoordinates("d", "r", "t", -1, "k"))
+    reference = to_reference(key)
+    assert reference.startswith(REFERENCE_SCHEME) and len(reference) < 1024
+    assert key_of_reference(reference) == key
+    for foreign in (None, 1, "plain text", {"redis-xcom://x": 1}, ["redis-xcom://x"]):
+        assert key_of_reference(foreign) is None
+
+
+def test_parse_key_rejects_what_is_not_an_xcom_key() -> None:
+    for text in ("", "xcom", "xcom:{d/r}", "xcom:{d/r}:t:x:k", "xcom:{dr}:t:-1:k", "xcom:{d/r}:t:-1:k:extra"):
+        assert parse_key(text) is None
