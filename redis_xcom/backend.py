@@ -51,7 +51,7 @@ def _runtime() -> _Runtime:
     with _runtime_lock:
         if pid not in _runtime_cache:
             settings = get_settings()
-            store = RedisStore(_clients.get(settings), settings.url)
+            store = RedisStore(_clients.get(settings), settings.url, settings.chunk_bytes)
             codec = Codec(settings.compression, settings.compression_threshold)
             _runtime_cache.clear()
             _runtime_cache[pid] = _Runtime(settings, codec, store)
@@ -181,12 +181,12 @@ class ExclusiveRedisXCom(BaseXCom):
         if not wanted:
             return [cls.deserialize_value(_XComValueWrapper(value)) for value in values]
         runtime = _runtime()
-        fetched = dict(zip(wanted, runtime.store.get_many(wanted)))
+        fetched = dict(zip(wanted, runtime.store.get_many(wanted), strict=True))
         return [
             cls.deserialize_value(_XComValueWrapper(value))
             if redis_key is None
             else _decode(runtime, redis_key, fetched[redis_key])
-            for value, redis_key in zip(values, redis_keys)
+            for value, redis_key in zip(values, redis_keys, strict=True)
         ]
 
     @classmethod

@@ -30,6 +30,9 @@ class Settings:
     compression: str = "none"
     compression_threshold: int = 64 * 1024
     max_value_bytes: int = 1024 * 1024 * 1024
+    # Values above this many bytes are stored as a list of chunks (see store.py); it is lowered
+    # automatically to the server's proto-max-bulk-len when that is smaller and readable.
+    chunk_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         scheme = urlsplit(self.url).scheme
@@ -56,6 +59,8 @@ class Settings:
             )
         if self.compression_threshold < 0 or self.max_value_bytes <= 0:
             raise ConfigError(f"[{SECTION}] compression_threshold and max_value_bytes must be positive")
+        if self.chunk_bytes < 1024:
+            raise ConfigError(f"[{SECTION}] chunk_bytes must be at least 1024, got {self.chunk_bytes}")
 
     def __repr__(self) -> str:
         # Never show the password, whoever prints the settings.

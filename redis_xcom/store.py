@@ -1,28 +1,76 @@
-"""Redis operations of the backend, each translating redis-py failures into RedisXComError."""
+"""Redis operations of the backend, each translating redis-py failures into RedisXComError.
+
+Storage layout of one value under ``<key>``:
+
+* up to the chunk size (``[redis_xcom] chunk_bytes``, lowered to the server's ``proto-max-bulk-len``
+  when that is smaller): the bytes themselves, one string ``SET <key> <bytes> EX <ttl>``;
+* above it: a list ``<key>#chunks`` holding the bytes in order, one element per chunk, and at
+  ``<key>`` a small manifest (``MANIFEST_MAGIC``, format version, chunk count, total length).
+
+Every write is one MULTI/EXEC: it drops whatever ``<key>#chunks`` held before, writes the new value
+and gives both keys the same TTL, so a reader never sees half a value and pushing the same XCom again
+leaves no orphaned chunks. ``#`` never occurs in a key that keys.build_key makes (ids are
+percent-encoded), so a chunk list never collides with an XCom key. Both keys share the run's hash tag.
+Reads check the manifest against the chunks (count and total length) before returning any bytes.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import struct
 from collections.abc import Iterator, Sequence
 
 import redis
 from redis.exceptions import AuthenticationError, RedisError, ResponseError
 
 from redis_xcom.client import RETRIED_ERRORS, endpoint
-from redis_xcom.errors import RedisUnavailableError, RedisXComError
+from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
 
 log = logging.getLogger(__name__)
 
 SCAN_BATCH = 1000
+CHUNK_SUFFIX = "#chunks"
+DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
+# Redis refuses a proto-max-bulk-len below 1 MiB, so values up to this size never need the server's limit.
+MIN_BULK_LIMIT = 1024 * 1024
+# A codec envelope starts with b"RX"; a manifest starts with a NUL byte, so the two cannot be confused.
+MANIFEST_MAGIC = b"\x00RXCHNK"
+MANIFEST_VERSION = 1
+_MANIFEST = struct.Struct("<7sBIQ")  # magic, version, chunk count, total length
+
+
+def chunk_key(key: str) -> str:
+    """The list holding the chunks of a value too big for one Redis string."""
+    return key + CHUNK_SUFFIX
+
+
+def is_chunk_key(key: str) -> bool:
+    return key.endswith(CHUNK_SUFFIX)
+
+
+def pack_manifest(chunks: int, total: int) -> bytes:
+    return _MANIFEST.pack(MANIFEST_MAGIC, MANIFEST_VERSION, chunks, total)
+
+
+def is_manifest(data: bytes) -> bool:
+    return len(data) == _MANIFEST.size and data.startswith(MANIFEST_MAGIC)
 
 
 class RedisStore:
     """Byte values under string keys, in the one Redis that settings.url names."""
 
-    def __init__(self, client: redis.Redis, url: str) -> None:
+    def __init__(self, client: redis.Redis, url: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
+        if chunk_bytes <= 0:
+            raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
         self.client = client
         self.endpoint = endpoint(url)
+        self.chunk_bytes = chunk_bytes
+        # proto-max-bulk-len of the server, read once when a value first needs it; 0 = not readable.
+        self._server_bulk_limit: int | None = None
+
+    def __repr__(self) -> str:
+        return f"RedisStore({self.endpoint}, chunk_bytes={self.chunk_bytes})"
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -42,31 +90,117 @@ class RedisStore:
         except RedisError as exc:
             raise RedisXComError(f"Redis at {self.endpoint} failed to {action}: {exc}") from exc
 
+    # -- writing ------------------------------------------------------------------------------
+
+    def chunk_size(self, size: int) -> int:
+        """Largest piece a value of `size` bytes is written in: chunk_bytes, or less if the server says so."""
+        limit = self.chunk_bytes
+        if size > min(limit, MIN_BULK_LIMIT):
+            server = self._bulk_limit()
+            if server:
+                limit = min(limit, server)
+        return limit
+
+    def _bulk_limit(self) -> int:
+        if self._server_bulk_limit is None:
+            try:
+                with self._errors("read proto-max-bulk-len"):
+                    reply = self.client.config_get("proto-max-bulk-len")
+                self._server_bulk_limit = int(reply.get("proto-max-bulk-len", 0))  # type: ignore[union-attr]
+            except RedisXComError as exc:
+                if not isinstance(exc.__cause__, ResponseError):
+                    raise
+                # CONFIG is disabled (many managed services): trust [redis_xcom] chunk_bytes.
+                self._server_bulk_limit = 0
+        return self._server_bulk_limit
+
     def put(self, key: str, data: bytes, ttl: int) -> None:
-        """One SET with EX: the value and its expiry land together or not at all."""
-        with self._errors(f"write {key!r}"):
-            self.client.set(key, data, ex=ttl)
+        """Write a value and its TTL in one MULTI/EXEC: all of it lands, or none of it."""
+        size = len(data)
+        piece = self.chunk_size(size)
+        chunks = chunk_key(key)
+        with self._errors(f"write {key!r} ({size} bytes)"):
+            pipe = self.client.pipeline(transaction=True)
+            if size <= piece:
+                pipe.set(key, data, ex=ttl)
+                pipe.unlink(chunks)
+            else:
+                view = memoryview(data)
+                pipe.unlink(chunks)
+                count = 0
+                for offset in range(0, size, piece):
+                    pipe.rpush(chunks, view[offset : offset + piece])
+                    count += 1
+                pipe.expire(chunks, ttl)
+                pipe.set(key, pack_manifest(count, size), ex=ttl)
+            pipe.execute()
+
+    # -- reading ------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
+        """The bytes stored under key, or None when they are gone (expired, evicted, deleted)."""
         with self._errors(f"read {key!r}"):
-            return self.client.get(key)  # type: ignore[return-value]
+            data: bytes | None = self.client.get(key)  # type: ignore[assignment]
+            if data is not None and is_manifest(data):
+                return self._get_chunked(key)
+            return data
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """Values of many keys in one round trip (a non-transactional pipeline of GETs)."""
+        """Values of many keys in one round trip (a pipeline of GETs); chunked ones take one more each."""
         if not keys:
             return []
         with self._errors(f"read {len(keys)} keys"):
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.get(key)
-            return pipe.execute()  # type: ignore[no-any-return]
+            found: list[bytes | None] = pipe.execute()
+            return [
+                self._get_chunked(key) if data is not None and is_manifest(data) else data
+                for key, data in zip(keys, found)
+            ]
+
+    def _get_chunked(self, key: str) -> bytes | None:
+        """Manifest and chunks read together in one MULTI/EXEC, so a concurrent rewrite cannot mix them."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.get(key)
+        pipe.lrange(chunk_key(key), 0, -1)
+        manifest, parts = pipe.execute()
+        if manifest is None or not is_manifest(manifest):
+            return manifest  # type: ignore[no-any-return]
+        if not parts:
+            return None  # the chunks were evicted or deleted: the value is gone
+        _magic, version, count, total = _MANIFEST.unpack(manifest)
+        if version != MANIFEST_VERSION:
+            raise CorruptPayloadError(
+                f"Redis key {key!r} at {self.endpoint} holds a chunk manifest of unknown version {version}"
+            )
+        got = sum(len(part) for part in parts)
+        if len(parts) != count or got != total:
+            raise CorruptPayloadError(
+                f"Redis key {key!r} at {self.endpoint} is truncated or altered: its manifest announces "
+                f"{count} chunks and {total} bytes, {chunk_key(key)!r} holds {len(parts)} chunks and "
+                f"{got} bytes"
+            )
+        return b"".join(parts)
+
+    # -- deleting and listing -----------------------------------------------------------------
 
     def unlink(self, keys: Sequence[str]) -> int:
-        """Delete keys without blocking Redis on big values; returns how many existed."""
+        """Delete values (and their chunks) without blocking Redis; returns how many values existed.
+
+        Chunk lists passed directly (found by a SCAN) are deleted too but not counted.
+        """
         if not keys:
             return 0
+        values = [k for k in keys if not is_chunk_key(k)]
+        chunk_lists = sorted({chunk_key(k) for k in values} | {k for k in keys if is_chunk_key(k)})
         with self._errors(f"delete {len(keys)} keys"):
-            return int(self.client.unlink(*keys))  # type: ignore[arg-type]
+            pipe = self.client.pipeline(transaction=True)
+            if values:
+                pipe.unlink(*values)
+            pipe.unlink(*chunk_lists)
+            replies = pipe.execute()
+            return int(replies[0]) if values else 0
 
     def scan(self, pattern: str) -> Iterator[list[str]]:
         """Batches of keys matching a glob pattern, walking the keyspace with SCAN."""
