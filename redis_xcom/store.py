@@ -106,7 +106,7 @@ class RedisStore:
             try:
                 with self._errors("read proto-max-bulk-len"):
                     reply = self.client.config_get("proto-max-bulk-len")
-                self._server_bulk_limit = int(reply.get("proto-max-bulk-len", 0))  # type: ignore[union-attr]
+                self._server_bulk_limit = int(reply.get("proto-max-bulk-len") or 0)
             except RedisXComError as exc:
                 if not isinstance(exc.__cause__, ResponseError):
                     raise
@@ -156,7 +156,7 @@ class RedisStore:
             found: list[bytes | None] = pipe.execute()
             return [
                 self._get_chunked(key) if data is not None and is_manifest(data) else data
-                for key, data in zip(keys, found)
+                for key, data in zip(keys, found, strict=True)
             ]
 
     def _get_chunked(self, key: str) -> bytes | None:
@@ -166,7 +166,7 @@ class RedisStore:
         pipe.lrange(chunk_key(key), 0, -1)
         manifest, parts = pipe.execute()
         if manifest is None or not is_manifest(manifest):
-            return manifest  # type: ignore[no-any-return]
+            return manifest
         if not parts:
             return None  # the chunks were evicted or deleted: the value is gone
         _magic, version, count, total = _MANIFEST.unpack(manifest)
@@ -207,7 +207,7 @@ class RedisStore:
         with self._errors(f"scan for {pattern!r}"):
             cursor = 0
             while True:
-                cursor, found = self.client.scan(cursor=cursor, match=pattern, count=SCAN_BATCH)  # type: ignore[misc]
+                cursor, found = self.client.scan(cursor=cursor, match=pattern, count=SCAN_BATCH)
                 if found:
                     yield [k.decode() if isinstance(k, bytes) else k for k in found]
                 if cursor == 0:
@@ -215,7 +215,7 @@ class RedisStore:
 
     def ttl(self, key: str) -> int:
         with self._errors(f"read the TTL of {key!r}"):
-            return int(self.client.ttl(key))  # type: ignore[arg-type]
+            return int(self.client.ttl(key))
 
     def eviction_policy(self) -> str | None:
         """maxmemory-policy, or None where CONFIG is disabled (many managed Redis services)."""
@@ -226,4 +226,5 @@ class RedisStore:
             if isinstance(exc.__cause__, ResponseError):
                 return None
             raise
-        return reply.get("maxmemory-policy")  # type: ignore[union-attr]
+        policy = reply.get("maxmemory-policy")
+        return None if policy is None else str(policy)
