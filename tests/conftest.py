@@ -53,7 +53,9 @@ def fake_redis(xcom_settings: pytest.MonkeyPatch) -> Iterator[fakeredis.FakeRedi
 
 
 @pytest.fixture
-def real_backend(redis_server: RedisServer, xcom_settings: pytest.MonkeyPatch, request: pytest.FixtureRequest):
+def real_backend(
+    redis_server: RedisServer, xcom_settings: pytest.MonkeyPatch, request: pytest.FixtureRequest
+):
     """The backend talking to the suite's redis-server under a key prefix of this test's own."""
     import re
 

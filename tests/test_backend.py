@@ -38,7 +38,9 @@ def test_push_stores_value_in_redis_and_returns_a_short_reference(fake_redis: fa
     assert fake_redis.exists(reference.removeprefix("redis-xcom://")) == 1
 
 
-def test_every_value_gets_the_configured_ttl(fake_redis: fakeredis.FakeRedis, xcom_settings: pytest.MonkeyPatch) -> None:
+def test_every_value_gets_the_configured_ttl(
+    fake_redis: fakeredis.FakeRedis, xcom_settings: pytest.MonkeyPatch
+) -> None:
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__TTL", "3600")
     key = push("x").removeprefix("redis-xcom://")
     assert 3590 <= fake_redis.ttl(key) <= 3600
@@ -61,18 +63,30 @@ def test_branch_decisions_stay_inline_for_the_scheduler(fake_redis: fakeredis.Fa
 
 
 @pytest.mark.parametrize("row", [42, "plain string", {"a": [1, 2]}, ["x", 1.5]])
-def test_rows_that_never_went_through_the_backend_still_load(fake_redis: fakeredis.FakeRedis, row: Any) -> None:
+def test_rows_that_never_went_through_the_backend_still_load(
+    fake_redis: fakeredis.FakeRedis, row: Any
+) -> None:
     # REST-API rows, trigger events and rows from before the switch hold plain JSON values.
     assert pull(row) == row
 
 
-def test_missing_value_raises_expired_error_with_coordinates_ttl_and_advice(fake_redis: fakeredis.FakeRedis) -> None:
+def test_missing_value_raises_expired_error_with_coordinates_ttl_and_advice(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
     reference = push([1, 2, 3], task_id="load", map_index=4, key="rows")
     fake_redis.delete(reference.removeprefix("redis-xcom://"))
     with pytest.raises(XComExpiredError) as info:
         pull(reference)
     message = str(info.value)
-    for fragment in ("dag_id='etl'", f"run_id='{RUN}'", "task_id='load'", "map_index=4", "key='rows'", "604800", "re-run"):
+    for fragment in (
+        "dag_id='etl'",
+        f"run_id='{RUN}'",
+        "task_id='load'",
+        "map_index=4",
+        "key='rows'",
+        "604800",
+        "re-run",
+    ):
         assert fragment in message
 
 
@@ -83,7 +97,9 @@ def test_corrupt_value_raises_a_clear_error_naming_the_xcom(fake_redis: fakeredi
         pull(reference)
 
 
-def test_unserializable_value_raises_type_error_naming_the_xcom_and_type(fake_redis: fakeredis.FakeRedis) -> None:
+def test_unserializable_value_raises_type_error_naming_the_xcom_and_type(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
     class Opaque:
         pass
 
@@ -167,7 +183,10 @@ def surviving(references: dict[str, str], fake: fakeredis.FakeRedis) -> set[str]
 @pytest.mark.parametrize(
     ("selection", "deleted"),
     [
-        (dict(dag_id="etl", run_id="r"), {"target", "target_mapped", "target_kstar", "other_task", "backslash"}),
+        (
+            dict(dag_id="etl", run_id="r"),
+            {"target", "target_mapped", "target_kstar", "other_task", "backslash"},
+        ),
         (dict(dag_id="etl", run_id="r", task_id="t"), {"target", "target_mapped", "target_kstar"}),
         (dict(dag_id="etl", run_id="r", task_id="t", map_index=-1), {"target", "target_kstar"}),
         (dict(dag_id="etl", run_id="r", key="k*"), {"target_kstar"}),

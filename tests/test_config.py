@@ -66,7 +66,9 @@ def test_password_never_shows_in_repr_or_errors() -> None:
 
 
 def test_client_uses_the_configured_timeouts_and_retry() -> None:
-    settings = Settings(url="rediss://cache:6390/3", socket_connect_timeout=1.25, socket_timeout=2.5, retry_attempts=4)
+    settings = Settings(
+        url="rediss://cache:6390/3", socket_connect_timeout=1.25, socket_timeout=2.5, retry_attempts=4
+    )
     kwargs = build_client(settings).connection_pool.connection_kwargs
     assert (kwargs["host"], kwargs["port"], kwargs["db"]) == ("cache", 6390, 3)
     assert (kwargs["socket_connect_timeout"], kwargs["socket_timeout"]) == (1.25, 2.5)
