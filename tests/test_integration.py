@@ -62,8 +62,10 @@ ids = st.text(alphabet=st.sampled_from(list("*?[]\\{}:/% ^!-é") + list("ab")), 
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(ids, ids, ids, st.sampled_from([-1, 0, 1]), ids), min_size=1, max_size=8, unique=True),
-       st.data())  # fmt: skip
+@given(
+    st.lists(st.tuples(ids, ids, ids, st.sampled_from([-1, 0, 1]), ids), min_size=1, max_size=8, unique=True),
+    st.data(),
+)
 def test_clear_on_real_redis_deletes_exactly_the_selection(
     real_backend: str,
     redis_server: RedisServer,
