@@ -1,66 +1,182 @@
-"""Value <-> bytes for redis-xcom: msgpack inside a small checksummed envelope.
+"""Value <-> bytes for redis-xcom: msgpack with extension types, inside a small checksummed envelope.
 
-Minimal first version (plain msgpack data + envelope + compression); rich types follow.
+Envelope (little-endian, 26 bytes, then the stored payload)::
+
+    0  2s  magic b"RX"
+    2  B   format version (1)
+    3  B   flags: 0x01 checksum present, 0x02 out-of-band buffers follow the msgpack body
+    4  B   compression id: 0 none, 1 zlib, 2 lz4, 3 zstd
+    5  B   reserved, 0
+    6  Q   raw length: payload size before compression (bounds decompression)
+    14 Q   stored length: bytes after the header (detects truncation)
+    22 I   crc32 of header bytes 0..21 and the stored payload (0 when the flag is off)
+
+The raw payload is one msgpack object; with flag 0x02 it is ``Q body_length, body, buffers``,
+where large byte buffers (bytes, numpy data, Arrow IPC) sit after the body and are referenced
+from it, so they are copied once and never re-packed. Plain data (None, bool, int, float, str,
+bytes, list, dict) is packed and unpacked entirely by msgpack's C code; only other types reach
+the extension hooks in ``_codec_types``. Nothing here uses pickle or imports classes on read
+outside Airflow's ``[core] allowed_deserialization_classes``.
 """
 
 from __future__ import annotations
 
 import struct
+import threading
 import zlib
 from typing import Any
 
 import msgpack
 
-from redis_xcom.errors import ConfigError, CorruptPayloadError, UnsupportedFormatError
+from redis_xcom import _codec_compress as compression
+from redis_xcom._codec_ext import OUT_OF_BAND_MIN
+from redis_xcom._codec_types import PACK_OPTIONS, Decoder, Encoder, NeedsOutOfBand, OutOfBand
+from redis_xcom._codec_walk import explain_unserializable
+from redis_xcom.errors import CodecError, CorruptPayloadError, UnsupportedFormatError
+
+__all__ = ["HEADER_SIZE", "MAGIC", "VERSION", "Codec"]
 
 MAGIC = b"RX"
 VERSION = 1
 FLAG_CHECKSUM = 0x01
-# magic, version, flags, compression id, pad, raw length, stored length; crc32 follows.
-_PRE = struct.Struct("<2sBBBxQQ")
+FLAG_OUT_OF_BAND = 0x02
+_KNOWN_FLAGS = FLAG_CHECKSUM | FLAG_OUT_OF_BAND
+_PRE = struct.Struct("<2sBBBBQQ")  # everything the crc covers in the header
 _CRC = struct.Struct("<I")
-HEADER_SIZE = _PRE.size + _CRC.size
-_COMPRESSIONS = {"none": 0, "zlib": 1}
+_HEADER = struct.Struct("<2sBBBBQQI")
+HEADER_SIZE = _HEADER.size
+_BODY_LEN = struct.Struct("<Q")
+# Below this a bytes slice (one small copy) is cheaper than a memoryview.
+_SLICE_MAX = 1 << 16
+_crc32 = zlib.crc32
+
+_ENCODER = Encoder()
+_DECODER = Decoder()
+
+
+class _ThreadPacker(threading.local):
+    """One reusable msgpack Packer per thread (a Packer is not thread-safe; creating one costs)."""
+
+    def __init__(self) -> None:
+        self.packer = msgpack.Packer(default=_ENCODER, **PACK_OPTIONS)
+
+
+_LOCAL = _ThreadPacker()
 
 
 class Codec:
-    """Encodes XCom values to self-describing bytes and back."""
+    """Encodes XCom values to self-describing bytes and back; safe to share between threads."""
 
-    def __init__(self, compression: str = "none", compression_threshold: int = 65536) -> None:
-        if compression not in _COMPRESSIONS:
-            raise ConfigError(f"unknown compression {compression!r}; choose one of {sorted(_COMPRESSIONS)}")
+    def __init__(
+        self, compression: str = "none", compression_threshold: int = 65536, *, checksum: bool = True
+    ) -> None:
         self.compression = compression
         self.compression_threshold = compression_threshold
-        self._compression_id = _COMPRESSIONS[compression]
+        self._cid = _compression_id(compression)
+        # An infinite threshold keeps the "should we compress" test to one comparison.
+        self._threshold: float = compression_threshold if self._cid else float("inf")
+        self._flags = FLAG_CHECKSUM if checksum else 0
+
+    def __repr__(self) -> str:
+        return f"Codec(compression={self.compression!r}, compression_threshold={self.compression_threshold})"
 
     def encode(self, value: object) -> bytes:
-        body = msgpack.packb(value, use_bin_type=True, strict_types=True)
-        raw_len = len(body)
-        cid = 0
-        if self._compression_id and raw_len >= self.compression_threshold:
-            packed = zlib.compress(body, 6)
-            if len(packed) < raw_len:
-                body, cid = packed, self._compression_id
-        pre = _PRE.pack(MAGIC, VERSION, FLAG_CHECKSUM, cid, raw_len, len(body))
-        return b"".join((pre, _CRC.pack(zlib.crc32(body, zlib.crc32(pre))), body))
+        """Serialize value; TypeError (naming the type and where it sits) if it cannot be represented."""
+        cls = type(value)
+        try:
+            if cls in _TOP_LEVEL_BUFFERS and (cls is not bytes or len(value) >= OUT_OF_BAND_MIN):  # type: ignore[arg-type]
+                return self._encode_out_of_band(value)
+            body = _LOCAL.packer.pack(value)
+        except NeedsOutOfBand:
+            return self._encode_out_of_band(value)
+        except Exception as exc:
+            raise explain_unserializable(value, exc) from exc
+        if len(body) >= self._threshold:
+            return self._seal([body], 0)
+        flags = self._flags
+        n = len(body)
+        pre = _PRE.pack(MAGIC, VERSION, flags, 0, 0, n, n)
+        crc = _crc32(body, _crc32(pre)) if flags else 0
+        return b"".join((pre, _CRC.pack(crc), body))
 
     def decode(self, data: bytes | bytearray | memoryview) -> object:
-        view = memoryview(data).cast("B")
-        if len(view) < HEADER_SIZE or view[:2] != MAGIC:
-            raise CorruptPayloadError("not a redis-xcom value (bad magic or too short)")
-        _magic, version, _flags, cid, _raw_len, stored_len = _PRE.unpack_from(view)
-        if version != VERSION:
-            raise UnsupportedFormatError(f"unknown redis-xcom format version {version}")
-        body = view[HEADER_SIZE:]
-        if stored_len != len(body):
-            raise CorruptPayloadError("stored length does not match (truncated value?)")
-        (crc,) = _CRC.unpack_from(view, _PRE.size)
-        if zlib.crc32(body, zlib.crc32(view[: _PRE.size])) != crc:
-            raise CorruptPayloadError("checksum mismatch")
-        payload: Any = body
-        if cid == 1:
-            payload = zlib.decompress(body)
+        """Rebuild a value; any malformed input raises a CodecError subclass and nothing else."""
         try:
-            return msgpack.unpackb(payload, raw=False, strict_map_key=False)
+            return self._decode(data)
+        except CodecError:
+            raise
         except Exception as exc:
-            raise CorruptPayloadError(f"undecodable payload: {exc}") from exc
+            reason = f"{type(exc).__name__}: {exc}"
+            raise CorruptPayloadError(f"stored value cannot be decoded ({reason})") from exc
+
+    def _encode_out_of_band(self, value: object) -> bytes:
+        oob = OutOfBand()
+        encoder = Encoder(oob)
+        top = encoder(value) if type(value) in _TOP_LEVEL_BUFFERS else value
+        body = msgpack.packb(top, default=encoder, **PACK_OPTIONS)
+        if not oob.parts:
+            return self._seal([body], 0)
+        return self._seal([_BODY_LEN.pack(len(body)), body, *oob.parts], FLAG_OUT_OF_BAND)
+
+    def _seal(self, parts: list[Any], flags: int) -> bytes:
+        """Compress when worthwhile, then prepend the header; parts are joined exactly once."""
+        raw_len = sum(len(p) for p in parts)
+        cid = 0
+        if raw_len >= self._threshold:
+            packed = compression.compress(self._cid, parts)
+            if len(packed) < raw_len:
+                parts, cid = [packed], self._cid
+        flags |= self._flags
+        pre = _PRE.pack(MAGIC, VERSION, flags, cid, 0, raw_len, sum(len(p) for p in parts))
+        crc = 0
+        if flags & FLAG_CHECKSUM:
+            crc = _crc32(pre)
+            for part in parts:
+                crc = _crc32(part, crc)
+        return b"".join([pre, _CRC.pack(crc), *parts])
+
+    def _decode(self, data: bytes | bytearray | memoryview) -> object:
+        if len(data) < HEADER_SIZE:
+            raise CorruptPayloadError(f"stored value is {len(data)} bytes, shorter than a redis-xcom header")
+        magic, version, flags, cid, reserved, raw_len, stored_len, crc = _HEADER.unpack_from(data)
+        if magic != MAGIC:
+            raise CorruptPayloadError("stored value does not start with the redis-xcom magic bytes")
+        if version != VERSION:
+            raise UnsupportedFormatError(
+                f"stored value has format version {version}; this redis-xcom reads version {VERSION}. "
+                "Upgrade redis-xcom on this worker (or the value is corrupt)."
+            )
+        if flags & ~_KNOWN_FLAGS or reserved:
+            raise UnsupportedFormatError(f"value uses unknown header flags {flags:#x}; upgrade redis-xcom")
+        if len(data) - HEADER_SIZE != stored_len:
+            raise CorruptPayloadError(
+                f"stored value has {len(data) - HEADER_SIZE} payload bytes, the header says {stored_len} "
+                "(truncated?)"
+            )
+        body: Any = data[HEADER_SIZE:] if stored_len <= _SLICE_MAX else memoryview(data)[HEADER_SIZE:]
+        if flags & FLAG_CHECKSUM and _crc32(body, _crc32(data[: _PRE.size])) != crc:
+            raise CorruptPayloadError("stored value fails its checksum (altered or corrupted)")
+        if cid:
+            body = compression.decompress(cid, memoryview(body), raw_len)
+        elif raw_len != stored_len:
+            raise CorruptPayloadError("uncompressed value records two different lengths")
+        if flags & FLAG_OUT_OF_BAND:
+            return _decode_out_of_band(memoryview(body))
+        return msgpack.unpackb(body, ext_hook=_DECODER, strict_map_key=False)
+
+
+def _decode_out_of_band(payload: memoryview) -> object:
+    (body_len,) = _BODY_LEN.unpack_from(payload)
+    end = _BODY_LEN.size + body_len
+    if end > len(payload):
+        raise CorruptPayloadError("msgpack body length points past the end of the value")
+    decoder = Decoder(payload[end:])
+    return msgpack.unpackb(payload[_BODY_LEN.size : end], ext_hook=decoder, strict_map_key=False)
+
+
+def _compression_id(name: str) -> int:
+    return compression.compression_id(name)
+
+
+# Top-level values that need the out-of-band path: their type (bytearray, memoryview) or size matters.
+_TOP_LEVEL_BUFFERS = frozenset({bytes, bytearray, memoryview})
