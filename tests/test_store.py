@@ -1,0 +1,244 @@
+"""RedisStore on a real redis-server: chunked values, one TTL, atomic writes, no orphans, clear checks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+from redis_xcom import ExclusiveRedisXCom, ValueTooLargeError, XComExpiredError
+from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
+from redis_xcom.store import CHUNK_SUFFIX, RedisStore, chunk_key, is_manifest
+from tests.redis_process import RedisServer
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+
+
+def push(value: Any, *, dag_id: str = "etl", run_id: str = "r1", task_id: str = "t", map_index: int = -1,
+         key: str = "return_value") -> str:  # fmt: skip
+    return ExclusiveRedisXCom.serialize_value(  # type: ignore[no-any-return]
+        value, key=key, task_id=task_id, dag_id=dag_id, run_id=run_id, map_index=map_index
+    )
+
+
+def pull(reference: Any) -> Any:
+    return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=reference))
+
+
+def redis_key(reference: str) -> str:
+    return reference.removeprefix("redis-xcom://")
+
+
+@pytest.fixture
+def store(redis_server: RedisServer) -> RedisStore:
+    """A store with 1 KiB chunks under a key namespace of the test's own."""
+    return RedisStore(redis_server.client(), redis_server.url, chunk_bytes=1024)
+
+
+@pytest.fixture
+def ns() -> str:
+    return f"st-{uuid.uuid4().hex[:8]}:{{run}}:"
+
+
+def keys_under(client: redis.Redis, prefix: str) -> set[str]:
+    return {k.decode() for k in client.scan_iter(f"{prefix}*")}
+
+
+def test_small_value_is_one_plain_string(store: RedisStore, redis_server: RedisServer, ns: str) -> None:
+    store.put(ns + "a", b"hello", ttl=100)
+    client = redis_server.client()
+    assert client.get(ns + "a") == b"hello"
+    assert keys_under(client, ns) == {ns + "a"}
+    assert store.get(ns + "a") == b"hello"
+
+
+def test_big_value_is_chunked_under_one_hash_tag_with_one_ttl(
+    store: RedisStore, redis_server: RedisServer, ns: str
+) -> None:
+    data = os.urandom(10 * 1024 + 17)
+    store.put(ns + "big", data, ttl=500)
+    client = redis_server.client()
+    assert keys_under(client, ns) == {ns + "big", ns + "big" + CHUNK_SUFFIX}
+    assert is_manifest(client.get(ns + "big"))  # type: ignore[arg-type]
+    assert client.llen(chunk_key(ns + "big")) == 11
+    assert all(len(c) <= 1024 for c in client.lrange(chunk_key(ns + "big"), 0, -1))  # type: ignore[union-attr]
+    # Same Redis Cluster slot, same expiry.
+    assert key_slot((ns + "big").encode()) == key_slot(chunk_key(ns + "big").encode())
+    ttls = [client.ttl(ns + "big"), client.ttl(chunk_key(ns + "big"))]
+    assert 495 <= min(ttls) and max(ttls) <= 500 and max(ttls) - min(ttls) <= 1  # type: ignore[operator]
+    assert store.get(ns + "big") == data
+
+
+def test_exact_chunk_size_boundaries_round_trip(store: RedisStore, ns: str) -> None:
+    for size in (0, 1, 1023, 1024, 1025, 2048, 2049):
+        data = os.urandom(size)
+        store.put(ns + f"s{size}", data, ttl=100)
+        assert store.get(ns + f"s{size}") == data, size
+
+
+def test_rewrites_leave_no_orphan_chunks(store: RedisStore, redis_server: RedisServer, ns: str) -> None:
+    client = redis_server.client()
+    for size in (20_000, 100, 5_000, 40_000, 10, 3_000):
+        data = os.urandom(size)
+        store.put(ns + "x", data, ttl=100)
+        assert store.get(ns + "x") == data
+        expected_chunks = -(-size // 1024) if size > 1024 else 0
+        assert client.llen(chunk_key(ns + "x")) == expected_chunks
+        assert len(keys_under(client, ns)) == (2 if expected_chunks else 1)
+
+
+def test_get_many_mixes_plain_chunked_and_missing_in_order(store: RedisStore, ns: str) -> None:
+    values = {ns + "p": b"plain", ns + "c": os.urandom(5000), ns + "e": b""}
+    for key, data in values.items():
+        store.put(key, data, ttl=100)
+    wanted = [ns + "c", ns + "missing", ns + "p", ns + "e", ns + "c"]
+    assert store.get_many(wanted) == [values[ns + "c"], None, b"plain", b"", values[ns + "c"]]
+
+
+def test_unlink_counts_values_and_removes_their_chunks(
+    store: RedisStore, redis_server: RedisServer, ns: str
+) -> None:
+    store.put(ns + "a", os.urandom(4000), ttl=100)
+    store.put(ns + "b", b"small", ttl=100)
+    assert store.unlink([ns + "a", ns + "b", ns + "gone"]) == 2
+    assert keys_under(redis_server.client(), ns) == set()
+    assert store.get(ns + "a") is None
+
+
+def test_truncated_chunk_list_is_an_error_never_short_data(
+    store: RedisStore, redis_server: RedisServer, ns: str
+) -> None:
+    store.put(ns + "t", os.urandom(5000), ttl=100)
+    redis_server.client().rpop(chunk_key(ns + "t"))
+    with pytest.raises(CorruptPayloadError, match=r"truncated or altered.*5 chunks and 5000 bytes") as info:
+        store.get(ns + "t")
+    assert f"127.0.0.1:{redis_server.port}" in str(info.value)
+    with pytest.raises(CorruptPayloadError):
+        store.get_many([ns + "t"])
+
+
+def test_lost_chunk_list_reads_as_gone(store: RedisStore, redis_server: RedisServer, ns: str) -> None:
+    store.put(ns + "l", os.urandom(5000), ttl=100)
+    redis_server.client().delete(chunk_key(ns + "l"))
+    assert store.get(ns + "l") is None
+    assert store.get_many([ns + "l"]) == [None]
+
+
+# -- through the backend -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_chunks(real_backend: str, xcom_settings: pytest.MonkeyPatch) -> str:
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__CHUNK_BYTES", "4096")
+    return real_backend
+
+
+def test_backend_round_trips_chunked_values_and_purges_their_chunks(
+    small_chunks: str, redis_server: RedisServer
+) -> None:
+    client = redis_server.client()
+    value = {"blob": os.urandom(50_000), "rows": list(range(2000))}
+    reference = push(value)
+    assert client.exists(chunk_key(redis_key(reference))) == 1
+    assert pull(reference) == value
+    # A mapped pull (get_all) goes through deserialize_many: plain and chunked values together.
+    small = push("tiny", map_index=1)
+    assert ExclusiveRedisXCom.deserialize_many([reference, small, {"inline": 1}]) == [
+        value,
+        "tiny",
+        {"inline": 1},
+    ]
+    ExclusiveRedisXCom.purge(SimpleNamespace(value=reference))
+    assert keys_under(client, small_chunks + ":") == {redis_key(small)}
+    with pytest.raises(XComExpiredError):
+        pull(reference)
+
+
+def test_clear_removes_chunk_lists_and_counts_xcoms(small_chunks: str, redis_server: RedisServer) -> None:
+    push(os.urandom(20_000), task_id="a")
+    push(os.urandom(20_000), task_id="a", key="other")
+    push("small", task_id="b")
+    assert ExclusiveRedisXCom.clear(dag_id="etl", task_id="a", key="return_value") == 1
+    assert ExclusiveRedisXCom.clear(dag_id="etl") == 2
+    assert keys_under(redis_server.client(), small_chunks + ":") == set()
+
+
+def test_altered_chunk_is_caught_by_the_envelope_checksum(
+    small_chunks: str, redis_server: RedisServer
+) -> None:
+    reference = push("z" * 30_000)
+    client = redis_server.client()
+    chunks = chunk_key(redis_key(reference))
+    middle: bytes = client.lindex(chunks, 3)  # type: ignore[assignment]
+    client.lset(chunks, 3, bytes([middle[0] ^ 1]) + middle[1:])  # same length, one bit flipped
+    with pytest.raises(RedisXComError, match="checksum"):
+        pull(reference)
+
+
+def test_server_with_lowered_proto_max_bulk_len_gets_fitting_chunks(
+    xcom_settings: pytest.MonkeyPatch,
+) -> None:
+    """chunk_bytes left at its 64 MiB default: the store reads the server's 1 MiB limit and fits under it."""
+    with RedisServer(["--proto-max-bulk-len", "1mb"]) as server:
+        xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", server.url)
+        value = os.urandom(3 * MiB + 5)
+        reference = push(value)
+        client = server.client()
+        parts = client.lrange(chunk_key(redis_key(reference)), 0, -1)
+        assert len(parts) == 4 and all(len(p) <= MiB for p in parts)  # type: ignore[arg-type]
+        assert pull(reference) == value
+        # Without chunking, Redis itself refuses the value: the limit is real.
+        with pytest.raises(redis.RedisError):  # "invalid bulk length", then the server hangs up
+            redis.Redis(port=server.port, retry=None).set("plain", value)
+
+
+def test_max_value_bytes_refuses_before_anything_is_written(
+    real_backend: str, xcom_settings: pytest.MonkeyPatch, redis_server: RedisServer
+) -> None:
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__MAX_VALUE_BYTES", "10000")
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__CHUNK_BYTES", "4096")
+    old = push("previous value")
+    with pytest.raises(
+        ValueTooLargeError, match=r"task_id='t'.*above \[redis_xcom\] max_value_bytes = 10000"
+    ):
+        push(os.urandom(20_000))
+    assert pull(old) == "previous value"  # the old value is untouched
+    assert keys_under(redis_server.client(), real_backend + ":") == {redis_key(old)}
+
+
+def test_chunked_write_interrupted_by_a_frozen_server_is_all_or_nothing(
+    xcom_settings: pytest.MonkeyPatch, fresh_redis_server: RedisServer
+) -> None:
+    """SIGSTOP Redis during a chunked write: the push fails in bounded time; afterwards the key holds the
+    old value or the complete new one, never a manifest without all of its chunks."""
+    server = fresh_redis_server
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", server.url)
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__CHUNK_BYTES", str(MiB))
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__SOCKET_TIMEOUT", "0.5")
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__SOCKET_CONNECT_TIMEOUT", "0.5")
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__RETRY_ATTEMPTS", "1")
+    reference = push("old")
+    assert server.proc is not None
+    new = os.urandom(24 * MiB)
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RedisUnavailableError, match=f"127.0.0.1:{server.port}"):
+            push(new)
+        assert time.monotonic() - started < 5
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    # The server may still apply a transaction that reached its socket buffer in full; never half of one.
+    time.sleep(0.5)
+    assert pull(reference) in ("old", new)
+    client = server.client()
+    assert client.dbsize() in (1, 2)
