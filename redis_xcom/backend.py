@@ -55,7 +55,6 @@ def _runtime() -> _Runtime:
             codec = Codec(settings.compression, settings.compression_threshold)
             _runtime_cache.clear()
             _runtime_cache[pid] = _Runtime(settings, codec, store)
-            _warn_if_evicting(store)
         return _runtime_cache[pid]
 
 
@@ -65,12 +64,20 @@ def reset_runtime() -> None:
 
     with _runtime_lock:
         _runtime_cache.clear()
+        _eviction_checked.clear()
         _clients.reset()
         reset_settings()
 
 
+_eviction_checked: set[int] = set()
+
+
 def _warn_if_evicting(store: RedisStore) -> None:
     """One warning per process when Redis may evict XCom values (all have a TTL, so volatile-* too)."""
+    # Checked after the first successful push, so a down Redis does not cost its timeouts twice.
+    if os.getpid() in _eviction_checked:
+        return
+    _eviction_checked.add(os.getpid())
     try:
         policy = store.eviction_policy()
     except RedisXComError as exc:
@@ -130,6 +137,7 @@ class ExclusiveRedisXCom(BaseXCom):
             )
         redis_key = keys.build_key(runtime.settings.key_prefix, coords)
         runtime.store.put(redis_key, data, runtime.settings.ttl)
+        _warn_if_evicting(runtime.store)
         return keys.to_reference(redis_key)
 
     @staticmethod
@@ -152,26 +160,35 @@ class ExclusiveRedisXCom(BaseXCom):
         include_prior_dates: bool = False,
     ) -> Any:
         """All map indexes of one task, their Redis values fetched in one round trip."""
-        from airflow.sdk.execution_time.comms import GetXComSequenceSlice, XComSequenceSliceResult
         from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
 
-        msg = SUPERVISOR_COMMS.send(
-            GetXComSequenceSlice(
-                key=key,
-                dag_id=dag_id,
-                task_id=task_id,
-                run_id=run_id,
-                start=None,
-                stop=None,
-                step=None,
-                include_prior_dates=include_prior_dates,
-            )
-        )
+        request = _all_map_indexes(key, dag_id, task_id, run_id, include_prior_dates)
+        return cls._deserialize_slice(SUPERVISOR_COMMS.send(request))
+
+    @classmethod
+    async def aget_all(
+        cls,
+        *,
+        key: str,
+        dag_id: str,
+        task_id: str,
+        run_id: str,
+        include_prior_dates: bool = False,
+    ) -> Any:
+        """get_all for async callers (deferrable operators): the same single Redis round trip."""
+        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+        request = _all_map_indexes(key, dag_id, task_id, run_id, include_prior_dates)
+        return cls._deserialize_slice(await SUPERVISOR_COMMS.asend(request))
+
+    @classmethod
+    def _deserialize_slice(cls, msg: Any) -> list[Any] | None:
+        from airflow.sdk.execution_time.comms import XComSequenceSliceResult
+
         if not isinstance(msg, XComSequenceSliceResult):
             raise TypeError(f"Expected XComSequenceSliceResult, received: {type(msg)} {msg}")
-        if not msg.root:
-            return None
-        return cls.deserialize_many(msg.root)
+        # As BaseXCom.get_all: None, not [], when nothing matched.
+        return cls.deserialize_many(msg.root) if msg.root else None
 
     @classmethod
     def deserialize_many(cls, values: Sequence[Any]) -> list[Any]:
@@ -218,6 +235,22 @@ class ExclusiveRedisXCom(BaseXCom):
             chosen = [k for k in batch if (c := keys.parse_key(k)) is not None and selection.contains(c)]
             deleted += runtime.store.unlink(chosen)
         return deleted
+
+
+def _all_map_indexes(key: str, dag_id: str, task_id: str, run_id: str, include_prior_dates: bool) -> Any:
+    """The execution-API request BaseXCom.get_all sends: every map index of one task."""
+    from airflow.sdk.execution_time.comms import GetXComSequenceSlice
+
+    return GetXComSequenceSlice(
+        key=key,
+        dag_id=dag_id,
+        task_id=task_id,
+        run_id=run_id,
+        start=None,
+        stop=None,
+        step=None,
+        include_prior_dates=include_prior_dates,
+    )
 
 
 def _decode(runtime: _Runtime, redis_key: str, data: bytes | None) -> Any:

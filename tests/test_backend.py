@@ -220,3 +220,32 @@ def test_clear_never_touches_keys_of_another_prefix(
     assert ExclusiveRedisXCom.clear(dag_id="etl") == 1
     assert fake_redis.get("unrelated:{etl/r}:t:-1:k") == b"theirs"
     assert fake_redis.get("xcomx:{etl/r}:t:-1:k") == b"theirs"
+
+
+class FakeSupervisor:
+    """Stands in for the supervisor's answer to the execution-API request get_all sends."""
+
+    def __init__(self, values: list[Any]) -> None:
+        self.values = values
+        self.requests: list[Any] = []
+
+    def send(self, msg: Any) -> Any:
+        from airflow.sdk.execution_time.comms import XComSequenceSliceResult
+
+        self.requests.append(msg)
+        return XComSequenceSliceResult(root=self.values)
+
+
+def test_get_all_returns_every_map_index_in_order(
+    fake_redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.sdk.execution_time import task_runner
+
+    references = [push({"i": i}, task_id="mapped", map_index=i) for i in range(10)]
+    supervisor = FakeSupervisor(references)
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", supervisor, raising=False)
+    pulled = ExclusiveRedisXCom.get_all(key="return_value", dag_id="etl", task_id="mapped", run_id=RUN)
+    assert pulled == [{"i": i} for i in range(10)]
+    assert supervisor.requests[0].task_id == "mapped" and supervisor.requests[0].start is None
+    supervisor.values = []
+    assert ExclusiveRedisXCom.get_all(key="return_value", dag_id="etl", task_id="none", run_id=RUN) is None
