@@ -30,8 +30,14 @@ _TIMEDELTA = struct.Struct("<iii")
 _BUFFER = struct.Struct("<BQQ")  # kind, offset, length inside the out-of-band region
 _PATHS: dict[str, type[pathlib.PurePath]] = {
     cls.__name__: cls
-    for cls in (pathlib.Path, pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePath,
-                pathlib.PurePosixPath, pathlib.PureWindowsPath)
+    for cls in (
+        pathlib.Path,
+        pathlib.PosixPath,
+        pathlib.WindowsPath,
+        pathlib.PurePath,
+        pathlib.PurePosixPath,
+        pathlib.PureWindowsPath,
+    )
 }
 _PATHS_BY_TYPE = {cls: name for name, cls in _PATHS.items()}
 _TZ_UTC, _TZ_FIXED, _TZ_ZONEINFO, _TZ_PENDULUM, _TZ_PENDULUM_FIXED = range(5)
@@ -124,7 +130,7 @@ class Decoder:
         kind, offset, length = _BUFFER.unpack(data)
         if self.region is None or offset + length > len(self.region):
             raise CorruptPayloadError("buffer reference points outside the stored value")
-        view = self.region[offset:offset + length]
+        view = self.region[offset : offset + length]
         if kind == BUF_BYTES:
             return bytes(view)
         if kind == BUF_BYTEARRAY:
@@ -143,8 +149,9 @@ def _encode_bigint(enc: Encoder, obj: int) -> msgpack.ExtType:
 
 
 def _encode_datetime(enc: Encoder, obj: dt.datetime, code: int = Ext.DATETIME) -> msgpack.ExtType:
-    head = _DATETIME.pack(obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second,
-                          obj.microsecond, obj.fold)
+    head = _DATETIME.pack(
+        obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold
+    )
     return msgpack.ExtType(code, head + _tz_bytes(enc, obj.tzinfo))
 
 
@@ -166,8 +173,13 @@ def _tz_fields(tz: dt.tzinfo) -> list[Any]:
         offset = tz.utcoffset(None)
         name = tz.tzname(None)
         default_name = dt.timezone(offset).tzname(None)
-        return [_TZ_FIXED, offset.days, offset.seconds, offset.microseconds,
-                None if name == default_name else name]
+        return [
+            _TZ_FIXED,
+            offset.days,
+            offset.seconds,
+            offset.microseconds,
+            None if name == default_name else name,
+        ]
     if module == "zoneinfo" and getattr(tz, "key", None) is not None:
         return [_TZ_ZONEINFO, tz.key]  # type: ignore[attr-defined]
     if module.startswith("pendulum"):
@@ -177,8 +189,9 @@ def _tz_fields(tz: dt.tzinfo) -> list[Any]:
             return [_TZ_PENDULUM_FIXED, tz.offset, tz.name]
         if isinstance(tz, pendulum.Timezone):
             return [_TZ_PENDULUM, tz.name]
-    raise TypeError(f"timezone {tz!r} has no portable representation (use zoneinfo, pendulum or "
-                    "datetime.timezone)")
+    raise TypeError(
+        f"timezone {tz!r} has no portable representation (use zoneinfo, pendulum or datetime.timezone)"
+    )
 
 
 def _encode_tz(enc: Encoder, tz: dt.tzinfo) -> msgpack.ExtType:
@@ -195,7 +208,10 @@ def _encode_timedelta(enc: Encoder, obj: dt.timedelta) -> msgpack.ExtType:
 
 def _encode_bytes_like(enc: Encoder, obj: bytes | bytearray | memoryview) -> object:
     kind = BUF_BYTEARRAY if type(obj) is bytearray else BUF_BYTES
-    return enc.buffer(memoryview(obj).cast("B"), kind)
+    view = memoryview(obj)
+    if not view.c_contiguous:
+        view = memoryview(view.tobytes())  # strided views have no single buffer to reference
+    return enc.buffer(view.cast("B"), kind)
 
 
 def _encode_enum(enc: Encoder, obj: enum.Enum) -> object:
@@ -251,14 +267,17 @@ _ENCODERS: dict[type, Callable[[Encoder, Any], object]] = {
     bytes: _encode_bytes_like,
     bytearray: _encode_bytes_like,
     memoryview: _encode_bytes_like,
-    **{cls: (lambda enc, obj: msgpack.ExtType(Ext.PATH, enc.pack([_PATHS_BY_TYPE[type(obj)], str(obj)])))
-       for cls in _PATHS_BY_TYPE},
+    **{
+        cls: (lambda enc, obj: msgpack.ExtType(Ext.PATH, enc.pack([_PATHS_BY_TYPE[type(obj)], str(obj)])))
+        for cls in _PATHS_BY_TYPE
+    },
 }
 # Checked in order, only for types missing from _ENCODERS (subclasses of builtins and tzinfo).
 _SUBCLASS_ENCODERS: list[tuple[type | tuple[type, ...], Callable[[Encoder, Any], object]]] = [
     (enum.Enum, _encode_enum),
     # Like Airflow's serde, other subclasses of builtin scalars are stored as the builtin.
-    (int, lambda enc, obj: int(obj)), (float, lambda enc, obj: float(obj)),
+    (int, lambda enc, obj: int(obj)),
+    (float, lambda enc, obj: float(obj)),
     (str, lambda enc, obj: str(obj)),
     (dt.datetime, _encode_pendulum_datetime),
     (dt.date, _encode_pendulum_date),
