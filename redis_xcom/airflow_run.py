@@ -150,7 +150,10 @@ class AirflowHome:
             if dag_file.is_file():
                 shutil.copy2(dag_file, other.dags_folder / dag_file.name)
         if self.db_path.exists():
-            with closing(sqlite3.connect(self.db_path)) as src, closing(sqlite3.connect(other.db_path)) as dst:
+            with (
+                closing(sqlite3.connect(self.db_path)) as src,
+                closing(sqlite3.connect(other.db_path)) as dst,
+            ):
                 src.backup(dst)
         return other
 
@@ -303,7 +306,15 @@ class AirflowHome:
             params,
         )
         return [
-            XComRow(r["dag_id"], r["run_id"], r["task_id"], r["map_index"], r["key"], _json(r["value"]), r["value"])
+            XComRow(
+                r["dag_id"],
+                r["run_id"],
+                r["task_id"],
+                r["map_index"],
+                r["key"],
+                _json(r["value"]),
+                r["value"],
+            )
             for r in rows
         ]
 
@@ -315,7 +326,9 @@ class AirflowHome:
             params,
         )
         return [
-            TaskInstanceRow(r["dag_id"], r["run_id"], r["task_id"], r["map_index"], r["state"], r["try_number"])
+            TaskInstanceRow(
+                r["dag_id"], r["run_id"], r["task_id"], r["map_index"], r["state"], r["try_number"]
+            )
             for r in rows
         ]
 
@@ -325,7 +338,9 @@ class AirflowHome:
         rows = self.query(
             f"SELECT dag_id, run_id, state, logical_date, conf FROM dag_run{where} ORDER BY id", params
         )
-        return [DagRunRow(r["dag_id"], r["run_id"], r["state"], r["logical_date"], _conf(r["conf"])) for r in rows]
+        return [
+            DagRunRow(r["dag_id"], r["run_id"], r["state"], r["logical_date"], _conf(r["conf"])) for r in rows
+        ]
 
     def latest_run(self, dag_id: str) -> DagRunRow:
         runs = self.dag_runs(dag_id)
@@ -372,4 +387,3 @@ def _conf(raw: Any) -> Any:
 def iter_files(folder: str | Path, pattern: str = "*.py") -> Iterator[Path]:
     """DAG files of a folder (not recursive), sorted, skipping __init__.py."""
     yield from sorted(p for p in Path(folder).glob(pattern) if p.name != "__init__.py")
-

@@ -57,11 +57,15 @@ class E2E:
         for row in rows:
             redis_key = keys.key_of_reference(row.value)
             if row.key == SKIPMIXIN_KEY:
-                assert redis_key is None and isinstance(row.value, dict), f"skipmixin_key must stay inline: {row}"
+                assert redis_key is None and isinstance(row.value, dict), (
+                    f"skipmixin_key must stay inline: {row}"
+                )
                 continue
             assert redis_key is not None, f"the DB holds a value, not a reference: {row}"
             ttl = self.client.ttl(redis_key)
-            assert 0 < ttl <= self.ttl, f"{redis_key!r}: TTL {ttl} (-2 = missing, -1 = none), want 0 < ttl <= {self.ttl}"
+            assert 0 < ttl <= self.ttl, (
+                f"{redis_key!r}: TTL {ttl} (-2 = missing, -1 = none), want 0 < ttl <= {self.ttl}"
+            )
             referenced.add(redis_key)
         stray = self.run_keys(dag_id, run_id) - referenced
         assert not stray, f"keys in Redis that no DB row references: {sorted(stray)}"
@@ -69,7 +73,10 @@ class E2E:
 
 
 def describe(result: CommandResult) -> str:
-    return f"`{result.command}` exited {result.returncode} in {result.seconds:.1f}s; log {result.log_path}{result.tail(40)}"
+    return (
+        f"`{result.command}` exited {result.returncode} in {result.seconds:.1f}s; "
+        f"log {result.log_path}{result.tail(40)}"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -31,11 +31,15 @@ def runs(e2e: E2E) -> tuple[str, str, CommandResult]:
     return run1, run2, second
 
 
-def test_include_prior_dates_finds_the_earlier_runs_value(e2e: E2E, runs: tuple[str, str, CommandResult]) -> None:
+def test_include_prior_dates_finds_the_earlier_runs_value(
+    e2e: E2E, runs: tuple[str, str, CommandResult]
+) -> None:
     _, run2, second = runs
     states = e2e.home.task_states(DAG_ID, run2)
     assert states["prior_reader"] == "success", describe(second)
-    seen = [r for r in e2e.home.xcoms(DAG_ID, run2) if r.task_id == "prior_reader" and r.key == "return_value"]
+    seen = [
+        r for r in e2e.home.xcoms(DAG_ID, run2) if r.task_id == "prior_reader" and r.key == "return_value"
+    ]
     assert e2e.value(seen[0]) == {"this_run": None, "prior": MARKER, "prior_one": MARKER}
     e2e.assert_db_and_redis_agree(DAG_ID, run2)
 

@@ -87,7 +87,9 @@ def test_taskflow_and_multiple_outputs(run: Run) -> None:
 
 
 def test_expand_and_downstream_pull_of_all_mapped_outputs(run: Run) -> None:
-    assert [run.pulled("square", map_index=i) for i in range(len(MAPPED_INPUT))] == [x * x for x in MAPPED_INPUT]
+    assert [run.pulled("square", map_index=i) for i in range(len(MAPPED_INPUT))] == [
+        x * x for x in MAPPED_INPUT
+    ]
     assert run.pulled("collect") == sum(x * x for x in MAPPED_INPUT)
     seen = run.pulled("pull_many")
     assert seen["squares"] == [x * x for x in MAPPED_INPUT]

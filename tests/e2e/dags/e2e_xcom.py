@@ -54,7 +54,7 @@ def same(a: Any, b: Any) -> bool:
     if type(a) is not type(b):
         return False
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, dt.datetime):
@@ -154,7 +154,9 @@ def e2e_xcom() -> None:
                 report[name] = "unsupported"
                 continue
             got = ti.xcom_pull(task_ids="push_rich", key=f"rich_{name}")
-            report[name] = "ok" if same(got, candidates[name]) else f"mismatch: {got!r} ({type(got).__name__})"
+            report[name] = (
+                "ok" if same(got, candidates[name]) else f"mismatch: {got!r} ({type(got).__name__})"
+            )
         bad = {k: v for k, v in report.items() if v.startswith("mismatch")}
         assert not bad, bad
         return report
