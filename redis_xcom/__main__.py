@@ -1,0 +1,7 @@
+"""``python -m redis_xcom``: the same as the ``redis-xcom`` command."""
+
+import sys
+
+from redis_xcom.cli import main
+
+sys.exit(main())
