@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import struct
 from collections.abc import Iterator, Sequence
 
@@ -38,6 +39,18 @@ MIN_BULK_LIMIT = 1024 * 1024
 MANIFEST_MAGIC = b"\x00RXCHNK"
 MANIFEST_VERSION = 1
 _MANIFEST = struct.Struct("<7sBIQ")  # magic, version, chunk count, total length
+# redis-py prefixes errors inside a pipeline with the command and its arguments: payload bytes.
+_PIPELINE_ANNOTATION = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, without the command arguments (XCom payloads) that redis-py may quote.
+
+    The redis-py exception is cleaned in place too: it stays chained as __cause__ for tracebacks.
+    """
+    if exc.args and isinstance(exc.args[0], str):
+        exc.args = (_PIPELINE_ANNOTATION.sub("", exc.args[0]), *exc.args[1:])
+    return str(exc)
 
 
 def chunk_key(key: str) -> str:
@@ -78,33 +91,33 @@ class RedisStore:
             yield
         except AuthenticationError as exc:
             raise RedisUnavailableError(
-                f"Redis at {self.endpoint} refused the credentials while trying to {action}: {exc}. "
+                f"Redis at {self.endpoint} refused the credentials while trying to {action}: {_reason(exc)}. "
                 "Check the user and password in [redis_xcom] url."
             ) from None
         except RETRIED_ERRORS as exc:
             raise RedisUnavailableError(
-                f"Redis at {self.endpoint} is unreachable while trying to {action}: {exc}. "
+                f"Redis at {self.endpoint} is unreachable while trying to {action}: {_reason(exc)}. "
                 "Check that it is running and that [redis_xcom] url points at it; "
                 "the task can be retried once it is back."
             ) from exc
         except RedisError as exc:
-            raise RedisXComError(f"Redis at {self.endpoint} failed to {action}: {exc}") from exc
+            raise RedisXComError(f"Redis at {self.endpoint} failed to {action}: {_reason(exc)}") from exc
 
     # -- writing ------------------------------------------------------------------------------
 
-    def chunk_size(self, size: int) -> int:
+    def chunk_size(self, size: int, action: str = "write") -> int:
         """Largest piece a value of `size` bytes is written in: chunk_bytes, or less if the server says so."""
         limit = self.chunk_bytes
         if size > min(limit, MIN_BULK_LIMIT):
-            server = self._bulk_limit()
+            server = self._bulk_limit(action)
             if server:
                 limit = min(limit, server)
         return limit
 
-    def _bulk_limit(self) -> int:
+    def _bulk_limit(self, action: str) -> int:
         if self._server_bulk_limit is None:
             try:
-                with self._errors("read proto-max-bulk-len"):
+                with self._errors(f"{action} (reading proto-max-bulk-len first)"):
                     reply = self.client.config_get("proto-max-bulk-len")
                 self._server_bulk_limit = int(reply.get("proto-max-bulk-len") or 0)
             except RedisXComError as exc:
@@ -117,9 +130,10 @@ class RedisStore:
     def put(self, key: str, data: bytes, ttl: int) -> None:
         """Write a value and its TTL in one MULTI/EXEC: all of it lands, or none of it."""
         size = len(data)
-        piece = self.chunk_size(size)
+        action = f"write {key!r} ({size} bytes)"
+        piece = self.chunk_size(size, action)
         chunks = chunk_key(key)
-        with self._errors(f"write {key!r} ({size} bytes)"):
+        with self._errors(action):
             pipe = self.client.pipeline(transaction=True)
             if size <= piece:
                 pipe.set(key, data, ex=ttl)
