@@ -1,0 +1,165 @@
+"""Item 2: one push + pull through ExclusiveRedisXCom against bare redis-py SET/GET of the same bytes.
+
+Per shape, side by side in one process and interleaved round by round:
+  bare_setget   client.set(key, data, ex=ttl) + client.get(key), data = the codec's bytes of the value
+  backend       ExclusiveRedisXCom.serialize_value(...) + deserialize_value(...) (codec, key, store)
+  codec_only    Codec.encode + Codec.decode, no Redis: the part of the overhead that is the codec
+The headline is backend / bare_setget per round (median and IQR of those ratios).
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import SimpleNamespace
+from typing import Any
+
+from benchmarks._common import BenchContext, configure_backend, fmt_bytes, fmt_seconds, timed
+
+NAME = "backend"
+TTL = 3600
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str
+    make: Callable[[], Any]
+    rounds: int
+    goal: float | None = None  # the ratio backend / bare the issue asks for, if any
+
+
+def _records(n: int) -> list[dict[str, Any]]:
+    return [{"id": i, "name": f"user-{i}", "score": i * 0.5, "active": i % 2 == 0} for i in range(n)]
+
+
+def shapes(smoke: bool) -> list[Shape]:
+    if smoke:
+        return [
+            Shape("small dict", lambda: {"status": "ok", "rows": 3, "ids": [1, 2, 3]}, 5, 1.2),
+            Shape("1 KB str", lambda: "x" * 1024, 5, 1.2),
+            Shape("2k records", lambda: _records(2_000), 3),
+        ]
+    return [
+        Shape("small dict", lambda: {"status": "ok", "rows": 3, "ids": [1, 2, 3]}, 41, 1.2),
+        Shape("1 KB str", lambda: "x" * 1024, 41, 1.2),
+        Shape("20k records", lambda: _records(20_000), 25),
+        Shape("1 MB bytes", lambda: b"\x01" * (1 << 20), 31),
+        Shape("64 MB bytes", lambda: bytes(64 << 20), 15, 1.1),
+    ]
+
+
+def _variants(ctx: BenchContext, value: Any) -> dict[str, Callable[[], object]]:
+    from redis_xcom.backend import ExclusiveRedisXCom, _runtime
+
+    runtime = _runtime()
+    codec = runtime.codec
+    data = codec.encode(value)
+    bare = ctx.client()
+    bare_key = f"{ctx.prefix}:bare"
+    coords = {"key": "return_value", "task_id": "push", "dag_id": "bench", "run_id": "r1", "map_index": -1}
+
+    def bare_setget() -> object:
+        bare.set(bare_key, data, ex=TTL)
+        return bare.get(bare_key)
+
+    def backend() -> object:
+        ref = ExclusiveRedisXCom.serialize_value(value, **coords)
+        return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=ref))
+
+    def codec_only() -> object:
+        return codec.decode(codec.encode(value))
+
+    # Same answer both ways, or the comparison means nothing.
+    assert backend() == value
+    return {"bare_setget": bare_setget, "backend": backend, "codec_only": codec_only}
+
+
+def _short(filename: str) -> str:
+    return filename.rsplit("/site-packages/", 1)[-1].rsplit("/work/main/", 1)[-1]
+
+
+def _profile(fn: Callable[[], object], calls: int, top: int = 12) -> list[dict[str, Any]]:
+    """Where the backend's time goes: the top functions by own time (cProfile)."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        fn()
+    profiler.disable()
+    stats = pstats.Stats(profiler, stream=io.StringIO())
+    total = stats.total_tt  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, func), (_cc, ncalls, tottime, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append(
+            {
+                "function": f"{_short(filename)}:{line}({func})",
+                "calls": ncalls,
+                "tottime_per_call_s": tottime / calls,
+                "share_of_total": tottime / total if total else 0.0,
+                "cumtime_per_call_s": cumtime / calls,
+            }
+        )
+    rows.sort(key=lambda r: r["tottime_per_call_s"], reverse=True)
+    return rows[:top]
+
+
+def run(ctx: BenchContext) -> dict[str, Any]:
+    configure_backend(ctx)
+    from redis_xcom.backend import _runtime
+
+    rows = []
+    profiles = {}
+    min_sample = 0.005 if ctx.smoke else 0.05
+    for shape in shapes(ctx.smoke):
+        value = shape.make()
+        variants = _variants(ctx, value)
+        encoded = _runtime().codec.encode(value)
+        timing = timed(variants, baseline="bare_setget", rounds=shape.rounds, min_sample_time=min_sample)
+        v = timing
+        ratio = v["backend"]["ratio"]
+        row = {
+            "shape": shape.name,
+            "encoded_bytes": len(encoded),
+            "goal_ratio": shape.goal,
+            "bare_setget_s": v["bare_setget"]["seconds"]["median"],
+            "backend_s": v["backend"]["seconds"]["median"],
+            "codec_only_s": v["codec_only"]["seconds"]["median"],
+            "ratio_median": ratio["median"],
+            "ratio_p25": ratio["p25"],
+            "ratio_p75": ratio["p75"],
+            "codec_ratio_median": v["codec_only"]["ratio"]["median"],
+            "timing": timing,
+        }
+        rows.append(row)
+        print(
+            f"  {shape.name:>12} ({fmt_bytes(len(encoded))}): bare {fmt_seconds(row['bare_setget_s'])}, "
+            f"backend {fmt_seconds(row['backend_s'])}, codec {fmt_seconds(row['codec_only_s'])}; "
+            f"backend/bare {ratio['median']:.3f}x [IQR {ratio['p25']:.3f}-{ratio['p75']:.3f}]",
+            flush=True,
+        )
+        if shape.name in ("small dict", "64 MB bytes", "20k records"):
+            calls = 1 if "64 MB" in shape.name else (3 if "records" in shape.name else 2000)
+            calls = min(calls, 50) if ctx.smoke else calls
+            profiles[shape.name] = _profile(variants["backend"], calls)
+        del variants, value, encoded
+    ctx.cleanup_prefix()
+    goals = [
+        {
+            "goal": f"push+pull of {row['shape']} within {row['goal_ratio']}x of bare redis-py SET/GET",
+            "target": row["goal_ratio"],
+            "measured": row["ratio_median"],
+            "spread": [row["ratio_p25"], row["ratio_p75"]],
+            "met": row["ratio_median"] <= row["goal_ratio"],
+        }
+        for row in rows
+        if row["goal_ratio"] is not None
+    ]
+    return {
+        "description": "ExclusiveRedisXCom push+pull (serialize_value + deserialize_value) vs bare "
+        "redis-py SET/GET of the same encoded bytes, per shape; one process, interleaved rounds.",
+        "rows": rows,
+        "profiles": profiles,
+        "goals": goals,
+    }
