@@ -1,16 +1,19 @@
 """Value <-> bytes for redis-xcom: msgpack with extension types, inside a small checksummed envelope.
 
-Envelope (little-endian, 26 bytes, then the stored payload)::
+Layout (little-endian): a 22-byte header, the stored payload, a 4-byte checksum trailer::
 
-    0  2s  magic b"RX"
-    2  B   format version (1)
-    3  B   flags: 0x01 checksum present, 0x02 out-of-band buffers follow the msgpack body
-    4  B   compression id: 0 none, 1 zlib, 2 lz4, 3 zstd
-    5  B   reserved, 0
-    6  Q   raw length: payload size before compression (bounds decompression)
-    14 Q   stored length: bytes after the header (detects truncation)
-    22 I   crc32 of header bytes 0..21 and the stored payload (0 when the flag is off)
+    0   2s  magic b"RX"
+    2   B   format version (1)
+    3   B   flags: 0x01 checksum present, 0x02 out-of-band buffers follow the msgpack body
+    4   B   compression id: 0 none, 1 zlib, 2 lz4, 3 zstd
+    5   B   reserved, 0
+    6   Q   raw length: payload size before compression (bounds decompression)
+    14  Q   stored length: payload bytes after the header (detects truncation)
+    22  ... payload (stored length bytes)
+    -4  I   crc32 of everything before it (0 when the checksum flag is off)
 
+The checksum sits last so a reader verifies header and payload in one pass over the value, with
+no slicing: crc32(value) of an intact value is always the CRC-32 residue constant.
 The raw payload is one msgpack object; with flag 0x02 it is ``Q body_length, body, buffers``,
 where large byte buffers (bytes, numpy data, Arrow IPC) sit after the body and are referenced
 from it, so they are copied once and never re-packed. Plain data (None, bool, int, float, str,
@@ -34,20 +37,26 @@ from redis_xcom._codec_types import PACK_OPTIONS, Decoder, Encoder, NeedsOutOfBa
 from redis_xcom._codec_walk import explain_unserializable
 from redis_xcom.errors import CodecError, CorruptPayloadError, UnsupportedFormatError
 
-__all__ = ["HEADER_SIZE", "MAGIC", "VERSION", "Codec"]
+__all__ = ["HEADER_SIZE", "MAGIC", "OVERHEAD", "VERSION", "Codec"]
 
 MAGIC = b"RX"
 VERSION = 1
 FLAG_CHECKSUM = 0x01
 FLAG_OUT_OF_BAND = 0x02
 _KNOWN_FLAGS = FLAG_CHECKSUM | FLAG_OUT_OF_BAND
-_PRE = struct.Struct("<2sBBBBQQ")  # everything the crc covers in the header
-_CRC = struct.Struct("<I")
-_HEADER = struct.Struct("<2sBBBBQQI")
+_HEADER = struct.Struct("<2sBBBBQQ")
 HEADER_SIZE = _HEADER.size
+_CRC = struct.Struct("<I")
+TRAILER_SIZE = _CRC.size
+OVERHEAD = HEADER_SIZE + TRAILER_SIZE
+# crc32(data + crc32(data) as 4 little-endian bytes) is this constant for any data.
+_CRC_RESIDUE = 0x2144DF1C
+# The common case (plain, checksummed, uncompressed) as one prefix plus the two lengths.
+_FAST = struct.Struct("<6sQQ")
+_FAST_PREFIX = struct.pack("<2sBBBB", MAGIC, VERSION, FLAG_CHECKSUM, 0, 0)
+# Values below this take the fast paths (concatenation and slicing are cheap at this size).
+_FAST_MAX = 1 << 16
 _BODY_LEN = struct.Struct("<Q")
-# Below this a bytes slice (one small copy) is cheaper than a memoryview.
-_SLICE_MAX = 1 << 16
 _crc32 = zlib.crc32
 
 _ENCODER = Encoder()
@@ -76,6 +85,8 @@ class Codec:
         # An infinite threshold keeps the "should we compress" test to one comparison.
         self._threshold: float = compression_threshold if self._cid else float("inf")
         self._flags = FLAG_CHECKSUM if checksum else 0
+        # Small checksummed values skip the general path; large ones must be joined exactly once.
+        self._fast_below = min(self._threshold, _FAST_MAX) if checksum else 0
 
     def __repr__(self) -> str:
         return f"Codec(compression={self.compression!r}, compression_threshold={self.compression_threshold})"
@@ -91,17 +102,24 @@ class Codec:
             return self._encode_out_of_band(value)
         except Exception as exc:
             raise explain_unserializable(value, exc) from exc
-        if len(body) >= self._threshold:
-            return self._seal([body], 0)
-        flags = self._flags
         n = len(body)
-        pre = _PRE.pack(MAGIC, VERSION, flags, 0, 0, n, n)
-        crc = _crc32(body, _crc32(pre)) if flags else 0
-        return b"".join((pre, _CRC.pack(crc), body))
+        if n >= self._fast_below:
+            return self._seal([body], 0)
+        head = _FAST.pack(_FAST_PREFIX, n, n) + body
+        return head + _CRC.pack(_crc32(head))
 
     def decode(self, data: bytes | bytearray | memoryview) -> object:
         """Rebuild a value; any malformed input raises a CodecError subclass and nothing else."""
         try:
+            prefix, raw_len, stored_len = _FAST.unpack_from(data)
+            if (
+                prefix == _FAST_PREFIX
+                and raw_len == stored_len == len(data) - OVERHEAD
+                and stored_len < _FAST_MAX
+                and _crc32(data) == _CRC_RESIDUE
+            ):
+                body = data[HEADER_SIZE:-TRAILER_SIZE]  # a small copy costs less than a memoryview
+                return msgpack.unpackb(body, ext_hook=_DECODER, strict_map_key=False)
             return self._decode(data)
         except CodecError:
             raise
@@ -127,20 +145,19 @@ class Codec:
             if len(packed) < raw_len:
                 parts, cid = [packed], self._cid
         flags |= self._flags
-        pre = _PRE.pack(MAGIC, VERSION, flags, cid, 0, raw_len, sum(len(p) for p in parts))
+        header = _HEADER.pack(MAGIC, VERSION, flags, cid, 0, raw_len, sum(len(p) for p in parts))
         crc = 0
         if flags & FLAG_CHECKSUM:
-            crc = _crc32(pre)
+            crc = _crc32(header)
             for part in parts:
                 crc = _crc32(part, crc)
-        return b"".join([pre, _CRC.pack(crc), *parts])
+        return b"".join([header, *parts, _CRC.pack(crc)])
 
     def _decode(self, data: bytes | bytearray | memoryview) -> object:
-        if len(data) < HEADER_SIZE:
-            raise CorruptPayloadError(f"stored value is {len(data)} bytes, shorter than a redis-xcom header")
-        magic, version, flags, cid, reserved, raw_len, stored_len, crc = _HEADER.unpack_from(data)
-        if magic != MAGIC:
-            raise CorruptPayloadError("stored value does not start with the redis-xcom magic bytes")
+        """The general path: any flags, any compression, with precise errors."""
+        if len(data) < OVERHEAD or bytes(data[:2]) != MAGIC:
+            raise CorruptPayloadError("stored value is not a redis-xcom value (too short or wrong magic)")
+        _magic, version, flags, cid, reserved, raw_len, stored_len = _HEADER.unpack_from(data)
         if version != VERSION:
             raise UnsupportedFormatError(
                 f"stored value has format version {version}; this redis-xcom reads version {VERSION}. "
@@ -148,16 +165,16 @@ class Codec:
             )
         if flags & ~_KNOWN_FLAGS or reserved:
             raise UnsupportedFormatError(f"value uses unknown header flags {flags:#x}; upgrade redis-xcom")
-        if len(data) - HEADER_SIZE != stored_len:
+        if len(data) - OVERHEAD != stored_len:
             raise CorruptPayloadError(
-                f"stored value has {len(data) - HEADER_SIZE} payload bytes, the header says {stored_len} "
+                f"stored value has {len(data) - OVERHEAD} payload bytes, the header says {stored_len} "
                 "(truncated?)"
             )
-        body: Any = data[HEADER_SIZE:] if stored_len <= _SLICE_MAX else memoryview(data)[HEADER_SIZE:]
-        if flags & FLAG_CHECKSUM and _crc32(body, _crc32(data[: _PRE.size])) != crc:
+        if flags & FLAG_CHECKSUM and _crc32(data) != _CRC_RESIDUE:
             raise CorruptPayloadError("stored value fails its checksum (altered or corrupted)")
+        body: Any = memoryview(data)[HEADER_SIZE:-TRAILER_SIZE]
         if cid:
-            body = compression.decompress(cid, memoryview(body), raw_len)
+            body = compression.decompress(cid, body, raw_len)
         elif raw_len != stored_len:
             raise CorruptPayloadError("uncompressed value records two different lengths")
         if flags & FLAG_OUT_OF_BAND:

@@ -18,13 +18,14 @@ from collections import OrderedDict, namedtuple
 from collections.abc import Iterator
 
 import attrs
+import msgpack
 import pendulum
 import pydantic
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from redis_xcom.codec import HEADER_SIZE, MAGIC, Codec
+from redis_xcom.codec import HEADER_SIZE, MAGIC, OVERHEAD, Codec
 from redis_xcom.errors import (
     ConfigError,
     CorruptPayloadError,
@@ -388,12 +389,13 @@ def test_missing_compression_library_says_what_to_install(
         Codec("lz4" if extra == "lz4" else "zstd")
 
 
-def test_header_layout_is_documented_one() -> None:
+def test_envelope_layout_is_the_documented_one() -> None:
     data = Codec().encode({"a": 1})
-    magic, version, flags, cid, reserved, raw_len, stored_len, crc = struct.unpack_from("<2sBBBBQQI", data)
+    magic, version, flags, cid, reserved, raw_len, stored_len = struct.unpack_from("<2sBBBBQQ", data)
     assert (magic, version, flags, cid, reserved) == (MAGIC, 1, 1, 0, 0)
-    assert raw_len == stored_len == len(data) - HEADER_SIZE
-    assert crc == zlib.crc32(data[HEADER_SIZE:], zlib.crc32(data[:22]))
+    assert raw_len == stored_len == len(data) - OVERHEAD
+    assert data[HEADER_SIZE:-4] == msgpack.packb({"a": 1})
+    assert struct.unpack("<I", data[-4:])[0] == zlib.crc32(data[:-4])
 
 
 def test_checksum_can_be_turned_off_and_such_values_still_read() -> None:
@@ -458,11 +460,9 @@ def test_unknown_version_is_a_clear_unsupported_format_error() -> None:
 
 
 def test_unknown_compression_id_is_unsupported() -> None:
-    data = bytearray(Codec().encode("x"))
+    data = bytearray(Codec().encode("x")[:-4])
     data[4] = 9
-    pre = bytes(data[:22])
-    body = bytes(data[HEADER_SIZE:])
-    data[22:26] = struct.pack("<I", zlib.crc32(body, zlib.crc32(pre)))
+    data += struct.pack("<I", zlib.crc32(data))
     with pytest.raises(UnsupportedFormatError, match="compression"):
         Codec().decode(bytes(data))
 
