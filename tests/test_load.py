@@ -66,7 +66,8 @@ def _worker(worker: int, url: str, ops: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     written: dict[tuple[str, str, int], int] = {}  # exclusive coordinates -> last sequence number
     pushed: set[tuple[str, str, int]] = set()
-    stats = {"pushes": 0, "pulls": 0, "many_pulls": 0, "bytes": 0, "chunked": 0, "worker": worker}
+    stats: dict[str, Any] = {"pushes": 0, "pulls": 0, "many_pulls": 0, "bytes": 0, "chunked": 0}
+    stats["worker"] = worker
     for seq in range(ops):
         run_id, task_id, map_index, exclusive = _coordinates(worker, rng)
         coords = (run_id, task_id, map_index)
@@ -140,7 +141,7 @@ def test_parallel_pushes_and_pulls_lose_nothing_cross_nothing_orphan_nothing(
     assert values == {f"xcom:{{{DAG}/{r}}}:{t}:{m}:return_value" for r, t, m in coordinates}
     for chunks in chunk_lists:  # every chunk list belongs to a value that is chunked right now
         manifest = client.get(chunks.removesuffix(CHUNK_SUFFIX))
-        assert manifest is not None and is_manifest(manifest), f"orphaned {chunks}"
+        assert isinstance(manifest, bytes) and is_manifest(manifest), f"orphaned {chunks}"
     # And the last word: every XCom still reads back intact.
     reset_runtime()
     for run_id, task_id, map_index in coordinates:
