@@ -11,6 +11,7 @@ import decimal
 import enum
 import pathlib
 import struct
+import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -140,6 +141,25 @@ class Decoder:
         raise CorruptPayloadError(f"unknown buffer kind {kind}")
 
 
+TOP_ENCODER = Encoder()
+TOP_DECODER = Decoder()
+
+
+def new_packer() -> msgpack.Packer:
+    """The packer for top-level values: plain data in C, everything else through TOP_ENCODER."""
+    return msgpack.Packer(default=TOP_ENCODER, **PACK_OPTIONS)
+
+
+class _ThreadPacker(threading.local):
+    """One reusable Packer per thread (a Packer is not thread-safe, and creating one costs)."""
+
+    def __init__(self) -> None:
+        self.packer = new_packer()
+
+
+LOCAL = _ThreadPacker()
+
+
 def _encode_seq(code: int) -> Callable[[Encoder, Any], msgpack.ExtType]:
     return lambda enc, obj: msgpack.ExtType(code, enc.pack(list(obj)))
 
@@ -248,7 +268,13 @@ def _encode_by_airflow(enc: Encoder, obj: object) -> msgpack.ExtType:
     """dataclasses, attrs, pydantic, serialize()/deserialize() classes: Airflow's serde decides."""
     from airflow.sdk import serde
 
-    tree = serde.serialize(obj)
+    # User code runs here and may call Codec.encode: give it its own packer, not ours mid-value.
+    busy = LOCAL.packer
+    LOCAL.packer = new_packer()
+    try:
+        tree = serde.serialize(obj)
+    finally:
+        LOCAL.packer = busy
     return msgpack.ExtType(Ext.AIRFLOW_SERDE, enc.pack(tree))
 
 

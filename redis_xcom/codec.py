@@ -25,7 +25,6 @@ outside Airflow's ``[core] allowed_deserialization_classes``.
 from __future__ import annotations
 
 import struct
-import threading
 import zlib
 from typing import Any
 
@@ -33,7 +32,15 @@ import msgpack
 
 from redis_xcom import _codec_compress as compression
 from redis_xcom._codec_ext import OUT_OF_BAND_MIN
-from redis_xcom._codec_types import PACK_OPTIONS, Decoder, Encoder, NeedsOutOfBand, OutOfBand
+from redis_xcom._codec_types import (
+    LOCAL,
+    PACK_OPTIONS,
+    TOP_DECODER,
+    Decoder,
+    Encoder,
+    NeedsOutOfBand,
+    OutOfBand,
+)
 from redis_xcom._codec_walk import explain_unserializable
 from redis_xcom.errors import CodecError, CorruptPayloadError, UnsupportedFormatError
 
@@ -58,19 +65,6 @@ _FAST_PREFIX = struct.pack("<2sBBBB", MAGIC, VERSION, FLAG_CHECKSUM, 0, 0)
 _FAST_MAX = 1 << 16
 _BODY_LEN = struct.Struct("<Q")
 _crc32 = zlib.crc32
-
-_ENCODER = Encoder()
-_DECODER = Decoder()
-
-
-class _ThreadPacker(threading.local):
-    """One reusable msgpack Packer per thread (a Packer is not thread-safe; creating one costs)."""
-
-    def __init__(self) -> None:
-        self.packer = msgpack.Packer(default=_ENCODER, **PACK_OPTIONS)
-
-
-_LOCAL = _ThreadPacker()
 
 
 class Codec:
@@ -97,7 +91,7 @@ class Codec:
         try:
             if cls in _TOP_LEVEL_BUFFERS and (cls is not bytes or len(value) >= OUT_OF_BAND_MIN):  # type: ignore[arg-type]
                 return self._encode_out_of_band(value)
-            body = _LOCAL.packer.pack(value)
+            body = LOCAL.packer.pack(value)
         except NeedsOutOfBand:
             return self._encode_out_of_band(value)
         except Exception as exc:
@@ -119,7 +113,7 @@ class Codec:
                 and _crc32(data) == _CRC_RESIDUE
             ):
                 body = data[HEADER_SIZE:-TRAILER_SIZE]  # a small copy costs less than a memoryview
-                return msgpack.unpackb(body, ext_hook=_DECODER, strict_map_key=False)
+                return msgpack.unpackb(body, ext_hook=TOP_DECODER, strict_map_key=False)
             return self._decode(data)
         except CodecError:
             raise
@@ -179,7 +173,7 @@ class Codec:
             raise CorruptPayloadError("uncompressed value records two different lengths")
         if flags & FLAG_OUT_OF_BAND:
             return _decode_out_of_band(memoryview(body))
-        return msgpack.unpackb(body, ext_hook=_DECODER, strict_map_key=False)
+        return msgpack.unpackb(body, ext_hook=TOP_DECODER, strict_map_key=False)
 
 
 def _decode_out_of_band(payload: memoryview) -> object:

@@ -574,3 +574,28 @@ def test_every_error_is_a_redis_xcom_error() -> None:
     assert issubclass(CorruptPayloadError, RedisXComError)
     assert issubclass(UnsupportedFormatError, RedisXComError)
     assert issubclass(DisallowedClassError, RedisXComError)
+
+
+class Reentrant:
+    """serialize() itself uses the codec, as a user's class might (e.g. to cache a payload)."""
+
+    def __init__(self, inner: list) -> None:
+        self.inner = inner
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Reentrant and other.inner == self.inner
+
+    def serialize(self) -> dict:
+        codec = Codec()
+        return {"inner": codec.decode(codec.encode(self.inner))}
+
+    @staticmethod
+    def deserialize(data: dict, version: int) -> Reentrant:
+        return Reentrant(data["inner"])
+
+
+def test_codec_used_inside_a_serialize_method_does_not_corrupt_the_outer_value(
+    allow_test_classes: None,
+) -> None:
+    value = {"before": "x" * 50, "obj": Reentrant([1, 2, 3]), "after": [9, 9]}
+    assert roundtrip(value) == value
