@@ -18,6 +18,7 @@ import sqlite3
 import statistics
 import tempfile
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from datetime import datetime
 from pathlib import Path
@@ -238,6 +239,19 @@ def _aggregate(runs: list[dict[str, Any]], grid: list[tuple[int, int]]) -> list[
     return rows
 
 
+def _print_run(result: dict[str, Any]) -> None:
+    status = "ok" if result["ok"] else f"FAILED (rc {result['returncode']})"
+    print(
+        f"  rep {result['rep']} S={fmt_bytes(result['size']):>7} N={result['n']:>3} {result['backend']:>13}: "
+        f"{status}, XCom phase {fmt_seconds(result['xcom_phase_s'] or float('nan'))}, dag run "
+        f"{fmt_seconds(result['dag_run_s'] or float('nan'))}, wall {fmt_seconds(result['wall_s'])}, "
+        f"DB +{fmt_bytes(result['db_growth_bytes'])}",
+        flush=True,
+    )
+    if not result["ok"]:
+        print(textwrap.indent(result.get("log_tail", "")[-1500:], "      "), flush=True)
+
+
 def run(ctx: BenchContext) -> dict[str, Any]:
     if ctx.smoke:
         grid, reps = SMOKE_GRID, 1
@@ -254,24 +268,18 @@ def run(ctx: BenchContext) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     try:
         template = prepare(root, grid)
+        plan = []
         for rep in range(reps):
             for size, n in grid:
                 # Rotate the order so no backend always runs first (or right after the heaviest).
                 shift = (rep + grid.index((size, n))) % len(BACKENDS)
-                for backend in BACKENDS[shift:] + BACKENDS[:shift]:
-                    result = run_once(ctx, template, backend, size, n)
-                    result["rep"] = rep
-                    runs.append(result)
-                    status = "ok" if result["ok"] else f"FAILED (rc {result['returncode']})"
-                    print(
-                        f"  rep {rep} S={fmt_bytes(size):>7} N={n:>3} {backend:>13}: {status}, XCom phase "
-                        f"{fmt_seconds(result['xcom_phase_s'] or float('nan'))}, dag run "
-                        f"{fmt_seconds(result['dag_run_s'] or float('nan'))}, wall "
-                        f"{fmt_seconds(result['wall_s'])}, DB +{fmt_bytes(result['db_growth_bytes'])}",
-                        flush=True,
-                    )
-                    if not result["ok"]:
-                        print(textwrap.indent(result.get("log_tail", "")[-1500:], "      "), flush=True)
+                plan += [(rep, size, n, b) for b in BACKENDS[shift:] + BACKENDS[:shift]]
+        # Smoke runs only check that everything still works: run the backends at once, not timed.
+        with ThreadPoolExecutor(max_workers=len(BACKENDS) if ctx.smoke else 1) as pool:
+            results = pool.map(lambda p: {**run_once(ctx, template, p[3], p[1], p[2]), "rep": p[0]}, plan)
+            for result in results:
+                runs.append(result)
+                _print_run(result)
     finally:
         rmtree(root)
     rows = _aggregate(runs, grid)

@@ -1,0 +1,550 @@
+"""Merge results/*.json into results/RESULTS.md (a table per benchmark and a goals table) and chart.png.
+
+python -m benchmarks.report [results-dir]
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import fmt_bytes, fmt_seconds
+
+ORDER = ("codec", "backend", "scaling", "airflow")
+BACKEND_LABELS = {
+    "default": "default (DB)",
+    "objectstorage": "object storage (file://)",
+    "redis_xcom": "redis-xcom",
+}
+CODEC_GOAL_SHAPE = "records_20000"
+CODEC_GOAL = 12.0
+COLORS = {"default": "#7f8c8d", "objectstorage": "#2980b9", "redis_xcom": "#c0392b"}
+
+
+def load(out: Path) -> dict[str, dict[str, Any]]:
+    docs = {}
+    for path in sorted(out.glob("*.json")):
+        try:
+            docs[path.stem] = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            print(f"report: skipping {path}: {exc}", file=sys.stderr)
+    return docs
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ratio_text(median: float | None, spread: list[float] | tuple[float, float] | None = None) -> str:
+    if median is None:
+        return "n/a"
+    text = f"{median:.2f}x"
+    if spread and spread[0] is not None:
+        text += f" [{spread[0]:.2f}-{spread[1]:.2f}]"
+    return text
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    if len(values) >= 2:
+        p25, _, p75 = statistics.quantiles(values, n=4, method="inclusive")
+    else:
+        p25 = p75 = values[0]
+    return statistics.median(values), p25, p75
+
+
+# --- goals -------------------------------------------------------------------------------------
+
+
+def codec_goal(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """20k records: Airflow's serde+JSON path / ours, from bench_codec's per-round samples."""
+    results = doc.get("results", {})
+    shape = (
+        CODEC_GOAL_SHAPE
+        if CODEC_GOAL_SHAPE in results
+        else next((s for s in results if s.startswith("records_")), None)
+    )
+    if shape is None:
+        return None
+    ours, serde = results[shape].get("ours", {}), results[shape].get("airflow-serde+json", {})
+    if not ours.get("samples") or not serde.get("samples"):
+        return None
+    median, p25, p75 = _quartiles([s / o for s, o in zip(serde["samples"], ours["samples"], strict=False)])
+    return {
+        "goal": f"{shape.replace('records_', '')} records: encode+decode at least {CODEC_GOAL:g}x faster "
+        "than the default backend's serialize/deserialize path (Airflow serde + JSON)",
+        "target": CODEC_GOAL,
+        "measured": median,
+        "spread": [p25, p75],
+        "met": median >= CODEC_GOAL,
+        "source": "codec",
+    }
+
+
+def goals(docs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for name in ORDER:
+        doc = docs.get(name)
+        if doc is None:
+            continue
+        if name == "codec":
+            goal = codec_goal(doc)
+            if goal:
+                found.append(goal)
+            continue
+        for goal in doc.get("goals", []):
+            found.append({**goal, "source": name})
+    return found
+
+
+def goals_table(found: list[dict[str, Any]]) -> str:
+    rows = []
+    for g in found:
+        measured = g["measured"]
+        if isinstance(measured, (int, float)):
+            measured = ratio_text(measured, g.get("spread"))
+        status = "**met**" if g["met"] else "not met"
+        if g.get("note") and not g["met"]:
+            status += f" ({g['note']})"
+        rows.append(
+            [
+                g["goal"],
+                g["target"] if isinstance(g["target"], str) else f"{g['target']:g}x",
+                measured,
+                status,
+                g["source"],
+            ]
+        )
+    return table(["goal", "target", "measured: median [p25-p75]", "status", "benchmark"], rows)
+
+
+# --- sections ---------------------------------------------------------------------------------
+
+
+def codec_section(doc: dict[str, Any]) -> str:
+    rows = []
+    for shape, info in doc.get("results", {}).items():
+        for label, r in info.items():
+            if not r.get("supported"):
+                rows.append([shape, label, "n/a", "", "", "", r.get("error", "")[:60]])
+                continue
+            rows.append(
+                [
+                    shape,
+                    label,
+                    fmt_seconds(r["median"]),
+                    f"{fmt_seconds(r['p25'])} - {fmt_seconds(r['p75'])}",
+                    f"{r['ratio']:.2f}x",
+                    "yes" if r.get("exact") else "no",
+                    f"{r['size']:,}",
+                ]
+            )
+    return (
+        "Encode+decode round trip per value (`benchmarks/bench_codec.py`); "
+        "`x ours` > 1 means slower than ours.\n\n"
+        + table(["shape", "competitor", "median", "p25 - p75", "x ours", "exact", "bytes"], rows)
+    )
+
+
+def backend_section(doc: dict[str, Any]) -> str:
+    rows = []
+    for r in doc["rows"]:
+        rows.append(
+            [
+                r["shape"],
+                fmt_bytes(r["encoded_bytes"]),
+                fmt_seconds(r["bare_setget_s"]),
+                fmt_seconds(r["backend_s"]),
+                fmt_seconds(r["codec_only_s"]),
+                ratio_text(r["ratio_median"], [r["ratio_p25"], r["ratio_p75"]]),
+                f"{r['goal_ratio']}x" if r["goal_ratio"] else "",
+            ]
+        )
+    text = (
+        doc["description"] + " Times are medians per push+pull; the ratio is the median of per-round ratios "
+        "[p25-p75].\n\n"
+        + table(
+            ["shape", "encoded", "bare SET+GET", "backend push+pull", "codec only", "backend / bare", "goal"],
+            rows,
+        )
+    )
+    profiles = doc.get("profiles") or {}
+    for shape, top in profiles.items():
+        prow = [
+            [
+                p["function"],
+                p["calls"],
+                fmt_seconds(p["tottime_per_call_s"]),
+                f"{100 * p['share_of_total']:.0f}%",
+            ]
+            for p in top[:8]
+        ]
+        text += (
+            f"\n\nWhere a push+pull of **{shape}** spends its time (cProfile, own time per push+pull):\n\n"
+        )
+        text += table(["function", "calls", "own time", "share"], prow)
+    return text
+
+
+def scaling_section(doc: dict[str, Any]) -> str:
+    pull_rows = [
+        [
+            r["n"],
+            r["round_trips_get_all"],
+            r["round_trips_per_item"],
+            "" if r["server_gets_get_all"] is None else r["server_gets_get_all"],
+            fmt_seconds(r["get_all_s"]),
+            fmt_seconds(r["per_item_s"]),
+            ratio_text(r["speedup_median"]),
+        ]
+        for r in doc.get("pull", [])
+    ]
+    clear_rows = [
+        [
+            f"{r['unrelated_keys']:,}",
+            f"{r['dbsize']:,}",
+            f"{fmt_seconds(r['backend_clear_s']['median'])} [{fmt_seconds(r['backend_clear_s']['p25'])} - "
+            f"{fmt_seconds(r['backend_clear_s']['p75'])}]",
+            r["round_trips_backend_clear"],
+            fmt_seconds(r["unlink_known_s"]["median"]),
+            r["round_trips_unlink_known"],
+        ]
+        for r in doc.get("clear", [])
+    ]
+    return (
+        "Pulling all outputs of N mapped tasks: `get_all` (the override, one pipeline) against "
+        "`deserialize_value` per item (what Airflow's `BaseXCom.get_all` and the lazy sequence of mapped "
+        "outputs do). Round trips are counted client side (socket writes of redis-py); server GETs come "
+        "from INFO commandstats. The supervisor's answer with the N DB references is faked: only Redis "
+        "is timed.\n\n"
+        + table(
+            [
+                "N",
+                "get_all round trips",
+                "per-item round trips",
+                "server GETs (get_all)",
+                "get_all",
+                "per item",
+                "get_all speed-up",
+            ],
+            pull_rows,
+        )
+        + "\n\nClearing one run of 100 keys with `ExclusiveRedisXCom.clear(dag_id, run_id)` while other "
+        "runs' keys fill the keyspace, against one UNLINK of the 100 known keys (what a per-run index "
+        "would cost). Median [p25 - p75].\n\n"
+        + table(
+            [
+                "unrelated keys",
+                "DBSIZE",
+                "backend.clear",
+                "round trips",
+                "UNLINK of known keys",
+                "round trips",
+            ],
+            clear_rows,
+        )
+    )
+
+
+def airflow_section(doc: dict[str, Any]) -> str:
+    rows = []
+    for row in doc.get("rows", []):
+        for backend, b in row["backends"].items():
+            label = BACKEND_LABELS.get(backend, backend)
+            if not b.get("ok_runs"):
+                rows.append(
+                    [
+                        fmt_bytes(row["size"]),
+                        row["n"],
+                        label,
+                        f"failed ({b.get('failed_runs', 0)} runs)",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                    ]
+                )
+                continue
+            x = b["xcom_phase_s"]
+            speed = ""
+            if backend != "redis_xcom":
+                s = (row.get(f"speedup_vs_{backend}") or {}).get("xcom_phase_s")
+                speed = ratio_text(s["median"], [s["p25"], s["p75"]]) if s else ""
+            rows.append(
+                [
+                    fmt_bytes(row["size"]),
+                    row["n"],
+                    label,
+                    f"{fmt_seconds(x['median'])} [{fmt_seconds(x['p25'])} - {fmt_seconds(x['p75'])}]",
+                    fmt_seconds(b["dag_run_s"]["median"]),
+                    fmt_seconds(b["wall_s"]["median"]),
+                    fmt_bytes(b["db_growth_bytes"]),
+                    fmt_bytes(b["xcom_value_bytes"]),
+                    fmt_bytes(b["payload_bytes_outside_db"]),
+                    speed,
+                ]
+            )
+    text = (
+        doc["description"]
+        + f" {doc.get('repetitions', '?')} repetition(s).\n\n"
+        + table(
+            [
+                "S",
+                "N",
+                "backend",
+                "XCom phase: median [p25 - p75]",
+                "DAG run",
+                "wall (process)",
+                "DB file growth",
+                "xcom.value bytes",
+                "payload outside DB",
+                "redis-xcom speed-up (XCom phase)",
+            ],
+            rows,
+        )
+    )
+    if doc.get("skipped"):
+        text += "\n\nSkipped combinations:\n\n" + "\n".join(
+            f"- S={fmt_bytes(s['size'])} x N={s['n']}: {s['why']}" for s in doc["skipped"]
+        )
+    return text
+
+
+SECTIONS = {
+    "codec": ("1. Codec", codec_section),
+    "backend": ("2. Backend push+pull against bare redis-py", backend_section),
+    "scaling": ("4. Scaling: pulling mapped outputs, clearing a run", scaling_section),
+    "airflow": ("3. End to end in Airflow (`airflow dags test`)", airflow_section),
+}
+
+
+def markdown(docs: dict[str, dict[str, Any]]) -> str:
+    any_doc = next(iter(docs.values()), {})
+    machine = any_doc.get("machine", {})
+    redis_kind = next((d["redis"]["kind"] for d in docs.values() if "redis" in d), "?")
+    smoke = any(d.get("smoke") for d in docs.values())
+    parts = [
+        "# redis-xcom benchmark results",
+        "",
+        "Generated by `python -m benchmarks` (`benchmarks/report.py`); raw figures in the JSON files next "
+        "to this one. Every comparison ran side by side in one process, interleaved; the machine is shared "
+        "and noisy, so the ratios (median of per-round ratios, with their p25-p75 spread) are the headline, "
+        "not the absolute times.",
+        "",
+        f"- Machine: {machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}, Python "
+        f"{machine.get('python', '?')}, Airflow {machine.get('airflow', '?')}, redis-py "
+        f"{machine.get('redis_py', '?')}, commit {machine.get('git_commit', '?')}",
+        f"- Redis: {redis_kind}",
+    ]
+    if smoke:
+        parts.append("- **SMOKE RUN**: tiny sizes, few rounds; these figures only show the suite works.")
+    parts += ["", "![benchmark chart](chart.png)", "", "## Goals", "", goals_table(goals(docs))]
+    for name in ("codec", "backend", "airflow", "scaling"):
+        if name in docs:
+            title, section = SECTIONS[name]
+            try:
+                body = section(docs[name])
+            except (KeyError, TypeError, ValueError) as exc:
+                body = f"(could not render {name}.json: {exc!r})"
+            parts += ["", f"## {title}", "", body]
+    return "\n".join(parts) + "\n"
+
+
+# --- chart --------------------------------------------------------------------------------------
+
+
+def chart(docs: dict[str, dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(20, 10))
+    fig.suptitle(
+        "redis-xcom benchmarks (medians; error bars p25-p75)"
+        + (" - SMOKE" if any(d.get("smoke") for d in docs.values()) else "")
+    )
+    _chart_codec(axes[0][0], docs.get("codec"))
+    _chart_backend(axes[0][1], docs.get("backend"))
+    _chart_airflow(axes[0][2], docs.get("airflow"))
+    _chart_airflow_db(axes[1][0], docs.get("airflow"))
+    _chart_pull(axes[1][1], docs.get("scaling"))
+    _chart_clear(axes[1][2], docs.get("scaling"))
+    from matplotlib.ticker import FuncFormatter
+
+    plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if axis.get_scale() == "log":
+                axis.set_major_formatter(plain)
+                axis.set_minor_formatter(plain)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _empty(ax: Any, what: str) -> None:
+    ax.text(0.5, 0.5, f"no {what} results", ha="center", va="center", transform=ax.transAxes)
+    ax.set_axis_off()
+
+
+def _chart_codec(ax: Any, doc: dict[str, Any] | None) -> None:
+    if not doc or not doc.get("results"):
+        return _empty(ax, "codec")
+    shapes = [
+        (shape, info["airflow-serde+json"])
+        for shape, info in doc["results"].items()
+        if info.get("airflow-serde+json", {}).get("supported")
+    ]
+    if not shapes:
+        return _empty(ax, "codec")
+    xs = range(len(shapes))
+    ratios = [r["ratio"] for _, r in shapes]
+    ax.bar(xs, ratios, color="#c0392b")
+    for x, ratio in zip(xs, ratios, strict=True):
+        ax.text(x, ratio, f"{ratio:.1f}x", ha="center", va="bottom", fontsize=8)
+    ax.axhline(
+        CODEC_GOAL, color="black", linestyle="dashed", linewidth=1, label=f"goal {CODEC_GOAL:g}x (records)"
+    )
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks(list(xs), [s for s, _ in shapes], rotation=15)
+    ax.set_ylabel("Airflow serde+JSON time / redis-xcom codec time")
+    ax.set_title("1. Codec: speed-up over the default backend's path")
+    ax.legend(fontsize=8)
+    return None
+
+
+def _chart_airflow_db(ax: Any, doc: dict[str, Any] | None) -> None:
+    if not doc or not doc.get("rows"):
+        return _empty(ax, "airflow")
+    rows = doc["rows"]
+    width = 0.27
+    for i, backend in enumerate(("default", "objectstorage", "redis_xcom")):
+        growth = [max(r["backends"].get(backend, {}).get("db_growth_bytes", 0), 0) / 1024 for r in rows]
+        xs = [j + (i - 1) * width for j in range(len(rows))]
+        ax.bar(xs, [max(g, 0.5) for g in growth], width, label=BACKEND_LABELS[backend], color=COLORS[backend])
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)), [f"{fmt_bytes(r['size'])} x {r['n']}" for r in rows])
+    ax.set_ylabel("metadata DB (SQLite file) growth per run, KB (log)")
+    ax.set_title("3. Metadata DB growth per DAG run")
+    ax.legend(fontsize=8)
+    return None
+
+
+def _chart_backend(ax: Any, doc: dict[str, Any] | None) -> None:
+    if not doc:
+        return _empty(ax, "backend")
+    rows = doc["rows"]
+    xs = range(len(rows))
+    med = [r["ratio_median"] for r in rows]
+    err = [
+        [m - r["ratio_p25"] for m, r in zip(med, rows, strict=True)],
+        [r["ratio_p75"] - m for m, r in zip(med, rows, strict=True)],
+    ]
+    ax.bar(xs, med, yerr=err, capsize=4, color="#c0392b")
+    for x, r in zip(xs, rows, strict=True):
+        if r["goal_ratio"]:
+            ax.hlines(r["goal_ratio"], x - 0.4, x + 0.4, colors="black", linestyles="dashed")
+        ax.text(x, r["ratio_median"], f"{r['ratio_median']:.2f}x", ha="center", va="bottom", fontsize=8)
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks(list(xs), [r["shape"] for r in rows], rotation=15)
+    ax.set_ylabel("push+pull time / bare redis-py SET+GET")
+    ax.set_title("2. Backend overhead vs bare redis-py (dashed: goal)")
+    return None
+
+
+def _chart_airflow(ax: Any, doc: dict[str, Any] | None) -> None:
+    if not doc or not doc.get("rows"):
+        return _empty(ax, "airflow")
+    rows = doc["rows"]
+    width = 0.27
+    colors = COLORS
+    for i, backend in enumerate(("default", "objectstorage", "redis_xcom")):
+        meds, lo, hi = [], [], []
+        for r in rows:
+            b = r["backends"].get(backend, {})
+            x = b.get("xcom_phase_s")
+            meds.append(x["median"] if x else 0)
+            lo.append(x["median"] - x["p25"] if x else 0)
+            hi.append(x["p75"] - x["median"] if x else 0)
+        xs = [j + (i - 1) * width for j in range(len(rows))]
+        ax.bar(
+            xs, meds, width, yerr=[lo, hi], capsize=3, label=BACKEND_LABELS[backend], color=colors[backend]
+        )
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)), [f"{fmt_bytes(r['size'])} x {r['n']}" for r in rows])
+    ax.set_ylabel("XCom phase of the DAG run (s, log)")
+    ax.set_title("3. End to end, airflow dags test: N producers of S bytes + consumer")
+    ax.legend(fontsize=8)
+    return None
+
+
+def _chart_pull(ax: Any, doc: dict[str, Any] | None) -> None:
+    if not doc or not doc.get("pull"):
+        return _empty(ax, "scaling")
+    pull = doc["pull"]
+    ns = [r["n"] for r in pull]
+    ax.loglog(
+        ns, [r["round_trips_per_item"] for r in pull], "o-", color="#7f8c8d", label="round trips, per item"
+    )
+    ax.loglog(
+        ns, [r["round_trips_get_all"] for r in pull], "o-", color="#c0392b", label="round trips, get_all"
+    )
+    ax.set_xlabel("N mapped outputs pulled")
+    ax.set_ylabel("Redis round trips")
+    twin = ax.twinx()
+    twin.loglog(
+        ns, [r["per_item_s"] * 1e3 for r in pull], "s--", color="#7f8c8d", alpha=0.6, label="ms, per item"
+    )
+    twin.loglog(
+        ns, [r["get_all_s"] * 1e3 for r in pull], "s--", color="#c0392b", alpha=0.6, label="ms, get_all"
+    )
+    twin.set_ylabel("time (ms, dashed)")
+    lines = ax.get_legend_handles_labels()
+    tlines = twin.get_legend_handles_labels()
+    ax.legend(lines[0] + tlines[0], lines[1] + tlines[1], fontsize=8, loc="upper left")
+    ax.set_title("4. Pulling N mapped outputs")
+    return None
+
+
+def _chart_clear(ax: Any, doc: dict[str, Any] | None) -> None:
+    if not doc or not doc.get("clear"):
+        return _empty(ax, "clear")
+    clear = doc["clear"]
+    xs = [max(r["unrelated_keys"], 1) for r in clear]
+    for key, label, color in (
+        ("backend_clear_s", "backend.clear (SCAN MATCH)", "#c0392b"),
+        ("unlink_known_s", "UNLINK of the 100 known keys", "#27ae60"),
+    ):
+        med = [r[key]["median"] * 1e3 for r in clear]
+        err = [
+            [(r[key]["median"] - r[key]["p25"]) * 1e3 for r in clear],
+            [(r[key]["p75"] - r[key]["median"]) * 1e3 for r in clear],
+        ]
+        ax.errorbar(xs, med, yerr=err, fmt="o-", capsize=3, color=color, label=label)
+    ax.set_xscale("symlog", linthresh=1000)
+    ax.set_yscale("log")
+    ax.set_xlabel("unrelated keys in Redis")
+    ax.set_ylabel("clear of one run of 100 keys (ms, log)")
+    ax.set_title("4. Clearing one run")
+    ax.legend(fontsize=8)
+    return None
+
+
+def build(out: Path) -> None:
+    docs = load(out)
+    if not docs:
+        print(f"report: no results in {out}", file=sys.stderr)
+        return
+    (out / "RESULTS.md").write_text(markdown(docs))
+    chart(docs, out / "chart.png")
+
+
+if __name__ == "__main__":
+    build(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent / "results")

@@ -1,0 +1,87 @@
+"""The benchmark suite keeps working: its smoke size runs end to end and writes sane results.
+
+Benchmarks are programs, not timed tests: nothing here checks a speed, only that the figures exist
+and make sense (positive times, every backend's DAG run succeeded, one round trip for get_all).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("bench-results")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--smoke", "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=420,
+        check=False,
+    )
+    assert proc.returncode == 0, (
+        f"python -m benchmarks --smoke failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    )
+    return out
+
+
+def _load(results: Path, name: str) -> dict:
+    path = results / f"{name}.json"
+    assert path.is_file(), f"{name}.json missing; found {sorted(p.name for p in results.iterdir())}"
+    return json.loads(path.read_text())
+
+
+def _positive(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_backend_figures(results: Path) -> None:
+    doc = _load(results, "backend")
+    assert doc["smoke"] is True
+    assert {r["shape"] for r in doc["rows"]} >= {"small dict", "1 KB str"}
+    for row in doc["rows"]:
+        assert all(_positive(row[k]) for k in ("bare_setget_s", "backend_s", "codec_only_s", "ratio_median"))
+        assert row["ratio_p25"] <= row["ratio_median"] <= row["ratio_p75"]
+    assert doc["goals"] and all(isinstance(g["met"], bool) for g in doc["goals"])
+
+
+def test_scaling_figures(results: Path) -> None:
+    doc = _load(results, "scaling")
+    # get_all is one pipeline whatever N; per-item pulls pay one round trip each.
+    for row in doc["pull"]:
+        assert row["round_trips_get_all"] == 1
+        assert row["round_trips_per_item"] == row["n"]
+    assert [r["unrelated_keys"] for r in doc["clear"]] == [0, 1000]
+    assert all(_positive(r["backend_clear_s"]["median"]) for r in doc["clear"])
+
+
+def test_airflow_runs_succeeded_for_every_backend(results: Path) -> None:
+    doc = _load(results, "airflow")
+    assert {r["backend"] for r in doc["runs"]} == {"default", "objectstorage", "redis_xcom"}
+    for run in doc["runs"]:
+        assert run["ok"], run.get("log_tail")
+        assert _positive(run["xcom_phase_s"]) and _positive(run["wall_s"])
+    samples = {r["backend"]: r["xcom_value_sample"] for r in doc["runs"]}
+    assert samples["redis_xcom"].startswith('"redis-xcom://')
+    assert samples["objectstorage"].startswith('"file://')
+    assert {s["size"] for s in doc["skipped"]}  # the skipped grid is stated, not hidden
+
+
+def test_report_and_chart(results: Path) -> None:
+    text = (results / "RESULTS.md").read_text()
+    assert "## Goals" in text and "SMOKE RUN" in text
+    for section in ("Backend push+pull", "End to end in Airflow", "Scaling"):
+        assert section in text
+    png = (results / "chart.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
