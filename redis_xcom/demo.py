@@ -199,7 +199,7 @@ def inspect_run(home: AirflowHome, client: Any, run_id: str, prefix: str, ttl: i
     report.checks.append(
         Check(
             bool(rows) and not bad_inline,
-            f"the xcom table holds only references ({len(rows) - len(inline)}"
+            f"the xcom table holds only references ({len(rows) - len(inline)} references"
             + (
                 f"; {len(inline)} skipmixin_key row kept inline, as the scheduler reads it)"
                 if inline

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -15,7 +17,7 @@ import pytest
 import redis
 
 from redis_xcom import cli, demo, keys
-from redis_xcom.airflow_run import TaskInstanceRow, XComRow
+from redis_xcom.airflow_run import AirflowCommandError, AirflowHome, CommandResult, TaskInstanceRow, XComRow
 from tests.redis_process import RedisServer, free_port
 
 RUN_ID = "manual__2024-01-01T00:00:00+00:00"
@@ -175,6 +177,25 @@ def test_checks_fail_on_inline_values_missing_keys_bad_ttl_stray_keys_and_wrong_
         assert expected in failed
     assert "wrong TTL" in failed and "(TTL -1)" in failed
     assert stray_key in failed
+
+
+def test_a_failing_airflow_command_exits_1_and_keeps_the_home_with_its_log(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    log = tmp_path / "migrate.log"
+    log.write_text("sqlalchemy says no\n")
+
+    def failing_migrate(self: AirflowHome, **kwargs: Any) -> CommandResult:
+        raise AirflowCommandError(CommandResult(("db", "migrate"), 1, 0.5, log))
+
+    monkeypatch.setattr(AirflowHome, "migrate", failing_migrate)
+    out = io.StringIO()
+    assert demo.run_demo(force_embedded=True, env={}, out=out) == 1
+    text = out.getvalue()
+    assert str(log) in text and "sqlalchemy says no" in text
+    kept = re.search(r"Airflow home kept: (\S+)", text)
+    assert kept is not None and Path(kept.group(1)).is_dir()
+    shutil.rmtree(kept.group(1))
 
 
 # --- full runs ---------------------------------------------------------------------------------
