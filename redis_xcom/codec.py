@@ -30,7 +30,7 @@ from typing import Any
 
 import msgpack
 
-from redis_xcom import _codec_compress as compression
+from redis_xcom import _codec_compress as compression_module
 from redis_xcom._codec_ext import OUT_OF_BAND_MIN
 from redis_xcom._codec_types import (
     LOCAL,
@@ -42,7 +42,7 @@ from redis_xcom._codec_types import (
     OutOfBand,
 )
 from redis_xcom._codec_walk import explain_unserializable
-from redis_xcom.errors import CodecError, CorruptPayloadError, UnsupportedFormatError
+from redis_xcom.errors import CodecError, ConfigError, CorruptPayloadError, UnsupportedFormatError
 
 __all__ = ["HEADER_SIZE", "MAGIC", "OVERHEAD", "VERSION", "Codec"]
 
@@ -61,6 +61,8 @@ _CRC_RESIDUE = 0x2144DF1C
 # The common case (plain, checksummed, uncompressed) as one prefix plus the two lengths.
 _FAST = struct.Struct("<6sQQ")
 _FAST_PREFIX = struct.pack("<2sBBBB", MAGIC, VERSION, FLAG_CHECKSUM, 0, 0)
+_FAST_PREFIX_NO_CRC = struct.pack("<2sBBBB", MAGIC, VERSION, 0, 0, 0)
+_NO_CRC = bytes(TRAILER_SIZE)
 # Values below this take the fast paths (concatenation and slicing are cheap at this size).
 _FAST_MAX = 1 << 16
 _BODY_LEN = struct.Struct("<Q")
@@ -73,14 +75,17 @@ class Codec:
     def __init__(
         self, compression: str = "none", compression_threshold: int = 65536, *, checksum: bool = True
     ) -> None:
+        if type(compression_threshold) is not int or compression_threshold < 0:
+            raise ConfigError(f"compression_threshold must be an int >= 0, got {compression_threshold!r}")
         self.compression = compression
         self.compression_threshold = compression_threshold
-        self._cid = _compression_id(compression)
+        self._cid = compression_module.compression_id(compression)
         # An infinite threshold keeps the "should we compress" test to one comparison.
         self._threshold: float = compression_threshold if self._cid else float("inf")
         self._flags = FLAG_CHECKSUM if checksum else 0
-        # Small checksummed values skip the general path; large ones must be joined exactly once.
-        self._fast_below = min(self._threshold, _FAST_MAX) if checksum else 0
+        # Small values skip the general path; large ones must be joined exactly once.
+        self._fast_below = min(self._threshold, _FAST_MAX)
+        self._fast_prefix = _FAST_PREFIX if checksum else _FAST_PREFIX_NO_CRC
 
     def __repr__(self) -> str:
         return f"Codec(compression={self.compression!r}, compression_threshold={self.compression_threshold})"
@@ -99,18 +104,19 @@ class Codec:
         n = len(body)
         if n >= self._fast_below:
             return self._seal([body], 0)
-        head = _FAST.pack(_FAST_PREFIX, n, n) + body
-        return head + _CRC.pack(_crc32(head))
+        head = _FAST.pack(self._fast_prefix, n, n) + body
+        return head + (_CRC.pack(_crc32(head)) if self._flags else _NO_CRC)
 
     def decode(self, data: bytes | bytearray | memoryview) -> object:
         """Rebuild a value; any malformed input raises a CodecError subclass and nothing else."""
         try:
             prefix, raw_len, stored_len = _FAST.unpack_from(data)
             if (
-                prefix == _FAST_PREFIX
-                and raw_len == stored_len == len(data) - OVERHEAD
+                raw_len == stored_len == len(data) - OVERHEAD
                 and stored_len < _FAST_MAX
-                and _crc32(data) == _CRC_RESIDUE
+                and (
+                    (prefix == _FAST_PREFIX and _crc32(data) == _CRC_RESIDUE) or prefix == _FAST_PREFIX_NO_CRC
+                )
             ):
                 body = data[HEADER_SIZE:-TRAILER_SIZE]  # a small copy costs less than a memoryview
                 return msgpack.unpackb(body, ext_hook=TOP_DECODER, strict_map_key=False)
@@ -135,7 +141,7 @@ class Codec:
         raw_len = sum(len(p) for p in parts)
         cid = 0
         if raw_len >= self._threshold:
-            packed = compression.compress(self._cid, parts)
+            packed = compression_module.compress(self._cid, parts)
             if len(packed) < raw_len:
                 parts, cid = [packed], self._cid
         flags |= self._flags
@@ -168,7 +174,7 @@ class Codec:
             raise CorruptPayloadError("stored value fails its checksum (altered or corrupted)")
         body: Any = memoryview(data)[HEADER_SIZE:-TRAILER_SIZE]
         if cid:
-            body = compression.decompress(cid, body, raw_len)
+            body = compression_module.decompress(cid, body, raw_len)
         elif raw_len != stored_len:
             raise CorruptPayloadError("uncompressed value records two different lengths")
         if flags & FLAG_OUT_OF_BAND:
@@ -183,10 +189,6 @@ def _decode_out_of_band(payload: memoryview) -> object:
         raise CorruptPayloadError("msgpack body length points past the end of the value")
     decoder = Decoder(payload[end:])
     return msgpack.unpackb(payload[_BODY_LEN.size : end], ext_hook=decoder, strict_map_key=False)
-
-
-def _compression_id(name: str) -> int:
-    return compression.compression_id(name)
 
 
 # Top-level values that need the out-of-band path: their type (bytearray, memoryview) or size matters.

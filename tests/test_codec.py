@@ -376,6 +376,12 @@ def test_unknown_compression_is_a_config_error() -> None:
         Codec("gzip")
 
 
+@pytest.mark.parametrize("threshold", [-1, 1.5, "64k"])
+def test_bad_threshold_is_a_config_error(threshold: object) -> None:
+    with pytest.raises(ConfigError, match="compression_threshold"):
+        Codec("zlib", threshold)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("module, extra", [("lz4", "lz4"), ("zstandard", "zstd")])
 def test_missing_compression_library_says_what_to_install(
     module: str, extra: str, monkeypatch: pytest.MonkeyPatch
