@@ -346,3 +346,18 @@ def test_damaged_chunk_manifest_raises(xcom_settings: pytest.MonkeyPatch, server
     server.client().rpush(chunk_key(redis_key(reference)), b"extra chunk")
     with pytest.raises(RedisXComError, match="truncated or altered"):
         pull(reference)
+
+
+# -- bad input ------------------------------------------------------------------------------------------
+
+
+def test_unserializable_value_raises_type_error_with_its_path_and_writes_nothing(server: RedisServer) -> None:
+    previous = push({"previous": True}, task_id="producer")
+    with pytest.raises(TypeError) as info:
+        push({"rows": [{"ok": 1}, {"handle": threading.Lock()}]}, task_id="producer")
+    message = str(info.value)
+    assert "task_id='producer'" in message
+    assert "['rows'][1]['handle']" in message and "lock" in message.lower()
+    assert not isinstance(info.value, RedisXComError)  # a bug in the task's value, not a Redis problem
+    assert pull(previous) == {"previous": True}
+    assert server.client().dbsize() == 1
