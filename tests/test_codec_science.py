@@ -16,28 +16,16 @@ def roundtrip(value: object, compression: str = "none") -> object:
     return codec.decode(codec.encode(value))
 
 
-@pytest.fixture(scope="module")
-def np():  # type: ignore[no-untyped-def]
-    return pytest.importorskip("numpy", reason="numpy extra not installed: pip install 'redis-xcom[numpy]'")
+def _library_fixture(name: str, module: str, extra: str):  # type: ignore[no-untyped-def]
+    """A module-scoped fixture yielding the library, or skipping with what to install."""
+    reason = f"{module} not installed: pip install 'redis-xcom[{extra}]'"
+    return pytest.fixture(scope="module", name=name)(lambda: pytest.importorskip(module, reason=reason))
 
 
-@pytest.fixture(scope="module")
-def pd():  # type: ignore[no-untyped-def]
-    return pytest.importorskip(
-        "pandas", reason="pandas extra not installed: pip install 'redis-xcom[pandas]'"
-    )
-
-
-@pytest.fixture(scope="module")
-def pa():  # type: ignore[no-untyped-def]
-    return pytest.importorskip("pyarrow", reason="arrow extra not installed: pip install 'redis-xcom[arrow]'")
-
-
-@pytest.fixture(scope="module")
-def pl():  # type: ignore[no-untyped-def]
-    return pytest.importorskip(
-        "polars", reason="polars extra not installed: pip install 'redis-xcom[polars]'"
-    )
+np_fixture = _library_fixture("np", "numpy", "numpy")
+pd_fixture = _library_fixture("pd", "pandas", "pandas")
+pa_fixture = _library_fixture("pa", "pyarrow", "arrow")
+pl_fixture = _library_fixture("pl", "polars", "polars")
 
 
 def _arrays(np):  # type: ignore[no-untyped-def]
