@@ -5,7 +5,8 @@ ormsgpack and (as a reference only) pickle, on typical XCom shapes.
 
 Times an encode+decode round trip per call, interleaved (benchmarks.harness), notes whether each
 competitor gives back an equal value of the same type, the encoded size, and for the large shapes
-the tracemalloc peak of encode and of decode. "ours-no-crc" is the same codec without the checksum,
+the tracemalloc peak of encode and of decode (Arrow allocates outside tracemalloc's view, so
+DataFrame peaks undercount). "ours-no-crc" is the same codec without the checksum,
 to show what the checksum costs. Writes <out>/codec.json and prints Markdown tables.
 """
 
@@ -214,7 +215,8 @@ def print_targets(results: dict[str, dict[str, Any]]) -> None:
     print("\n### Targets\n")
     for shape, info in results.items():
         if info.get("msgpack", {}).get("supported") and "ours" in info:
-            print(f"- {shape}: ours / msgpack = {1 / info['msgpack']['ratio']:.3f}x (target <= 1.15)")
+            target = " (target <= 1.15)" if shape == "small_metadata" or shape.startswith("records") else ""
+            print(f"- {shape}: ours / msgpack = {1 / info['msgpack']['ratio']:.3f}x{target}")
         serde = info.get("airflow-serde+json", {})
         if serde.get("supported"):
             print(f"- {shape}: airflow-serde+json / ours = {serde['ratio']:.1f}x")
