@@ -3,6 +3,7 @@
 Per shape, side by side in one process and interleaved round by round:
   bare_setget   client.set(key, data, ex=ttl) + client.get(key), data = the codec's bytes of the value
   backend       ExclusiveRedisXCom.serialize_value(...) + deserialize_value(...) (codec, key, store)
+  store_only    RedisStore.put + RedisStore.get of those bytes (MULTI/EXEC, chunking): the Redis part
   codec_only    Codec.encode + Codec.decode, no Redis: the part of the overhead that is the codec
 The headline is backend / bare_setget per round (median and IQR of those ratios).
 """
@@ -69,12 +70,23 @@ def _variants(ctx: BenchContext, value: Any) -> dict[str, Callable[[], object]]:
         ref = ExclusiveRedisXCom.serialize_value(value, **coords)
         return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=ref))
 
+    store_key = f"{ctx.prefix}:store"
+
+    def store_only() -> object:
+        runtime.store.put(store_key, data, TTL)
+        return runtime.store.get(store_key)
+
     def codec_only() -> object:
         return codec.decode(codec.encode(value))
 
     # Same answer both ways, or the comparison means nothing.
     assert backend() == value
-    return {"bare_setget": bare_setget, "backend": backend, "codec_only": codec_only}
+    return {
+        "bare_setget": bare_setget,
+        "backend": backend,
+        "store_only": store_only,
+        "codec_only": codec_only,
+    }
 
 
 def _short(filename: str) -> str:
@@ -126,6 +138,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             "bare_setget_s": v["bare_setget"]["seconds"]["median"],
             "backend_s": v["backend"]["seconds"]["median"],
             "codec_only_s": v["codec_only"]["seconds"]["median"],
+            "store_only_s": v["store_only"]["seconds"]["median"],
+            "store_ratio_median": v["store_only"]["ratio"]["median"],
             "ratio_median": ratio["median"],
             "ratio_p25": ratio["p25"],
             "ratio_p75": ratio["p75"],
@@ -135,7 +149,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         rows.append(row)
         print(
             f"  {shape.name:>12} ({fmt_bytes(len(encoded))}): bare {fmt_seconds(row['bare_setget_s'])}, "
-            f"backend {fmt_seconds(row['backend_s'])}, codec {fmt_seconds(row['codec_only_s'])}; "
+            f"backend {fmt_seconds(row['backend_s'])}, store {fmt_seconds(row['store_only_s'])}, "
+            f"codec {fmt_seconds(row['codec_only_s'])}; "
             f"backend/bare {ratio['median']:.3f}x [IQR {ratio['p25']:.3f}-{ratio['p75']:.3f}]",
             flush=True,
         )

@@ -159,6 +159,9 @@ def backend_section(doc: dict[str, Any]) -> str:
                 fmt_bytes(r["encoded_bytes"]),
                 fmt_seconds(r["bare_setget_s"]),
                 fmt_seconds(r["backend_s"]),
+                fmt_seconds(r["store_only_s"]) + f" ({r['store_ratio_median']:.2f}x)"
+                if "store_only_s" in r
+                else "",
                 fmt_seconds(r["codec_only_s"]),
                 ratio_text(r["ratio_median"], [r["ratio_p25"], r["ratio_p75"]]),
                 f"{r['goal_ratio']}x" if r["goal_ratio"] else "",
@@ -168,7 +171,16 @@ def backend_section(doc: dict[str, Any]) -> str:
         doc["description"] + " Times are medians per push+pull; the ratio is the median of per-round ratios "
         "[p25-p75].\n\n"
         + table(
-            ["shape", "encoded", "bare SET+GET", "backend push+pull", "codec only", "backend / bare", "goal"],
+            [
+                "shape",
+                "encoded",
+                "bare SET+GET",
+                "backend push+pull",
+                "store only (x bare)",
+                "codec only",
+                "backend / bare",
+                "goal",
+            ],
             rows,
         )
     )
