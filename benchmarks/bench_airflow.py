@@ -44,7 +44,7 @@ RUN_TIMEOUT_S = 1800
 OBJECT_STORAGE_BACKEND = "airflow.providers.common.io.xcom.backend.XComObjectStorageBackend"
 # Headline first: the XCom phase (end of warmup -> end of consume), then the whole DAG run, then the
 # process's wall time (Airflow's start-up included).
-TIMES = ("xcom_phase_s", "dag_run_s", "wall_s")
+TIMES = ("xcom_phase_s", "dag_run_s", "wall_s", "produce_tasks_s", "consume_task_s")
 QUIET = {"AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING", "AIRFLOW__CORE__MAX_MAP_LENGTH": "2048"}
 
 DAG_TEMPLATE = '''\
@@ -121,6 +121,10 @@ def _db_figures(home: AirflowHome, dag_id: str) -> dict[str, Any]:
         "WHERE dag_id = ? AND task_id = 'produce' LIMIT 1",
         (dag_id,),
     )
+    # Own time of the producers (sum over map indexes: all the pushes) and of the consumer (the pull).
+    task_seconds = {r[0]: r[1] for r in home.query(
+        "SELECT task_id, sum(duration) FROM task_instance WHERE dag_id = ? GROUP BY task_id", (dag_id,)
+    )}  # fmt: skip
     ends = {r[0]: r[1] for r in home.query(
         "SELECT task_id, max(end_date) FROM task_instance WHERE dag_id = ? GROUP BY task_id", (dag_id,)
     )}  # fmt: skip
@@ -136,6 +140,8 @@ def _db_figures(home: AirflowHome, dag_id: str) -> dict[str, Any]:
         "dag_run_state": run["state"] if run is not None else None,
         "dag_run_s": duration,
         "xcom_phase_s": xcom_phase,
+        "produce_tasks_s": task_seconds.get("produce"),
+        "consume_task_s": task_seconds.get("consume"),
         "task_states": states,
         "xcom_value_sample": sample[0][0] if sample else None,
     }

@@ -280,6 +280,7 @@ def airflow_section(doc: dict[str, Any]) -> str:
                         "",
                         "",
                         "",
+                        "",
                     ]
                 )
                 continue
@@ -295,6 +296,12 @@ def airflow_section(doc: dict[str, Any]) -> str:
                     label,
                     f"{fmt_seconds(x['median'])} [{fmt_seconds(x['p25'])} - {fmt_seconds(x['p75'])}]",
                     fmt_seconds(b["dag_run_s"]["median"]),
+                    (
+                        f"{fmt_seconds(b['produce_tasks_s']['median'])} / "
+                        f"{fmt_seconds(b['consume_task_s']['median'])}"
+                        if "produce_tasks_s" in b
+                        else ""
+                    ),
                     fmt_seconds(b["wall_s"]["median"]),
                     fmt_bytes(b["db_growth_bytes"]),
                     fmt_bytes(b["xcom_value_bytes"]),
@@ -312,6 +319,7 @@ def airflow_section(doc: dict[str, Any]) -> str:
                 "backend",
                 "XCom phase: median [p25 - p75]",
                 "DAG run",
+                "producers (sum) / consumer",
                 "wall (process)",
                 "DB file growth",
                 "xcom.value bytes",
