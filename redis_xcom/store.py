@@ -3,15 +3,15 @@
 Storage layout of one value under ``<key>``:
 
 * up to the chunk size (``[redis_xcom] chunk_bytes``, lowered to the server's ``proto-max-bulk-len``
-  when that is smaller): the bytes themselves, one string ``SET <key> <bytes> EX <ttl>``;
-* above it: a list ``<key>#chunks`` holding the bytes in order, one element per chunk, and at
-  ``<key>`` a small manifest (``MANIFEST_MAGIC``, format version, chunk count, total length).
+  when that is smaller): a string, written with one ``SET <key> <bytes> EX <ttl>``;
+* above it: a list at the same ``<key>``: a small manifest (``MANIFEST_MAGIC``, format version,
+  chunk count, total length) followed by the chunks in order, written in one MULTI/EXEC
+  (UNLINK, RPUSH per chunk, EXPIRE) so a reader never sees half a value.
 
-Every write is one MULTI/EXEC: it drops whatever ``<key>#chunks`` held before, writes the new value
-and gives both keys the same TTL, so a reader never sees half a value and pushing the same XCom again
-leaves no orphaned chunks. ``#`` never occurs in a key that keys.build_key makes (ids are
-percent-encoded), so a chunk list never collides with an XCom key. Both keys share the run's hash tag.
-Reads check the manifest against the chunks (count and total length) before returning any bytes.
+One key per XCom whatever its size: a plain SET replaces a chunked value (SET overwrites any type),
+so pushing the same XCom again never orphans chunks, eviction takes a whole value or nothing, and
+the key has the run's hash tag like any other. A GET on a list answers WRONGTYPE; the reader then
+reads the whole list with one LRANGE and checks it against its manifest before returning any bytes.
 """
 
 from __future__ import annotations
@@ -31,11 +31,10 @@ from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisX
 log = logging.getLogger(__name__)
 
 SCAN_BATCH = 1000
-CHUNK_SUFFIX = "#chunks"
 DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
 # Redis refuses a proto-max-bulk-len below 1 MiB, so values up to this size never need the server's limit.
 MIN_BULK_LIMIT = 1024 * 1024
-# A codec envelope starts with b"RX"; a manifest starts with a NUL byte, so the two cannot be confused.
+# The first element of a chunked value; a list that does not start with it was not written by us.
 MANIFEST_MAGIC = b"\x00RXCHNK"
 MANIFEST_VERSION = 1
 _MANIFEST = struct.Struct("<7sBIQ")  # magic, version, chunk count, total length
@@ -53,21 +52,17 @@ def _reason(exc: Exception) -> str:
     return str(exc)
 
 
-def chunk_key(key: str) -> str:
-    """The list holding the chunks of a value too big for one Redis string."""
-    return key + CHUNK_SUFFIX
-
-
-def is_chunk_key(key: str) -> bool:
-    return key.endswith(CHUNK_SUFFIX)
-
-
 def pack_manifest(chunks: int, total: int) -> bytes:
     return _MANIFEST.pack(MANIFEST_MAGIC, MANIFEST_VERSION, chunks, total)
 
 
 def is_manifest(data: bytes) -> bool:
     return len(data) == _MANIFEST.size and data.startswith(MANIFEST_MAGIC)
+
+
+def _is_wrong_type(exc: ResponseError) -> bool:
+    """GET on a list: the value is chunked."""
+    return "WRONGTYPE" in str(exc)
 
 
 class RedisStore:
@@ -128,25 +123,20 @@ class RedisStore:
         return self._server_bulk_limit
 
     def put(self, key: str, data: bytes, ttl: int) -> None:
-        """Write a value and its TTL in one MULTI/EXEC: all of it lands, or none of it."""
+        """Write a value and its TTL at once: one SET, or one MULTI/EXEC for a chunked value."""
         size = len(data)
-        action = f"write {key!r} ({size} bytes)"
-        piece = self.chunk_size(size, action)
-        chunks = chunk_key(key)
-        with self._errors(action):
-            pipe = self.client.pipeline(transaction=True)
+        piece = self.chunk_size(size)
+        with self._errors(f"write {key!r} ({size} bytes)"):
             if size <= piece:
-                pipe.set(key, data, ex=ttl)
-                pipe.unlink(chunks)
-            else:
-                view = memoryview(data)
-                pipe.unlink(chunks)
-                count = 0
-                for offset in range(0, size, piece):
-                    pipe.rpush(chunks, view[offset : offset + piece])
-                    count += 1
-                pipe.expire(chunks, ttl)
-                pipe.set(key, pack_manifest(count, size), ex=ttl)
+                self.client.set(key, data, ex=ttl)
+                return
+            view = memoryview(data)
+            pipe = self.client.pipeline(transaction=True)
+            pipe.unlink(key)
+            pipe.rpush(key, pack_manifest(-(-size // piece), size))
+            for offset in range(0, size, piece):
+                pipe.rpush(key, view[offset : offset + piece])
+            pipe.expire(key, ttl)
             pipe.execute()
 
     # -- reading ------------------------------------------------------------------------------
@@ -154,8 +144,11 @@ class RedisStore:
     def get(self, key: str) -> bytes | None:
         """The bytes stored under key, or None when they are gone (expired, evicted, deleted)."""
         with self._errors(f"read {key!r}"):
-            data: bytes | None = self.client.get(key)  # type: ignore[assignment]
-            if data is not None and is_manifest(data):
+            try:
+                data: bytes | None = self.client.get(key)  # type: ignore[assignment]
+            except ResponseError as exc:
+                if not _is_wrong_type(exc):
+                    raise
                 return self._get_chunked(key)
             return data
 
@@ -167,54 +160,58 @@ class RedisStore:
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.get(key)
-            found: list[bytes | None] = pipe.execute()
-            return [
-                self._get_chunked(key) if data is not None and is_manifest(data) else data
-                for key, data in zip(keys, found, strict=True)
-            ]
+            found: list[bytes | Exception | None] = pipe.execute(raise_on_error=False)
+            values: list[bytes | None] = []
+            for key, data in zip(keys, found, strict=True):
+                if isinstance(data, Exception):
+                    if not (isinstance(data, ResponseError) and _is_wrong_type(data)):
+                        raise data
+                    data = self._get_chunked(key)
+                values.append(data)
+            return values
 
     def _get_chunked(self, key: str) -> bytes | None:
-        """Manifest and chunks read together in one MULTI/EXEC, so a concurrent rewrite cannot mix them."""
+        """A chunked value, read whole and checked against its manifest.
+
+        GET and LRANGE in one MULTI/EXEC: exactly one succeeds, so a value rewritten since the first
+        GET (plain or chunked) is read consistently either way.
+        """
         pipe = self.client.pipeline(transaction=True)
         pipe.get(key)
-        pipe.lrange(chunk_key(key), 0, -1)
-        manifest, parts = pipe.execute()
-        if manifest is None or not is_manifest(manifest):
-            return manifest
+        pipe.lrange(key, 0, -1)
+        plain, parts = pipe.execute(raise_on_error=False)
+        if not isinstance(plain, Exception):
+            return plain
+        if isinstance(parts, Exception):
+            raise parts
         if not parts:
-            return None  # the chunks were evicted or deleted: the value is gone
+            return None
+        manifest, chunks = parts[0], parts[1:]
+        if len(manifest) != _MANIFEST.size or not manifest.startswith(MANIFEST_MAGIC):
+            raise CorruptPayloadError(
+                f"Redis key {key!r} at {self.endpoint} holds a list that redis-xcom did not write"
+            )
         _magic, version, count, total = _MANIFEST.unpack(manifest)
         if version != MANIFEST_VERSION:
             raise CorruptPayloadError(
                 f"Redis key {key!r} at {self.endpoint} holds a chunk manifest of unknown version {version}"
             )
-        got = sum(len(part) for part in parts)
-        if len(parts) != count or got != total:
+        got = sum(len(chunk) for chunk in chunks)
+        if len(chunks) != count or got != total:
             raise CorruptPayloadError(
                 f"Redis key {key!r} at {self.endpoint} is truncated or altered: its manifest announces "
-                f"{count} chunks and {total} bytes, {chunk_key(key)!r} holds {len(parts)} chunks and "
-                f"{got} bytes"
+                f"{count} chunks and {total} bytes, the list holds {len(chunks)} chunks and {got} bytes"
             )
-        return b"".join(parts)
+        return b"".join(chunks)
 
     # -- deleting and listing -----------------------------------------------------------------
 
     def unlink(self, keys: Sequence[str]) -> int:
-        """Delete values (and their chunks) without blocking Redis; returns how many values existed.
-
-        Chunk lists passed directly (found by a SCAN) are deleted too but not counted.
-        """
+        """Delete values, chunked or not, without blocking Redis; returns how many existed."""
         if not keys:
             return 0
-        values = [k for k in keys if not is_chunk_key(k)]
-        chunk_lists = sorted({chunk_key(k) for k in values} | {k for k in keys if is_chunk_key(k)})
         with self._errors(f"delete {len(keys)} keys"):
-            pipe = self.client.pipeline(transaction=True)
-            if values:
-                pipe.unlink(*values)
-            pipe.unlink(*chunk_lists)
-            replies = pipe.execute()
-            return int(replies[0]) if values else 0
+            return int(self.client.unlink(*keys))
 
     def scan(self, pattern: str) -> Iterator[list[str]]:
         """Batches of keys matching a glob pattern, walking the keyspace with SCAN."""

@@ -21,7 +21,6 @@ import pytest
 
 from redis_xcom import ExclusiveRedisXCom, RedisUnavailableError, RedisXComError, XComExpiredError
 from redis_xcom.backend import reset_runtime
-from redis_xcom.store import chunk_key
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(REDIS_SERVER is None, reason=MISSING_REASON)]
@@ -343,7 +342,7 @@ def test_damaged_value_raises_never_decodes_into_garbage(server: RedisServer, da
 def test_damaged_chunk_manifest_raises(xcom_settings: pytest.MonkeyPatch, server: RedisServer) -> None:
     configure(xcom_settings, server, chunk_bytes=4096)
     reference = push(os.urandom(50_000))
-    server.client().rpush(chunk_key(redis_key(reference)), b"extra chunk")
+    server.client().rpush(redis_key(reference), b"extra chunk")
     with pytest.raises(RedisXComError, match="truncated or altered"):
         pull(reference)
 

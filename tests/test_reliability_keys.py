@@ -1,8 +1,8 @@
-"""Keys, chunk lists and clear over adversarial coordinates, checked against a real redis-server's SCAN.
+"""Keys, chunked values and clear over adversarial coordinates, checked against a real redis-server's SCAN.
 
 Complements tests/test_keys.py (which models Redis's glob in Python): here the glob is Redis's own, the
-ids include 512-character and non-ASCII ones, and some values are chunked, so a clear must take their
-chunk lists along and a chunk list must never pass for another XCom.
+ids include 512-character and non-ASCII ones, and some values are chunked (a list at the XCom's own key),
+so a clear must take them whole.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from redis.crc import key_slot
 
 from redis_xcom import ExclusiveRedisXCom, XComExpiredError
 from redis_xcom.keys import Selection, XComCoordinates, build_key, parse_key, run_tag
-from redis_xcom.store import CHUNK_SUFFIX, chunk_key, is_chunk_key, is_manifest
+from redis_xcom.store import is_manifest
 from tests.redis_process import RedisServer
 
 NASTY = "*?[]\\{}:/%#^!- .+~é中\x00\n"
@@ -30,23 +30,14 @@ coordinates = st.builds(XComCoordinates, ids, ids, ids, st.integers(-1, 3), ids)
 # -- pure properties: no server needed ------------------------------------------------------------------
 
 
-@given(coordinates, coordinates)
-def test_a_chunk_list_never_passes_for_an_xcom_key(a: XComCoordinates, b: XComCoordinates) -> None:
-    key = build_key("xcom", a)
-    assert "#" not in key and not is_chunk_key(key)
-    assert chunk_key(key) != build_key("xcom", b)
-    # Clear of one exact key (no trailing glob) cannot select the chunk list of that key.
-    assert not Selection(a.dag_id, a.run_id, a.task_id, a.map_index, a.key).pattern("xcom").endswith("*")
-
-
 @given(coordinates, ids, ids, st.integers(-1, 3))
-def test_value_chunks_and_whole_run_share_one_cluster_slot(
+def test_whole_run_shares_one_cluster_slot(
     coords: XComCoordinates, task_id: str, key: str, map_index: int
 ) -> None:
     value_key = build_key("xcom", coords)
     sibling = build_key("xcom", XComCoordinates(coords.dag_id, coords.run_id, task_id, map_index, key))
     slot = key_slot(value_key.encode())
-    assert key_slot(chunk_key(value_key).encode()) == slot == key_slot(sibling.encode())
+    assert slot == key_slot(sibling.encode())
     assert value_key.startswith(run_tag("xcom", coords.dag_id, coords.run_id) + ":")
 
 
@@ -104,14 +95,12 @@ def test_clear_on_real_redis_over_adversarial_ids_takes_exactly_the_selection_wi
         everything.setdefault(twin, False)
     references = {c: push(as_value(c, big), c) for c, big in everything.items()}
 
-    # What Redis holds is exactly one key per XCom, plus one chunk list per chunked one.
+    # What Redis holds is exactly one key per XCom, chunked (a list, manifest first) or not.
     stored = {k.decode() for k in client.scan_iter(f"{real_backend}:*")}
-    values = {k for k in stored if not is_chunk_key(k)}
-    assert {parse_key(k) for k in values} == set(everything)
-    heads = {c: client.get(build_key(real_backend, c)) for c in everything}
-    chunked = {c for c, head in heads.items() if isinstance(head, bytes) and is_manifest(head)}
+    assert {parse_key(k) for k in stored} == set(everything)
+    chunked = {c for c in everything if client.type(build_key(real_backend, c)) == b"list"}
     assert {c for c, big in everything.items() if big} <= chunked
-    assert stored - values == {build_key(real_backend, c) + CHUNK_SUFFIX for c in chunked}
+    assert all(is_manifest(client.lindex(build_key(real_backend, c), 0)) for c in chunked)  # type: ignore[arg-type]
     for c, reference in references.items():
         assert pull(reference)["coords"] == [c.dag_id, c.run_id, c.task_id, c.map_index, c.key]
 
@@ -134,9 +123,7 @@ def test_clear_on_real_redis_over_adversarial_ids_takes_exactly_the_selection_wi
     assert deleted == len(chosen)
     left = {k.decode() for k in client.scan_iter(f"{real_backend}:*")}
     kept = set(everything) - chosen
-    assert left == {build_key(real_backend, c) for c in kept} | {
-        build_key(real_backend, c) + CHUNK_SUFFIX for c in kept & chunked
-    }
+    assert left == {build_key(real_backend, c) for c in kept}
     for c in chosen:
         with pytest.raises(XComExpiredError):
             pull(references[c])

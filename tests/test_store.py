@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 import redis
 from redis.backoff import NoBackoff
-from redis.crc import key_slot
 from redis.retry import Retry
 
 from redis_xcom import ExclusiveRedisXCom, ValueTooLargeError, XComExpiredError
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
-from redis_xcom.store import CHUNK_SUFFIX, RedisStore, chunk_key, is_manifest
+from redis_xcom.store import RedisStore, is_manifest
 from tests.redis_process import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -69,14 +68,12 @@ def test_big_value_is_chunked_under_one_hash_tag_with_one_ttl(
     data = os.urandom(10 * 1024 + 17)
     store.put(ns + "big", data, ttl=500)
     client = redis_server.client()
-    assert keys_under(client, ns) == {ns + "big", ns + "big" + CHUNK_SUFFIX}
-    assert is_manifest(client.get(ns + "big"))  # type: ignore[arg-type]
-    assert client.llen(chunk_key(ns + "big")) == 11
-    assert all(len(c) <= 1024 for c in client.lrange(chunk_key(ns + "big"), 0, -1))
-    # Same Redis Cluster slot, same expiry.
-    assert key_slot((ns + "big").encode()) == key_slot(chunk_key(ns + "big").encode())
-    ttls = [client.ttl(ns + "big"), client.ttl(chunk_key(ns + "big"))]
-    assert min(ttls) >= 495 and max(ttls) <= 500 and max(ttls) - min(ttls) <= 1
+    # One key per value, whatever its size: a manifest then the chunks, with the one TTL.
+    assert keys_under(client, ns) == {ns + "big"}
+    parts = client.lrange(ns + "big", 0, -1)
+    assert is_manifest(parts[0]) and len(parts) == 12
+    assert all(len(c) <= 1024 for c in parts[1:])
+    assert 495 <= client.ttl(ns + "big") <= 500
     assert store.get(ns + "big") == data
 
 
@@ -93,9 +90,8 @@ def test_rewrites_leave_no_orphan_chunks(store: RedisStore, redis_server: RedisS
         data = os.urandom(size)
         store.put(ns + "x", data, ttl=100)
         assert store.get(ns + "x") == data
-        expected_chunks = -(-size // 1024) if size > 1024 else 0
-        assert client.llen(chunk_key(ns + "x")) == expected_chunks
-        assert len(keys_under(client, ns)) == (2 if expected_chunks else 1)
+        assert client.type(ns + "x") == (b"list" if size > 1024 else b"string")
+        assert keys_under(client, ns) == {ns + "x"}
 
 
 def test_get_many_mixes_plain_chunked_and_missing_in_order(store: RedisStore, ns: str) -> None:
@@ -106,9 +102,7 @@ def test_get_many_mixes_plain_chunked_and_missing_in_order(store: RedisStore, ns
     assert store.get_many(wanted) == [values[ns + "c"], None, b"plain", b"", values[ns + "c"]]
 
 
-def test_unlink_counts_values_and_removes_their_chunks(
-    store: RedisStore, redis_server: RedisServer, ns: str
-) -> None:
+def test_unlink_counts_values_chunked_or_not(store: RedisStore, redis_server: RedisServer, ns: str) -> None:
     store.put(ns + "a", os.urandom(4000), ttl=100)
     store.put(ns + "b", b"small", ttl=100)
     assert store.unlink([ns + "a", ns + "b", ns + "gone"]) == 2
@@ -120,7 +114,7 @@ def test_truncated_chunk_list_is_an_error_never_short_data(
     store: RedisStore, redis_server: RedisServer, ns: str
 ) -> None:
     store.put(ns + "t", os.urandom(5000), ttl=100)
-    redis_server.client().rpop(chunk_key(ns + "t"))
+    redis_server.client().rpop(ns + "t")
     with pytest.raises(CorruptPayloadError, match=r"truncated or altered.*5 chunks and 5000 bytes") as info:
         store.get(ns + "t")
     assert f"127.0.0.1:{redis_server.port}" in str(info.value)
@@ -128,11 +122,12 @@ def test_truncated_chunk_list_is_an_error_never_short_data(
         store.get_many([ns + "t"])
 
 
-def test_lost_chunk_list_reads_as_gone(store: RedisStore, redis_server: RedisServer, ns: str) -> None:
-    store.put(ns + "l", os.urandom(5000), ttl=100)
-    redis_server.client().delete(chunk_key(ns + "l"))
-    assert store.get(ns + "l") is None
-    assert store.get_many([ns + "l"]) == [None]
+def test_foreign_list_is_an_error_never_data(store: RedisStore, redis_server: RedisServer, ns: str) -> None:
+    redis_server.client().rpush(ns + "l", b"not", b"ours")
+    with pytest.raises(CorruptPayloadError, match="did not write"):
+        store.get(ns + "l")
+    with pytest.raises(CorruptPayloadError, match="did not write"):
+        store.get_many([ns + "l"])
 
 
 # -- through the backend -------------------------------------------------------------------------
@@ -150,7 +145,7 @@ def test_backend_round_trips_chunked_values_and_purges_their_chunks(
     client = redis_server.client()
     value = {"blob": os.urandom(50_000), "rows": list(range(2000))}
     reference = push(value)
-    assert client.exists(chunk_key(redis_key(reference))) == 1
+    assert client.type(redis_key(reference)) == b"list"
     assert pull(reference) == value
     # A mapped pull (get_all) goes through deserialize_many: plain and chunked values together.
     small = push("tiny", map_index=1)
@@ -165,7 +160,7 @@ def test_backend_round_trips_chunked_values_and_purges_their_chunks(
         pull(reference)
 
 
-def test_clear_removes_chunk_lists_and_counts_xcoms(small_chunks: str, redis_server: RedisServer) -> None:
+def test_clear_removes_chunked_values_and_counts_xcoms(small_chunks: str, redis_server: RedisServer) -> None:
     push(os.urandom(20_000), task_id="a")
     push(os.urandom(20_000), task_id="a", key="other")
     push("small", task_id="b")
@@ -179,7 +174,7 @@ def test_altered_chunk_is_caught_by_the_envelope_checksum(
 ) -> None:
     reference = push("z" * 30_000)
     client = redis_server.client()
-    chunks = chunk_key(redis_key(reference))
+    chunks = redis_key(reference)
     middle: bytes = client.lindex(chunks, 3)  # type: ignore[assignment]
     client.lset(chunks, 3, bytes([middle[0] ^ 1]) + middle[1:])  # type: ignore[arg-type]  # same length, one bit flipped
     with pytest.raises(RedisXComError, match="checksum"):
@@ -195,8 +190,8 @@ def test_server_with_lowered_proto_max_bulk_len_gets_fitting_chunks(
         value = os.urandom(3 * MiB + 5)
         reference = push(value)
         client = server.client()
-        parts = client.lrange(chunk_key(redis_key(reference)), 0, -1)
-        assert len(parts) == 4 and all(len(p) <= MiB for p in parts)
+        parts = client.lrange(redis_key(reference), 0, -1)
+        assert len(parts) == 5 and all(len(p) <= MiB for p in parts[1:])
         assert pull(reference) == value
         # Without chunking, Redis itself refuses the value: the limit is real.
         with pytest.raises(redis.RedisError):  # "invalid bulk length", then the server hangs up
