@@ -6,7 +6,7 @@ ormsgpack and (as a reference only) pickle, on typical XCom shapes.
 Times an encode+decode round trip per call, interleaved (benchmarks.harness), notes whether each
 competitor gives back an equal value of the same type, the encoded size, and for the large shapes
 the tracemalloc peak of encode and of decode (Arrow allocates outside tracemalloc's view, so
-DataFrame peaks undercount). "ours-no-crc" is the same codec without the checksum,
+DataFrame peaks undercount). "ours-no-checksum" is the same codec without the checksum,
 to show what the checksum costs. Writes <out>/codec.json and prints Markdown tables.
 """
 
@@ -104,10 +104,10 @@ def competitors() -> dict[str, Pair]:
     from airflow.sdk import serde
     from airflow.utils.json import XComDecoder, XComEncoder
 
-    ours, no_crc = Codec(), Codec(checksum=False)
+    ours, no_checksum = Codec(), Codec(checksum=False)
     pairs: dict[str, Pair] = {
         "ours": (ours.encode, ours.decode),
-        "ours-no-crc": (no_crc.encode, no_crc.decode),
+        "ours-no-checksum": (no_checksum.encode, no_checksum.decode),
         "msgpack": (lambda v: msgpack.packb(v), lambda b: msgpack.unpackb(b)),
         "airflow-serde+json": (
             lambda v: json.dumps(serde.serialize(v)),
@@ -220,8 +220,8 @@ def print_targets(results: dict[str, dict[str, Any]]) -> None:
         serde = info.get("airflow-serde+json", {})
         if serde.get("supported"):
             print(f"- {shape}: airflow-serde+json / ours = {serde['ratio']:.1f}x")
-        if "ours-no-crc" in info:
-            print(f"- {shape}: checksum costs {100 * (1 / info['ours-no-crc']['ratio'] - 1):+.1f}% of ours")
+        if "ours-no-checksum" in info:
+            print(f"- {shape}: checksum costs {100 * (1 / info['ours-no-checksum']['ratio'] - 1):+.1f}% of ours")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import struct
-import zlib
 
 import msgpack
 import pytest
+import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +24,7 @@ def seal(payload: bytes, *, flags: int = 1, cid: int = 0, raw_len: int | None = 
     """A well-formed envelope (valid checksum) around arbitrary payload bytes."""
     raw = len(payload) if raw_len is None else raw_len
     value = _HEADER.pack(MAGIC, 1, flags, cid, 0, raw, len(payload)) + payload
-    return value + struct.pack("<I", zlib.crc32(value))
+    return value + struct.pack("<Q", xxhash.xxh3_64_intdigest(value))
 
 
 def decode_or_codec_error(data: bytes) -> None:
