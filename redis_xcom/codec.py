@@ -1,6 +1,6 @@
 """Value <-> bytes for redis-xcom: msgpack with extension types, inside a small checksummed envelope.
 
-Layout (little-endian): a 22-byte header, the stored payload, a 4-byte checksum trailer::
+Layout (little-endian): a 30-byte header, then the stored payload::
 
     0   2s  magic b"RX"
     2   B   format version (1)
@@ -9,12 +9,14 @@ Layout (little-endian): a 22-byte header, the stored payload, a 4-byte checksum 
     5   B   reserved, 0
     6   Q   raw length: payload size before compression (bounds decompression)
     14  Q   stored length: payload bytes after the header (detects truncation)
-    22  ... payload (stored length bytes)
-    -8  Q   xxh3_64 of everything before it (0 when the checksum flag is off)
+    22  Q   checksum: xxh3_64 of the stored payload, seeded with bytes 0-5 (0 when the flag is off)
+    30  ... payload (stored length bytes)
 
-The checksum sits last so a writer hashes header and parts as it goes and a reader verifies header
-and payload in one pass. xxh3 runs at memory speed (about 4x zlib.crc32 here), which matters for
-large values; a reader that checks checksums refuses a value whose checksum flag was cleared.
+xxh3 runs at memory speed (about 4x zlib.crc32 here), which matters for large values. Seeding it
+with the first six header bytes covers the flags and compression id; both lengths are checked
+against the value's real size (and the decompressed size), so every header byte is covered too.
+A reader that checks checksums refuses a value whose checksum flag was cleared. Writing costs one
+concatenation and reading one slice for small values, the common case.
 The raw payload is one msgpack object; with flag 0x02 it is ``Q body_length, body, buffers``,
 where large byte buffers (bytes, numpy data, Arrow IPC) sit after the body and are referenced
 from it, so they are copied once and never re-packed. Plain data (None, bool, int, float, str,
@@ -52,20 +54,25 @@ VERSION = 1
 FLAG_CHECKSUM = 0x01
 FLAG_OUT_OF_BAND = 0x02
 _KNOWN_FLAGS = FLAG_CHECKSUM | FLAG_OUT_OF_BAND
-_HEADER = struct.Struct("<2sBBBBQQ")
+_PREFIX = struct.Struct("<2sBBBB")  # magic, version, flags, compression id, reserved
+_HEADER = struct.Struct("<6sQQQ")  # prefix, raw length, stored length, checksum
 HEADER_SIZE = _HEADER.size
-_DIGEST = struct.Struct("<Q")
-TRAILER_SIZE = _DIGEST.size
-OVERHEAD = HEADER_SIZE + TRAILER_SIZE
-# The common case (plain, checksummed, uncompressed) as one prefix plus the two lengths.
-_FAST = struct.Struct("<6sQQ")
-_FAST_PREFIX = struct.pack("<2sBBBB", MAGIC, VERSION, FLAG_CHECKSUM, 0, 0)
-_FAST_PREFIX_NO_CHECKSUM = struct.pack("<2sBBBB", MAGIC, VERSION, 0, 0, 0)
-_NO_DIGEST = bytes(TRAILER_SIZE)
+OVERHEAD = HEADER_SIZE
+# The common case (plain, checksummed, uncompressed): a fixed prefix whose checksum seed is a constant.
+_FAST_PREFIX = _PREFIX.pack(MAGIC, VERSION, FLAG_CHECKSUM, 0, 0)
+_FAST_PREFIX_NO_CHECKSUM = _PREFIX.pack(MAGIC, VERSION, 0, 0, 0)
 # Values below this take the fast paths (concatenation and slicing are cheap at this size).
 _FAST_MAX = 1 << 16
 _BODY_LEN = struct.Struct("<Q")
 _xxh3 = xxhash.xxh3_64_intdigest
+
+
+def _seed(prefix: bytes) -> int:
+    """The checksum seed: the six prefix bytes, so flags and compression id are covered too."""
+    return int.from_bytes(prefix, "little")
+
+
+_FAST_SEED = _seed(_FAST_PREFIX)
 
 
 class Codec:
@@ -103,26 +110,20 @@ class Codec:
         n = len(body)
         if n >= self._fast_below:
             return self._seal([body], 0)
-        head = _FAST.pack(self._fast_prefix, n, n) + body
-        return head + (_DIGEST.pack(_xxh3(head)) if self._flags else _NO_DIGEST)
+        if self._flags:
+            return _HEADER.pack(_FAST_PREFIX, n, n, _xxh3(body, _FAST_SEED)) + body
+        return _HEADER.pack(_FAST_PREFIX_NO_CHECKSUM, n, n, 0) + body
 
     def decode(self, data: bytes | bytearray | memoryview) -> object:
         """Rebuild a value; any malformed input raises a CodecError subclass and nothing else."""
         try:
-            prefix, raw_len, stored_len = _FAST.unpack_from(data)
-            if (
-                raw_len == stored_len == len(data) - OVERHEAD
-                and stored_len < _FAST_MAX
-                and (
-                    (
-                        prefix == _FAST_PREFIX
-                        and _xxh3(data[:-TRAILER_SIZE]) == _DIGEST.unpack_from(data, -TRAILER_SIZE)[0]
-                    )
-                    or (prefix == _FAST_PREFIX_NO_CHECKSUM and not self._flags)
-                )
-            ):
-                body = data[HEADER_SIZE:-TRAILER_SIZE]  # a small copy costs less than a memoryview
-                return msgpack.unpackb(body, ext_hook=TOP_DECODER, strict_map_key=False)
+            prefix, raw_len, stored_len, digest = _HEADER.unpack_from(data)
+            if raw_len == stored_len == len(data) - HEADER_SIZE and stored_len < _FAST_MAX:
+                body = data[HEADER_SIZE:]  # a small copy costs less than a memoryview
+                if (prefix == _FAST_PREFIX and _xxh3(body, _FAST_SEED) == digest) or (
+                    prefix == _FAST_PREFIX_NO_CHECKSUM and not self._flags
+                ):
+                    return msgpack.unpackb(body, ext_hook=TOP_DECODER, strict_map_key=False)
             return self._decode(data)
         except CodecError:
             raise
@@ -148,20 +149,22 @@ class Codec:
             if len(packed) < raw_len:
                 parts, cid = [packed], self._cid
         flags |= self._flags
-        header = _HEADER.pack(MAGIC, VERSION, flags, cid, 0, raw_len, sum(len(p) for p in parts))
+        prefix = _PREFIX.pack(MAGIC, VERSION, flags, cid, 0)
         digest = 0
         if flags & FLAG_CHECKSUM:
-            hasher = xxhash.xxh3_64(header)
+            hasher = xxhash.xxh3_64(seed=_seed(prefix))
             for part in parts:
                 hasher.update(part)
             digest = hasher.intdigest()
-        return b"".join([header, *parts, _DIGEST.pack(digest)])
+        stored_len = sum(len(p) for p in parts)
+        return b"".join([_HEADER.pack(prefix, raw_len, stored_len, digest), *parts])
 
     def _decode(self, data: bytes | bytearray | memoryview) -> object:
         """The general path: any flags, any compression, with precise errors."""
-        if len(data) < OVERHEAD or bytes(data[:2]) != MAGIC:
+        if len(data) < HEADER_SIZE or bytes(data[:2]) != MAGIC:
             raise CorruptPayloadError("stored value is not a redis-xcom value (too short or wrong magic)")
-        _magic, version, flags, cid, reserved, raw_len, stored_len = _HEADER.unpack_from(data)
+        prefix, raw_len, stored_len, digest = _HEADER.unpack_from(data)
+        _magic, version, flags, cid, reserved = _PREFIX.unpack(prefix)
         if version != VERSION:
             raise UnsupportedFormatError(
                 f"stored value has format version {version}; this redis-xcom reads version {VERSION}. "
@@ -169,19 +172,18 @@ class Codec:
             )
         if flags & ~_KNOWN_FLAGS or reserved:
             raise UnsupportedFormatError(f"value uses unknown header flags {flags:#x}; upgrade redis-xcom")
-        if len(data) - OVERHEAD != stored_len:
+        if len(data) - HEADER_SIZE != stored_len:
             raise CorruptPayloadError(
-                f"stored value has {len(data) - OVERHEAD} payload bytes, the header says {stored_len} "
+                f"stored value has {len(data) - HEADER_SIZE} payload bytes, the header says {stored_len} "
                 "(truncated?)"
             )
+        body: Any = memoryview(data)[HEADER_SIZE:]
         if flags & FLAG_CHECKSUM:
-            (digest,) = _DIGEST.unpack_from(data, len(data) - TRAILER_SIZE)
-            if _xxh3(memoryview(data)[:-TRAILER_SIZE]) != digest:
+            if _xxh3(body, _seed(prefix)) != digest:
                 raise CorruptPayloadError("stored value fails its checksum (altered or corrupted)")
         elif self._flags:
             # Only benchmarks write values without a checksum; a cleared flag is damage or forgery.
             raise CorruptPayloadError("stored value carries no checksum (altered or corrupted)")
-        body: Any = memoryview(data)[HEADER_SIZE:-TRAILER_SIZE]
         if cid:
             body = compression_module.decompress(cid, body, raw_len)
         elif raw_len != stored_len:

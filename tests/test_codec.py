@@ -397,11 +397,13 @@ def test_missing_compression_library_says_what_to_install(
 
 def test_envelope_layout_is_the_documented_one() -> None:
     data = Codec().encode({"a": 1})
-    magic, version, flags, cid, reserved, raw_len, stored_len = struct.unpack_from("<2sBBBBQQ", data)
+    fields = struct.unpack_from("<2sBBBBQQQ", data)
+    magic, version, flags, cid, reserved, raw_len, stored_len, digest = fields
     assert (magic, version, flags, cid, reserved) == (MAGIC, 1, 1, 0, 0)
-    assert raw_len == stored_len == len(data) - OVERHEAD
-    assert data[HEADER_SIZE:-8] == msgpack.packb({"a": 1})
-    assert struct.unpack("<Q", data[-8:])[0] == xxhash.xxh3_64_intdigest(data[:-8])
+    assert HEADER_SIZE == OVERHEAD == 30
+    assert raw_len == stored_len == len(data) - HEADER_SIZE
+    assert data[HEADER_SIZE:] == msgpack.packb({"a": 1})
+    assert digest == xxhash.xxh3_64_intdigest(data[HEADER_SIZE:], seed=int.from_bytes(data[:6], "little"))
 
 
 def test_values_without_checksum_read_only_where_checksums_are_off() -> None:
@@ -465,9 +467,10 @@ def test_unknown_version_is_a_clear_unsupported_format_error() -> None:
 
 
 def test_unknown_compression_id_is_unsupported() -> None:
-    data = bytearray(Codec().encode("x")[:-8])
+    data = bytearray(Codec().encode("x"))
     data[4] = 9
-    data += struct.pack("<Q", xxhash.xxh3_64_intdigest(bytes(data)))
+    seed = int.from_bytes(data[:6], "little")
+    data[22:30] = struct.pack("<Q", xxhash.xxh3_64_intdigest(bytes(data[30:]), seed=seed))
     with pytest.raises(UnsupportedFormatError, match="compression"):
         Codec().decode(bytes(data))
 
