@@ -23,7 +23,7 @@ import struct
 from collections.abc import Iterator, Sequence
 
 import redis
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, ReadOnlyError, RedisError, ResponseError
 
 from redis_xcom.client import RETRIED_ERRORS, endpoint
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
@@ -89,6 +89,12 @@ class RedisStore:
                 f"Redis at {self.endpoint} refused the credentials while trying to {action}: {_reason(exc)}. "
                 "Check the user and password in [redis_xcom] url."
             ) from None
+        except ReadOnlyError as exc:
+            raise RedisUnavailableError(
+                f"Redis at {self.endpoint} is a read-only replica while trying to {action}: {_reason(exc)}. "
+                "A failover may be in progress, or [redis_xcom] url points at a replica; "
+                "the task can be retried once a primary answers."
+            ) from exc
         except RETRIED_ERRORS as exc:
             raise RedisUnavailableError(
                 f"Redis at {self.endpoint} is unreachable while trying to {action}: {_reason(exc)}. "
