@@ -399,11 +399,14 @@ def chart(docs: dict[str, dict[str, Any]], path: Path) -> None:
     from matplotlib.ticker import FuncFormatter
 
     plain = FuncFormatter(lambda v, _pos: f"{v:g}")
+    blank = FuncFormatter(lambda _v, _pos: "")
     for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
+        for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
             if axis.get_scale() == "log":
                 axis.set_major_formatter(plain)
-                axis.set_minor_formatter(plain)
+                # Label the minor ticks only when the axis spans too little for major ones to show.
+                wide = min(limits) > 0 and max(limits) / min(limits) > 20
+                axis.set_minor_formatter(blank if wide else plain)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
