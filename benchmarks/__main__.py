@@ -8,8 +8,10 @@ prefix of its own and deletes them afterwards; it never flushes a server it did 
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -43,7 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Airflow must not touch ~/airflow: the in-process benchmarks get a scratch AIRFLOW_HOME.
-    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="redis-xcom-bench-home-"))
+    if "AIRFLOW_HOME" not in os.environ:
+        scratch = tempfile.mkdtemp(prefix="redis-xcom-bench-home-")
+        atexit.register(shutil.rmtree, scratch, ignore_errors=True)
+        os.environ["AIRFLOW_HOME"] = scratch
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
     from benchmarks import report
