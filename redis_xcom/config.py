@@ -32,7 +32,7 @@ class Settings:
     max_value_bytes: int = 1024 * 1024 * 1024
     # Values above this many bytes are stored as a list of chunks (see store.py); it is lowered
     # automatically to the server's proto-max-bulk-len when that is smaller and readable.
-    chunk_bytes: int = 64 * 1024 * 1024
+    chunk_bytes: int = 256 * 1024 * 1024
 
     def __post_init__(self) -> None:
         scheme = urlsplit(self.url).scheme

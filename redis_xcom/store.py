@@ -16,9 +16,9 @@ reads the whole list with one LRANGE and checks it against its manifest before r
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
+import socket
 import struct
 from collections.abc import Iterator, Sequence
 
@@ -31,7 +31,7 @@ from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisX
 log = logging.getLogger(__name__)
 
 SCAN_BATCH = 1000
-DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
+DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024
 # Redis refuses a proto-max-bulk-len below 1 MiB, so values up to this size never need the server's limit.
 MIN_BULK_LIMIT = 1024 * 1024
 # The first element of a chunked value; a list that does not start with it was not written by us.
@@ -65,6 +65,44 @@ def _is_wrong_type(exc: ResponseError) -> bool:
     return "WRONGTYPE" in str(exc)
 
 
+class _RedisErrors:
+    """A plain context manager (cheaper than contextlib's) for the error translation of one call."""
+
+    __slots__ = ("action", "endpoint", "subject")
+
+    def __init__(self, endpoint: str, action: str, subject: object) -> None:
+        self.endpoint = endpoint
+        self.action = action
+        self.subject = subject
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None or not isinstance(exc, RedisError | socket.timeout):
+            return
+        action = f"{self.action} {self.subject!r}" if self.subject != "" else self.action
+        where = f"Redis at {self.endpoint}"
+        if isinstance(exc, AuthenticationError):
+            raise RedisUnavailableError(
+                f"{where} refused the credentials while trying to {action}: {_reason(exc)}. "
+                "Check the user and password in [redis_xcom] url."
+            ) from None
+        if isinstance(exc, ReadOnlyError):
+            raise RedisUnavailableError(
+                f"{where} is a read-only replica while trying to {action}: {_reason(exc)}. "
+                "A failover may be in progress, or [redis_xcom] url points at a replica; "
+                "the task can be retried once a primary answers."
+            ) from exc
+        if isinstance(exc, RETRIED_ERRORS):
+            raise RedisUnavailableError(
+                f"{where} is unreachable while trying to {action}: {_reason(exc)}. "
+                "Check that it is running and that [redis_xcom] url points at it; "
+                "the task can be retried once it is back."
+            ) from exc
+        raise RedisXComError(f"{where} failed to {action}: {_reason(exc)}") from exc
+
+
 class RedisStore:
     """Byte values under string keys, in the one Redis that settings.url names."""
 
@@ -80,29 +118,10 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"RedisStore({self.endpoint}, chunk_bytes={self.chunk_bytes})"
 
-    @contextlib.contextmanager
-    def _errors(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except AuthenticationError as exc:
-            raise RedisUnavailableError(
-                f"Redis at {self.endpoint} refused the credentials while trying to {action}: {_reason(exc)}. "
-                "Check the user and password in [redis_xcom] url."
-            ) from None
-        except ReadOnlyError as exc:
-            raise RedisUnavailableError(
-                f"Redis at {self.endpoint} is a read-only replica while trying to {action}: {_reason(exc)}. "
-                "A failover may be in progress, or [redis_xcom] url points at a replica; "
-                "the task can be retried once a primary answers."
-            ) from exc
-        except RETRIED_ERRORS as exc:
-            raise RedisUnavailableError(
-                f"Redis at {self.endpoint} is unreachable while trying to {action}: {_reason(exc)}. "
-                "Check that it is running and that [redis_xcom] url points at it; "
-                "the task can be retried once it is back."
-            ) from exc
-        except RedisError as exc:
-            raise RedisXComError(f"Redis at {self.endpoint} failed to {action}: {_reason(exc)}") from exc
+    def _errors(self, action: str, subject: object = "") -> _RedisErrors:
+        """Translates redis-py errors raised inside ``with`` into RedisXComError; the message is
+        built only on failure (``action`` then ``repr(subject)``), so the hot path formats nothing."""
+        return _RedisErrors(self.endpoint, action, subject)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -132,7 +151,7 @@ class RedisStore:
         """Write a value and its TTL at once: one SET, or one MULTI/EXEC for a chunked value."""
         size = len(data)
         piece = self.chunk_size(size)
-        with self._errors(f"write {key!r} ({size} bytes)"):
+        with self._errors("write", key):
             if size <= piece:
                 self.client.set(key, data, ex=ttl)
                 return
@@ -149,7 +168,7 @@ class RedisStore:
 
     def get(self, key: str) -> bytes | None:
         """The bytes stored under key, or None when they are gone (expired, evicted, deleted)."""
-        with self._errors(f"read {key!r}"):
+        with self._errors("read", key):
             try:
                 data: bytes | None = self.client.get(key)  # type: ignore[assignment]
             except ResponseError as exc:
@@ -221,7 +240,7 @@ class RedisStore:
 
     def scan(self, pattern: str) -> Iterator[list[str]]:
         """Batches of keys matching a glob pattern, walking the keyspace with SCAN."""
-        with self._errors(f"scan for {pattern!r}"):
+        with self._errors("scan for", pattern):
             cursor = 0
             while True:
                 cursor, found = self.client.scan(cursor=cursor, match=pattern, count=SCAN_BATCH)
@@ -231,7 +250,7 @@ class RedisStore:
                     return
 
     def ttl(self, key: str) -> int:
-        with self._errors(f"read the TTL of {key!r}"):
+        with self._errors("read the TTL of", key):
             return int(self.client.ttl(key))
 
     def eviction_policy(self) -> str | None:

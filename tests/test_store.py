@@ -184,7 +184,7 @@ def test_altered_chunk_is_caught_by_the_envelope_checksum(
 def test_server_with_lowered_proto_max_bulk_len_gets_fitting_chunks(
     xcom_settings: pytest.MonkeyPatch,
 ) -> None:
-    """chunk_bytes left at its 64 MiB default: the store reads the server's 1 MiB limit and fits under it."""
+    """chunk_bytes left at its 256 MiB default: the store reads the server's 1 MiB limit and fits under it."""
     with RedisServer(["--proto-max-bulk-len", "1mb"]) as server:
         xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", server.url)
         value = os.urandom(3 * MiB + 5)
