@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -194,17 +195,21 @@ class ExclusiveRedisXCom(BaseXCom):
     def deserialize_many(cls, values: Sequence[Any]) -> list[Any]:
         """deserialize_value for each stored value, with every Redis read batched into one pipeline."""
         redis_keys = [keys.key_of_reference(value) for value in values]
-        wanted = [k for k in redis_keys if k is not None]
-        if not wanted:
+        uses = Counter(k for k in redis_keys if k is not None)
+        if not uses:
             return [cls.deserialize_value(_XComValueWrapper(value)) for value in values]
         runtime = _runtime()
-        fetched = dict(zip(wanted, runtime.store.get_many(wanted), strict=True))
-        return [
-            cls.deserialize_value(_XComValueWrapper(value))
-            if redis_key is None
-            else _decode(runtime, redis_key, fetched[redis_key])
-            for value, redis_key in zip(values, redis_keys, strict=True)
-        ]
+        fetched = dict(zip(uses, runtime.store.get_many(list(uses)), strict=True))
+        pulled = []
+        for value, redis_key in zip(values, redis_keys, strict=True):
+            if redis_key is None:
+                pulled.append(cls.deserialize_value(_XComValueWrapper(value)))
+                continue
+            pulled.append(_decode(runtime, redis_key, fetched[redis_key]))
+            uses[redis_key] -= 1
+            if not uses[redis_key]:
+                del fetched[redis_key]  # free the raw bytes once decoded: peak memory stays lower
+        return pulled
 
     @classmethod
     def purge(cls, xcom: Any, *args: Any) -> None:

@@ -249,3 +249,14 @@ def test_get_all_returns_every_map_index_in_order(
     assert supervisor.requests[0].task_id == "mapped" and supervisor.requests[0].start is None
     supervisor.values = []
     assert ExclusiveRedisXCom.get_all(key="return_value", dag_id="etl", task_id="none", run_id=RUN) is None
+
+
+def test_deserialize_many_serves_a_repeated_reference_every_time(fake_redis: fakeredis.FakeRedis) -> None:
+    first, second = push({"n": 1}, map_index=0), push({"n": 2}, map_index=1)
+    assert ExclusiveRedisXCom.deserialize_many([first, second, first, "inline", first]) == [
+        {"n": 1},
+        {"n": 2},
+        {"n": 1},
+        "inline",
+        {"n": 1},
+    ]
