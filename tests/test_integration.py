@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,19 +12,9 @@ from hypothesis import strategies as st
 from redis_xcom import ExclusiveRedisXCom, RedisUnavailableError, XComExpiredError
 from redis_xcom.keys import Selection, XComCoordinates, build_key
 from tests.redis_process import RedisServer, free_port
+from tests.xcom_calls import pull, push
 
 pytestmark = pytest.mark.integration
-
-
-def push(value: Any, dag_id: str = "etl", run_id: str = "r", task_id: str = "t", map_index: int = -1,
-         key: str = "return_value") -> Any:  # fmt: skip
-    return ExclusiveRedisXCom.serialize_value(
-        value, key=key, task_id=task_id, dag_id=dag_id, run_id=run_id, map_index=map_index
-    )
-
-
-def pull(reference: Any) -> Any:
-    return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=reference))
 
 
 def test_round_trip_with_ttl_on_a_real_server(real_backend: str, redis_server: RedisServer) -> None:
@@ -77,7 +66,14 @@ def test_clear_on_real_redis_deletes_exactly_the_selection(
         client.delete(existing)
     xcoms = [XComCoordinates("d" + d, *rest) for d, *rest in coords]  # type: ignore[arg-type]
     for xcom in xcoms:
-        push("v", xcom.dag_id, xcom.run_id, xcom.task_id, xcom.map_index, xcom.key)
+        push(
+            "v",
+            dag_id=xcom.dag_id,
+            run_id=xcom.run_id,
+            task_id=xcom.task_id,
+            map_index=xcom.map_index,
+            key=xcom.key,
+        )
     target = data.draw(st.sampled_from(xcoms))
     selection = Selection(
         target.dag_id,

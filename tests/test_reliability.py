@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ import pytest
 from redis_xcom import ExclusiveRedisXCom, RedisUnavailableError, RedisXComError, XComExpiredError
 from redis_xcom.backend import reset_runtime
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
+from tests.xcom_calls import pull, push, redis_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(REDIS_SERVER is None, reason=MISSING_REASON)]
 
@@ -32,21 +32,6 @@ BACKOFF_CAP = 0.2
 # Worst case of one operation: each try may spend a connect timeout and two socket timeouts (the
 # command, and the handshake of a fresh connection), plus the back-off between tries, plus slack.
 BOUND = (ATTEMPTS + 1) * 3 * TIMEOUT + ATTEMPTS * BACKOFF_CAP + 1.0
-
-
-def push(value: Any, *, dag_id: str = "etl", run_id: str = "r1", task_id: str = "t", map_index: int = -1,
-         key: str = "return_value") -> str:  # fmt: skip
-    return ExclusiveRedisXCom.serialize_value(
-        value, key=key, task_id=task_id, dag_id=dag_id, run_id=run_id, map_index=map_index
-    )
-
-
-def pull(reference: Any) -> Any:
-    return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=reference))
-
-
-def redis_key(reference: str) -> str:
-    return reference.removeprefix("redis-xcom://")
 
 
 def configure(mp: pytest.MonkeyPatch, server: RedisServer, **options: object) -> None:

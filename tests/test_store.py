@@ -7,7 +7,6 @@ import signal
 import time
 import uuid
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 import redis
@@ -18,25 +17,11 @@ from redis_xcom import ExclusiveRedisXCom, ValueTooLargeError, XComExpiredError
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
 from redis_xcom.store import RedisStore, is_manifest
 from tests.redis_process import RedisServer
+from tests.xcom_calls import pull, push, redis_key
 
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
-
-
-def push(value: Any, *, dag_id: str = "etl", run_id: str = "r1", task_id: str = "t", map_index: int = -1,
-         key: str = "return_value") -> str:  # fmt: skip
-    return ExclusiveRedisXCom.serialize_value(
-        value, key=key, task_id=task_id, dag_id=dag_id, run_id=run_id, map_index=map_index
-    )
-
-
-def pull(reference: Any) -> Any:
-    return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=reference))
-
-
-def redis_key(reference: str) -> str:
-    return reference.removeprefix("redis-xcom://")
 
 
 @pytest.fixture

@@ -1,0 +1,26 @@
+"""Push and pull through the backend as Airflow's task runner calls it, for tests."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from redis_xcom import ExclusiveRedisXCom
+from redis_xcom.keys import REFERENCE_SCHEME
+
+
+def push(value: Any, *, dag_id: str = "etl", run_id: str = "r1", task_id: str = "t", map_index: int = -1,
+         key: str = "return_value") -> Any:  # fmt: skip
+    """XCom.set's call: returns what the DB row would hold."""
+    return ExclusiveRedisXCom.serialize_value(
+        value, key=key, task_id=task_id, dag_id=dag_id, run_id=run_id, map_index=map_index
+    )
+
+
+def pull(reference: Any) -> Any:
+    """XCom.get_one's call on a DB row holding reference."""
+    return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=reference))
+
+
+def redis_key(reference: str) -> str:
+    return reference.removeprefix(REFERENCE_SCHEME)
