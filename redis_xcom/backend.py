@@ -136,8 +136,10 @@ class ExclusiveRedisXCom(BaseXCom):
                 f"= {runtime.settings.max_value_bytes}; nothing was written. Pass a smaller value "
                 "(for example a path to the data) or raise max_value_bytes."
             )
-        redis_key = keys.build_key(runtime.settings.key_prefix, coords)
-        runtime.store.put(redis_key, data, runtime.settings.ttl)
+        prefix = runtime.settings.key_prefix
+        redis_key = keys.build_key(prefix, coords)
+        index = keys.run_index_key(prefix, coords.dag_id, coords.run_id)
+        runtime.store.put(redis_key, data, runtime.settings.ttl, index)
         _warn_if_evicting(runtime.store)
         return keys.to_reference(redis_key)
 
@@ -230,15 +232,27 @@ class ExclusiveRedisXCom(BaseXCom):
     ) -> int:
         """Delete the Redis values of a selection (None means any); returns how many were deleted.
 
-        Only Redis is touched: the DB rows stay and would then raise XComExpiredError on pull.
+        With a run_id, the run's index names its keys: the cost follows the run's size, not the
+        keyspace's. Without one, SCAN MATCH walks the keyspace. Only Redis is touched: the DB rows
+        stay and would then raise XComExpiredError on pull.
         """
         selection = keys.Selection(dag_id, run_id, task_id, map_index, key)
         runtime = _runtime()
+        prefix = runtime.settings.key_prefix
+        index = None if run_id is None else keys.run_index_key(prefix, dag_id, run_id)
+        batches = (
+            runtime.store.scan(selection.pattern(prefix))
+            if index is None
+            else runtime.store.index_members(index)
+        )
         deleted = 0
-        for batch in runtime.store.scan(selection.pattern(runtime.settings.key_prefix)):
-            # The pattern cannot match outside the selection; this exact check makes sure of it.
+        for batch in batches:
+            # Neither the pattern nor the index can name a key outside the selection; this makes sure.
             chosen = [k for k in batch if (c := keys.parse_key(k)) is not None and selection.contains(c)]
-            deleted += runtime.store.unlink(chosen)
+            if index is None:
+                deleted += runtime.store.unlink(chosen)
+            else:
+                deleted += runtime.store.unlink_indexed(index, chosen)
         return deleted
 
 

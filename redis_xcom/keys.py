@@ -60,6 +60,15 @@ def run_tag(prefix: str, dag_id: str, run_id: str) -> str:
     return f"{prefix}:{{{encode_tag_component(dag_id)}/{encode_tag_component(run_id)}}}"
 
 
+def run_index_key(prefix: str, dag_id: str, run_id: str) -> str:
+    """The set naming every value key of one DAG run, so a run-level clear never scans the keyspace.
+
+    It shares the run's hash tag; nothing follows the tag with ``#`` in an XCom key (ids are encoded
+    and a ``:`` always follows the tag), so it never passes for an XCom and no clear pattern matches it.
+    """
+    return run_tag(prefix, dag_id, run_id) + "#index"
+
+
 def build_key(prefix: str, coords: XComCoordinates) -> str:
     return (
         f"{run_tag(prefix, coords.dag_id, coords.run_id)}:{encode_component(coords.task_id)}"

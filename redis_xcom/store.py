@@ -16,6 +16,7 @@ reads the whole list with one LRANGE and checks it against its manifest before r
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import socket
@@ -23,7 +24,7 @@ import struct
 from collections.abc import Iterator, Sequence
 
 import redis
-from redis.exceptions import AuthenticationError, ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, NoScriptError, ReadOnlyError, RedisError, ResponseError
 
 from redis_xcom.client import RETRIED_ERRORS, endpoint
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
@@ -58,6 +59,31 @@ def pack_manifest(chunks: int, total: int) -> bytes:
 
 def is_manifest(data: bytes) -> bool:
     return len(data) == _MANIFEST.size and data.startswith(MANIFEST_MAGIC)
+
+
+class _Script:
+    """A Lua script and its SHA1, for EVALSHA."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+
+# KEYS[1] index, ARGV[1] value key, ARGV[2] ttl. The index outlives every value it names: its TTL
+# is only ever raised (a TTL of -1, no expiry yet, is below any ttl).
+_INDEX_UPDATE = """
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+"""
+_INDEX = _Script(_INDEX_UPDATE)
+# KEYS[1] value key, KEYS[2] index, ARGV[1] value, ARGV[2] ttl: the value's one SET with EX, then its index.
+_SET_AND_INDEX = _Script(
+    """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SADD', KEYS[2], KEYS[1])
+if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+"""
+)
 
 
 def _is_wrong_type(exc: ResponseError) -> bool:
@@ -147,13 +173,21 @@ class RedisStore:
                 self._server_bulk_limit = 0
         return self._server_bulk_limit
 
-    def put(self, key: str, data: bytes, ttl: int) -> None:
-        """Write a value and its TTL at once: one SET, or one MULTI/EXEC for a chunked value."""
+    def put(self, key: str, data: bytes, ttl: int, index: str | None = None) -> None:
+        """Write a value with its TTL and, given an index (a set), add the key to it, atomically.
+
+        Small values: one ``SET key value EX ttl``, or with an index one EVALSHA of a script doing
+        that SET and the index update (one round trip, about the cost of a bare SET). Chunked
+        values: one MULTI/EXEC.
+        """
         size = len(data)
         piece = self.chunk_size(size)
         with self._errors("write", key):
             if size <= piece:
-                self.client.set(key, data, ex=ttl)
+                if index is None:
+                    self.client.set(key, data, ex=ttl)
+                else:
+                    self._run_script(_SET_AND_INDEX, 2, key, index, data, ttl)
                 return
             view = memoryview(data)
             pipe = self.client.pipeline(transaction=True)
@@ -162,7 +196,17 @@ class RedisStore:
             for offset in range(0, size, piece):
                 pipe.rpush(key, view[offset : offset + piece])
             pipe.expire(key, ttl)
+            if index is not None:
+                # EVAL, not EVALSHA: a NOSCRIPT inside MULTI would fail that one command only.
+                pipe.eval(_INDEX.text, 1, index, key, ttl)
             pipe.execute()
+
+    def _run_script(self, script: _Script, numkeys: int, *args: object) -> object:
+        try:
+            return self.client.evalsha(script.sha, numkeys, *args)  # type: ignore[arg-type]
+        except NoScriptError:
+            # A restarted or failed-over server forgot the script: EVAL sends it and caches it again.
+            return self.client.eval(script.text, numkeys, *args)  # type: ignore[arg-type]
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -237,6 +281,28 @@ class RedisStore:
             return 0
         with self._errors(f"delete {len(keys)} keys"):
             return int(self.client.unlink(*keys))
+
+    def index_members(self, index: str) -> Iterator[list[str]]:
+        """Batches of the keys a run's index names, walking the set with SSCAN."""
+        with self._errors("read the index", index):
+            cursor = 0
+            while True:
+                cursor, found = self.client.sscan(index, cursor=cursor, count=SCAN_BATCH)
+                if found:
+                    yield [k.decode() if isinstance(k, bytes) else k for k in found]
+                if cursor == 0:
+                    return
+
+    def unlink_indexed(self, index: str, keys: Sequence[str]) -> int:
+        """Delete values and drop them from their run's index in one round trip; returns how many existed."""
+        if not keys:
+            return 0
+        with self._errors("delete keys of", index):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.unlink(*keys)
+            pipe.srem(index, *keys)  # an emptied set disappears by itself
+            deleted, _ = pipe.execute()
+            return int(deleted)
 
     def scan(self, pattern: str) -> Iterator[list[str]]:
         """Batches of keys matching a glob pattern, walking the keyspace with SCAN."""

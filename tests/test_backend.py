@@ -12,6 +12,7 @@ import pytest
 from redis_xcom import ExclusiveRedisXCom, XComExpiredError
 from redis_xcom.backend import SKIPMIXIN_KEY
 from redis_xcom.errors import CorruptPayloadError, RedisXComError, ValueTooLargeError
+from tests.xcom_calls import value_keys
 
 RUN = "manual__2024-01-01T00:00:00+00:00"
 
@@ -51,7 +52,7 @@ def test_a_retry_overwrites_the_same_key_instead_of_orphaning(fake_redis: fakere
     second = push({"try": 2})
     assert first == second
     assert pull(second) == {"try": 2}
-    assert len(list(fake_redis.scan_iter("xcom:*"))) == 1
+    assert len(value_keys(fake_redis, "xcom:*")) == 1
 
 
 def test_branch_decisions_stay_inline_for_the_scheduler(fake_redis: fakeredis.FakeRedis) -> None:
@@ -260,3 +261,40 @@ def test_deserialize_many_serves_a_repeated_reference_every_time(fake_redis: fak
         "inline",
         {"n": 1},
     ]
+
+
+def run_index(fake: fakeredis.FakeRedis, dag_id: str = "etl", run_id: str = RUN) -> set[str]:
+    from redis_xcom.keys import run_index_key
+
+    return {m.decode() for m in fake.smembers(run_index_key("xcom", dag_id, run_id))}
+
+
+def test_each_run_keeps_an_index_of_its_keys_that_outlives_them(fake_redis: fakeredis.FakeRedis) -> None:
+    from redis_xcom.keys import run_index_key
+
+    references = [push(i, task_id="t", map_index=i) for i in range(3)]
+    push("again", task_id="t", map_index=0)  # a retry rewrites a key: the index does not grow
+    push("other run", run_id="r2")
+    assert run_index(fake_redis) == {r.removeprefix("redis-xcom://") for r in references}
+    index_ttl = fake_redis.ttl(run_index_key("xcom", "etl", RUN))
+    assert all(0 < fake_redis.ttl(r.removeprefix("redis-xcom://")) <= index_ttl for r in references)
+
+
+def test_run_level_clear_reads_the_index_and_never_scans_the_keyspace(
+    fake_redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redis_xcom.backend import _runtime
+
+    keep = push("other run", run_id="r2")
+    references = seed_for_clear()
+    store = _runtime().store
+
+    def no_scan(pattern: str) -> None:
+        raise AssertionError(f"run-level clear scanned the keyspace for {pattern}")
+
+    monkeypatch.setattr(store, "scan", no_scan)
+    assert ExclusiveRedisXCom.clear(dag_id="etl", run_id="r", task_id="t") == 3
+    assert ExclusiveRedisXCom.clear(dag_id="etl", run_id="r") == 2  # other_task and backslash
+    assert surviving(references, fake_redis) == {"run_r1", "run_rstar", "dag_v2", "braces"}
+    assert run_index(fake_redis, run_id="r") == set(), "a cleared run leaves no index behind"
+    assert pull(keep) == "other run"

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from redis_xcom import ExclusiveRedisXCom, RedisUnavailableError, XComExpiredError
 from redis_xcom.keys import Selection, XComCoordinates, build_key
 from tests.redis_process import RedisServer, free_port
-from tests.xcom_calls import pull, push
+from tests.xcom_calls import pull, push, value_keys
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +31,7 @@ def test_unix_socket_urls_work(xcom_settings: pytest.MonkeyPatch, tmp_path: Any)
     with RedisServer(extra_args=["--unixsocket", str(socket_path)]) as server:
         xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", f"unix://{socket_path}?db=0")
         assert pull(push([1, "two"])) == [1, "two"]
-        assert server.client().dbsize() == 1
+        assert len(value_keys(server.client())) == 1
 
 
 def test_unreachable_redis_fails_fast_naming_host_and_port(xcom_settings: pytest.MonkeyPatch) -> None:
@@ -83,7 +83,7 @@ def test_clear_on_real_redis_deletes_exactly_the_selection(
         data.draw(st.sampled_from([None, target.key])),
     )
     expected = {build_key(real_backend, x) for x in xcoms if selection.contains(x)}
-    before = {k.decode() for k in client.scan_iter(f"{real_backend}:*")}
+    before = value_keys(client, f"{real_backend}:*")
     deleted = ExclusiveRedisXCom.clear(
         dag_id=selection.dag_id,
         run_id=selection.run_id,
@@ -91,7 +91,7 @@ def test_clear_on_real_redis_deletes_exactly_the_selection(
         map_index=selection.map_index,
         key=selection.key,
     )
-    after = {k.decode() for k in client.scan_iter(f"{real_backend}:*")}
+    after = value_keys(client, f"{real_backend}:*")
     assert deleted == len(expected)
     assert before - after == expected
 
@@ -105,3 +105,11 @@ def test_expired_value_surfaces_as_expired_error(
     time.sleep(2.1)
     with pytest.raises(XComExpiredError, match=r"task_id='quick'.*ttl = 1s"):
         pull(reference)
+
+
+def test_push_survives_a_server_that_forgot_its_scripts(real_backend: str, redis_server: RedisServer) -> None:
+    # After a restart or failover the server has no cached scripts: EVALSHA answers NOSCRIPT.
+    assert pull(push("before", task_id="a")) == "before"
+    redis_server.client().script_flush()
+    assert pull(push("after", task_id="b")) == "after"
+    assert ExclusiveRedisXCom.clear(dag_id="etl", run_id="r1") == 2

@@ -24,6 +24,7 @@ import pytest
 from redis_xcom.backend import ExclusiveRedisXCom, reset_runtime
 from redis_xcom.store import is_manifest
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
+from tests.xcom_calls import value_keys
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(REDIS_SERVER is None, reason=MISSING_REASON)]
 
@@ -135,7 +136,7 @@ def test_parallel_pushes_and_pulls_lose_nothing_cross_nothing_orphan_nothing(
     # Exactly one key per XCom pushed: the 2nd..nth pushes of an XCom replaced it, chunks included.
     coordinates = {tuple(c) for r in results for c in r["coordinates"]}
     client = server.client()
-    all_keys = {k.decode() for k in client.scan_iter("*", count=1000)}
+    all_keys = value_keys(client)
     assert all_keys == {f"xcom:{{{DAG}/{r}}}:{t}:{m}:return_value" for r, t, m in coordinates}
     chunk_lists = [k for k in all_keys if client.type(k) == b"list"]
     for chunked in chunk_lists:  # every list is a whole chunked value, manifest first

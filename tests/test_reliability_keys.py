@@ -19,6 +19,7 @@ from redis_xcom import ExclusiveRedisXCom, XComExpiredError
 from redis_xcom.keys import Selection, XComCoordinates, build_key, parse_key, run_tag
 from redis_xcom.store import is_manifest
 from tests.redis_process import RedisServer
+from tests.xcom_calls import value_keys
 
 NASTY = "*?[]\\{}:/%#^!- .+~é中\x00\n"
 short_ids = st.text(alphabet=st.sampled_from([*NASTY, "a", "b"]), max_size=6)
@@ -96,7 +97,7 @@ def test_clear_on_real_redis_over_adversarial_ids_takes_exactly_the_selection_wi
     references = {c: push(as_value(c, big), c) for c, big in everything.items()}
 
     # What Redis holds is exactly one key per XCom, chunked (a list, manifest first) or not.
-    stored = {k.decode() for k in client.scan_iter(f"{real_backend}:*")}
+    stored = value_keys(client, f"{real_backend}:*")
     assert {parse_key(k) for k in stored} == set(everything)
     chunked = {c for c in everything if client.type(build_key(real_backend, c)) == b"list"}
     assert {c for c, big in everything.items() if big} <= chunked
@@ -121,7 +122,7 @@ def test_clear_on_real_redis_over_adversarial_ids_takes_exactly_the_selection_wi
         key=selection.key,
     )
     assert deleted == len(chosen)
-    left = {k.decode() for k in client.scan_iter(f"{real_backend}:*")}
+    left = value_keys(client, f"{real_backend}:*")
     kept = set(everything) - chosen
     assert left == {build_key(real_backend, c) for c in kept}
     for c in chosen:

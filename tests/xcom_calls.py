@@ -6,7 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from redis_xcom import ExclusiveRedisXCom
-from redis_xcom.keys import REFERENCE_SCHEME
+from redis_xcom.keys import REFERENCE_SCHEME, parse_key
 
 
 def push(value: Any, *, dag_id: str = "etl", run_id: str = "r1", task_id: str = "t", map_index: int = -1,
@@ -24,3 +24,9 @@ def pull(reference: Any) -> Any:
 
 def redis_key(reference: str) -> str:
     return reference.removeprefix(REFERENCE_SCHEME)
+
+
+def value_keys(client: Any, pattern: str = "*") -> set[str]:
+    """The XCom value keys matching pattern, without the runs' index sets."""
+    found = (k.decode() if isinstance(k, bytes) else k for k in client.scan_iter(match=pattern, count=1000))
+    return {k for k in found if parse_key(k) is not None}
