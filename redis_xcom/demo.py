@@ -230,6 +230,17 @@ def inspect_run(home: AirflowHome, client: Any, run_id: str, prefix: str, ttl: i
             else f"keys in Redis that no DB row references: {', '.join(stray)}",
         )
     )
+    index = keys.run_index_key(prefix, DAG_ID, run_id)
+    indexed = {m.decode() if isinstance(m, bytes) else m for m in client.smembers(index)}
+    report.checks.append(
+        Check(
+            indexed == referenced,
+            f"the run's index {index} names exactly its {len(indexed)} keys (a run-level clear reads it)"
+            if indexed == referenced
+            else f"the run's index {index} differs from the references: "
+            f"{len(indexed - referenced)} extra, {len(referenced - indexed)} missing",
+        )
+    )
     return report
 
 

@@ -19,6 +19,7 @@ import redis
 from redis_xcom import cli, demo, keys
 from redis_xcom.airflow_run import AirflowCommandError, AirflowHome, CommandResult, TaskInstanceRow, XComRow
 from tests.redis_process import RedisServer, free_port
+from tests.xcom_calls import value_keys
 
 RUN_ID = "manual__2024-01-01T00:00:00+00:00"
 
@@ -153,6 +154,7 @@ def test_checks_pass_when_db_and_redis_agree() -> None:
     client = fakeredis.FakeRedis()
     row, redis_key = ref_row("extract")
     client.set(redis_key, b"x" * 10, ex=100)
+    client.sadd(keys.run_index_key("p", demo.DAG_ID, RUN_ID), redis_key)
     branch = XComRow(demo.DAG_ID, RUN_ID, "route", -1, "skipmixin_key", {"followed": ["a"]}, "{}")
     report = inspect({"extract": "success", "quiet_day": "skipped"}, [row, branch], client)
     assert report.ok, report.checks
@@ -239,7 +241,8 @@ def test_demo_against_a_real_redis_from_the_environment(redis_server: RedisServe
     shown = references_in(out)
     assert shown and all(k.startswith(f"{prefix}:{{{demo.DAG_ID}/") for k in shown)
     client = redis_server.client()
-    stored = {k.decode() for k in client.scan_iter(match=f"{prefix}:*")}
+    stored = value_keys(client, f"{prefix}:*")
     assert stored == set(shown)
     assert all(0 < client.ttl(k) <= 1200 for k in stored)
-    client.delete(*stored)
+    assert "index" in out and "names exactly its" in out
+    client.delete(*client.keys(f"{prefix}:*"))
