@@ -217,8 +217,15 @@ class ExclusiveRedisXCom(BaseXCom):
     def purge(cls, xcom: Any, *args: Any) -> None:
         """Before a retry or re-run: UNLINK the value the old row refers to, so nothing is orphaned."""
         redis_key = keys.key_of_reference(getattr(xcom, "value", None))
-        if redis_key is not None:
-            _runtime().store.unlink([redis_key])
+        if redis_key is None:
+            return
+        index = keys.run_index_of(redis_key)
+        store = _runtime().store
+        # Dropped from its run's index too, so the index names exactly the run's live keys.
+        if index is None:
+            store.unlink([redis_key])
+        else:
+            store.unlink_indexed(index, [redis_key])
 
     @classmethod
     def clear(

@@ -69,6 +69,13 @@ def run_index_key(prefix: str, dag_id: str, run_id: str) -> str:
     return run_tag(prefix, dag_id, run_id) + "#index"
 
 
+def run_index_of(redis_key: str) -> str | None:
+    """The index of the run a value key belongs to, or None for a key that is not an XCom key."""
+    if parse_key(redis_key) is None:
+        return None
+    return redis_key[: redis_key.index("}") + 1] + "#index"
+
+
 def build_key(prefix: str, coords: XComCoordinates) -> str:
     return (
         f"{run_tag(prefix, coords.dag_id, coords.run_id)}:{encode_component(coords.task_id)}"

@@ -130,6 +130,7 @@ def test_purge_unlinks_exactly_the_referenced_key(fake_redis: fakeredis.FakeRedi
     purged = push("drop")
     ExclusiveRedisXCom.purge(SimpleNamespace(key="return_value", value=purged))
     assert fake_redis.exists(purged.removeprefix("redis-xcom://")) == 0
+    assert run_index(fake_redis) == {kept.removeprefix("redis-xcom://")}
     assert pull(kept) == "keep"
     # value=None and inline rows are no-ops, not errors.
     ExclusiveRedisXCom.purge(SimpleNamespace(key="return_value", value=None))

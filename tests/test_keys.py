@@ -14,6 +14,8 @@ from redis_xcom.keys import (
     build_key,
     key_of_reference,
     parse_key,
+    run_index_key,
+    run_index_of,
     to_reference,
 )
 
@@ -122,3 +124,13 @@ def test_reference_round_trip_and_foreign_values() -> None:
 def test_parse_key_rejects_what_is_not_an_xcom_key() -> None:
     for text in ("", "xcom", "xcom:{d/r}", "xcom:{d/r}:t:x:k", "xcom:{dr}:t:-1:k", "xcom:{d/r}:t:-1:k:extra"):
         assert parse_key(text) is None
+
+
+@given(coordinates)
+def test_run_index_belongs_to_the_run_and_never_passes_for_an_xcom(coords: XComCoordinates) -> None:
+    key = build_key(PREFIX, coords)
+    index = run_index_key(PREFIX, coords.dag_id, coords.run_id)
+    assert run_index_of(key) == index
+    assert index[index.index("{") : index.index("}") + 1] == key[key.index("{") : key.index("}") + 1]
+    assert parse_key(index) is None and run_index_of(index) is None
+    assert not redis_glob_match(Selection(coords.dag_id).pattern(PREFIX), index)

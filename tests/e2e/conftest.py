@@ -69,6 +69,9 @@ class E2E:
             referenced.add(redis_key)
         stray = self.run_keys(dag_id, run_id) - referenced
         assert not stray, f"keys in Redis that no DB row references: {sorted(stray)}"
+        index = keys.run_index_key(self.prefix, dag_id, run_id)
+        indexed = {m.decode() for m in self.client.smembers(index)}
+        assert indexed == referenced, f"the run's index differs from the DB: {indexed ^ referenced}"
         return rows
 
 
