@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 SCAN_BATCH = 1000
 DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024
+# Values up to this size are written by the SET-and-index script; Lua copies its arguments, so
+# larger ones take a MULTI with a plain SET (the extra commands cost nothing at that size).
+SCRIPT_VALUE_MAX = 8 * 1024
 # Redis refuses a proto-max-bulk-len below 1 MiB, so values up to this size never need the server's limit.
 MIN_BULK_LIMIT = 1024 * 1024
 # The first element of a chunked value; a list that does not start with it was not written by us.
@@ -186,8 +189,14 @@ class RedisStore:
             if size <= piece:
                 if index is None:
                     self.client.set(key, data, ex=ttl)
-                else:
+                elif size <= SCRIPT_VALUE_MAX:
                     self._run_script(_SET_AND_INDEX, 2, key, index, data, ttl)
+                else:
+                    # Lua copies its arguments: a large value goes through a plain SET in a MULTI.
+                    pipe = self.client.pipeline(transaction=True)
+                    pipe.set(key, data, ex=ttl)
+                    pipe.eval(_INDEX.text, 1, index, key, ttl)
+                    pipe.execute()
                 return
             view = memoryview(data)
             pipe = self.client.pipeline(transaction=True)

@@ -299,3 +299,12 @@ def test_run_level_clear_reads_the_index_and_never_scans_the_keyspace(
     assert surviving(references, fake_redis) == {"run_r1", "run_rstar", "dag_v2", "braces"}
     assert run_index(fake_redis, run_id="r") == set(), "a cleared run leaves no index behind"
     assert pull(keep) == "other run"
+
+
+def test_large_values_are_indexed_too(fake_redis: fakeredis.FakeRedis) -> None:
+    from redis_xcom.store import SCRIPT_VALUE_MAX
+
+    big = push(b"b" * (SCRIPT_VALUE_MAX * 4), task_id="big")
+    small = push("s", task_id="small")
+    assert run_index(fake_redis) == {big.removeprefix("redis-xcom://"), small.removeprefix("redis-xcom://")}
+    assert ExclusiveRedisXCom.clear(dag_id="etl", run_id=RUN) == 2
