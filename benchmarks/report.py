@@ -543,7 +543,7 @@ def _chart_clear(ax: Any, doc: dict[str, Any] | None) -> None:
     clear = doc["clear"]
     xs = [max(r["unrelated_keys"], 1) for r in clear]
     for key, label, color in (
-        ("backend_clear_s", "backend.clear (SCAN MATCH)", "#c0392b"),
+        ("backend_clear_s", "backend.clear(dag_id, run_id) (run index)", "#c0392b"),
         ("unlink_known_s", "UNLINK of the 100 known keys", "#27ae60"),
     ):
         med = [r[key]["median"] * 1e3 for r in clear]
