@@ -16,8 +16,7 @@ from typing import Any
 
 from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
 
-from redis_xcom import keys
-from redis_xcom.client import ClientCache
+from redis_xcom import client, keys
 from redis_xcom.codec import Codec
 from redis_xcom.config import Settings, get_settings
 from redis_xcom.errors import CodecError, RedisXComError, ValueTooLargeError, XComExpiredError
@@ -38,7 +37,6 @@ class _Runtime:
     store: RedisStore
 
 
-_clients = ClientCache()
 _runtime_lock = threading.Lock()
 _runtime_cache: dict[int, _Runtime] = {}
 
@@ -52,7 +50,8 @@ def _runtime() -> _Runtime:
     with _runtime_lock:
         if pid not in _runtime_cache:
             settings = get_settings()
-            store = RedisStore(_clients.get(settings), settings.url, settings.chunk_bytes)
+            # One client (one connection pool) per process: a forked child builds its own.
+            store = RedisStore(client.build_client(settings), settings.url, settings.chunk_bytes)
             codec = Codec(settings.compression, settings.compression_threshold)
             _runtime_cache.clear()
             _runtime_cache[pid] = _Runtime(settings, codec, store)
@@ -66,7 +65,6 @@ def reset_runtime() -> None:
     with _runtime_lock:
         _runtime_cache.clear()
         _eviction_checked.clear()
-        _clients.reset()
         reset_settings()
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import threading
 from urllib.parse import urlsplit
 
 import redis
@@ -60,28 +58,3 @@ def build_client(settings: Settings) -> redis.Redis:
         socket_read_size=SOCKET_READ_SIZE,
         command_packer=_COMMAND_PACKER,
     )
-
-
-class ClientCache:
-    """One client per process and settings: rebuilt in a forked child, shared by threads."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._owner: tuple[int, Settings] | None = None
-        self._client: redis.Redis | None = None
-
-    def get(self, settings: Settings) -> redis.Redis:
-        owner = (os.getpid(), settings)
-        client = self._client
-        if client is not None and self._owner == owner:
-            return client
-        with self._lock:
-            if self._client is None or self._owner != owner:
-                self._client = build_client(settings)
-                self._owner = owner
-            return self._client
-
-    def reset(self) -> None:
-        with self._lock:
-            self._client = None
-            self._owner = None

@@ -113,3 +113,26 @@ def test_push_survives_a_server_that_forgot_its_scripts(real_backend: str, redis
     redis_server.client().script_flush()
     assert pull(push("after", task_id="b")) == "after"
     assert ExclusiveRedisXCom.clear(dag_id="etl", run_id="r1") == 2
+
+
+def _pull_then_push_in_child(reference: str, queue: Any) -> None:
+    queue.put((pull(reference), push("from the child", task_id="child")))
+
+
+def test_a_forked_worker_gets_its_own_connection_pool(real_backend: str) -> None:
+    import multiprocessing
+
+    from redis_xcom.backend import _runtime
+
+    reference = push("from the parent", task_id="parent")
+    parent_client = _runtime().store.client  # the parent's pool is in use before the fork
+    queue: Any = multiprocessing.get_context("fork").Queue()
+    child = multiprocessing.get_context("fork").Process(
+        target=_pull_then_push_in_child, args=(reference, queue)
+    )
+    child.start()
+    pulled, child_reference = queue.get(timeout=30)
+    child.join(timeout=30)
+    assert child.exitcode == 0 and pulled == "from the parent"
+    assert pull(child_reference) == "from the child"
+    assert _runtime().store.client is parent_client
