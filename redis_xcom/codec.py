@@ -31,6 +31,7 @@ import struct
 from typing import Any
 
 import msgpack
+import ormsgpack
 import xxhash
 
 from redis_xcom import _codec_compress as compression_module
@@ -65,6 +66,20 @@ _FAST_PREFIX_NO_CHECKSUM = _PREFIX.pack(MAGIC, VERSION, 0, 0, 0)
 _FAST_MAX = 1 << 16
 _BODY_LEN = struct.Struct("<Q")
 _xxh3 = xxhash.xxh3_64_intdigest
+# Plain data (None, bool, int up to 64 bits, float, str, bytes, list, dict with str keys) is packed by
+# ormsgpack (Rust, about 2x msgpack here); anything else makes it raise TypeError, and the value goes
+# through msgpack and the extension hooks instead. Both write standard msgpack; either reads it.
+_PLAIN_ONLY = (
+    ormsgpack.OPT_PASSTHROUGH_BIG_INT
+    | ormsgpack.OPT_PASSTHROUGH_DATACLASS
+    | ormsgpack.OPT_PASSTHROUGH_DATETIME
+    | ormsgpack.OPT_PASSTHROUGH_ENUM
+    | ormsgpack.OPT_PASSTHROUGH_SUBCLASS
+    | ormsgpack.OPT_PASSTHROUGH_TUPLE
+    | ormsgpack.OPT_PASSTHROUGH_UUID
+)
+_pack_plain = ormsgpack.packb
+_unpack_fast = ormsgpack.unpackb
 
 
 def _seed(prefix: bytes) -> int:
@@ -102,7 +117,10 @@ class Codec:
         try:
             if cls in _TOP_LEVEL_BUFFERS and (cls is not bytes or len(value) >= OUT_OF_BAND_MIN):  # type: ignore[arg-type]
                 return self._encode_out_of_band(value)
-            body = LOCAL.packer.pack(value)
+            try:
+                body = _pack_plain(value, option=_PLAIN_ONLY)
+            except TypeError:  # a rich value: msgpack with the extension hooks
+                body = LOCAL.packer.pack(value)
         except NeedsOutOfBand:
             return self._encode_out_of_band(value)
         except Exception as exc:
@@ -123,7 +141,7 @@ class Codec:
                 if (prefix == _FAST_PREFIX and _xxh3(body, _FAST_SEED) == digest) or (
                     prefix == _FAST_PREFIX_NO_CHECKSUM and not self._flags
                 ):
-                    return msgpack.unpackb(body, ext_hook=TOP_DECODER, strict_map_key=False)
+                    return _unpack(body)
             return self._decode(data)
         except CodecError:
             raise
@@ -190,6 +208,18 @@ class Codec:
             raise CorruptPayloadError("uncompressed value records two different lengths")
         if flags & FLAG_OUT_OF_BAND:
             return _decode_out_of_band(memoryview(body))
+        return _unpack(body)
+
+
+def _unpack(body: Any) -> object:
+    """One msgpack body: ormsgpack's Rust decoder first, msgpack's when it gives up.
+
+    ormsgpack cannot key a map by an extension value (a tuple key) and hides the errors of the
+    extension hooks (a refused class); msgpack decodes those and says what is wrong.
+    """
+    try:
+        return _unpack_fast(body, ext_hook=TOP_DECODER, option=ormsgpack.OPT_NON_STR_KEYS)
+    except ValueError:
         return msgpack.unpackb(body, ext_hook=TOP_DECODER, strict_map_key=False)
 
 
