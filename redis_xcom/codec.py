@@ -20,8 +20,10 @@ concatenation and reading one slice for small values, the common case.
 The raw payload is one msgpack object; with flag 0x02 it is ``Q body_length, body, buffers``,
 where large byte buffers (bytes, numpy data, Arrow IPC) sit after the body and are referenced
 from it, so they are copied once and never re-packed. Plain data (None, bool, int, float, str,
-bytes, list, dict) is packed and unpacked entirely by msgpack's C code; only other types reach
-the extension hooks in ``_codec_types``. Nothing here uses pickle or imports classes on read
+bytes, list, dict with str keys) is packed by ormsgpack's Rust code; a value holding anything else
+is packed by msgpack, whose C code calls the extension hooks in ``_codec_types`` only for the other
+types. Bodies are read by ormsgpack, or by msgpack where ormsgpack gives up (tuple dict keys, an
+error in a hook). Nothing here uses pickle or imports classes on read
 outside Airflow's ``[core] allowed_deserialization_classes``.
 """
 
