@@ -30,11 +30,13 @@ SKIPMIXIN_KEY = "skipmixin_key"
 _SAFE_EVICTION_POLICY = "noeviction"
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Runtime:
     settings: Settings
     codec: Codec
     store: RedisStore
+    # Checked after the first successful push, so a down Redis does not cost its timeouts twice.
+    eviction_checked: bool = False
 
 
 _runtime_lock = threading.Lock()
@@ -64,19 +66,11 @@ def reset_runtime() -> None:
 
     with _runtime_lock:
         _runtime_cache.clear()
-        _eviction_checked.clear()
         reset_settings()
-
-
-_eviction_checked: set[int] = set()
 
 
 def _warn_if_evicting(store: RedisStore) -> None:
     """One warning per process when Redis may evict XCom values (all have a TTL, so volatile-* too)."""
-    # Checked after the first successful push, so a down Redis does not cost its timeouts twice.
-    if os.getpid() in _eviction_checked:
-        return
-    _eviction_checked.add(os.getpid())
     try:
         policy = store.eviction_policy()
     except RedisXComError as exc:
@@ -138,7 +132,9 @@ class ExclusiveRedisXCom(BaseXCom):
         redis_key = keys.build_key(prefix, coords)
         index = keys.run_index_key(prefix, coords.dag_id, coords.run_id)
         runtime.store.put(redis_key, data, runtime.settings.ttl, index)
-        _warn_if_evicting(runtime.store)
+        if not runtime.eviction_checked:
+            runtime.eviction_checked = True
+            _warn_if_evicting(runtime.store)
         return keys.to_reference(redis_key)
 
     @staticmethod

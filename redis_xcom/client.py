@@ -1,4 +1,4 @@
-"""The one place that builds Redis clients: URL, timeouts, retry with backoff, one pool per process."""
+"""The one place that builds Redis clients: URL, timeouts, retry with backoff, reply parsing."""
 
 from __future__ import annotations
 

@@ -72,20 +72,18 @@ class _Script:
         self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
 
 
-# KEYS[1] index, ARGV[1] value key, ARGV[2] ttl. The index outlives every value it names: its TTL
-# is only ever raised (a TTL of -1, no expiry yet, is below any ttl).
+# Add a key to its run's index. The index outlives every value it names: its TTL is only ever
+# raised (a TTL of -1, no expiry yet, is below any ttl).
 _INDEX_UPDATE = """
-redis.call('SADD', KEYS[1], ARGV[1])
-if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+redis.call('SADD', {index}, {member})
+if redis.call('TTL', {index}) < tonumber({ttl}) then redis.call('EXPIRE', {index}, {ttl}) end
 """
-_INDEX = _Script(_INDEX_UPDATE)
+# KEYS[1] index, ARGV[1] value key, ARGV[2] ttl.
+_INDEX = _Script(_INDEX_UPDATE.format(index="KEYS[1]", member="ARGV[1]", ttl="ARGV[2]"))
 # KEYS[1] value key, KEYS[2] index, ARGV[1] value, ARGV[2] ttl: the value's one SET with EX, then its index.
 _SET_AND_INDEX = _Script(
-    """
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('SADD', KEYS[2], KEYS[1])
-if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
-"""
+    "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])"
+    + _INDEX_UPDATE.format(index="KEYS[2]", member="KEYS[1]", ttl="ARGV[2]")
 )
 
 
