@@ -104,6 +104,12 @@ def competitors() -> dict[str, Pair]:
     from airflow.sdk import serde
     from airflow.utils.json import XComDecoder, XComEncoder
 
+    if importlib.util.find_spec("pyarrow"):
+        import pyarrow
+
+        # Airflow's pandas serializer converts with pyarrow's thread pool, which has crashed the
+        # process (SIGSEGV) on this stack; one thread for every competitor keeps the run alive and fair.
+        pyarrow.set_cpu_count(1)
     ours, no_checksum = Codec(), Codec(checksum=False)
     pairs: dict[str, Pair] = {
         "ours": (ours.encode, ours.decode),

@@ -70,7 +70,8 @@ def _encode_numpy_scalar(enc: Encoder, np: Any, obj: Any) -> bytes:
 def _pandas_to_arrow(frame: Any) -> Any:
     pa = _require("pyarrow", "pandas")
     try:
-        return pa.Table.from_pandas(frame)
+        # One thread: pyarrow's threaded column conversion has crashed the process (SIGSEGV) here.
+        return pa.Table.from_pandas(frame, nthreads=1)
     except (pa.ArrowException, ValueError) as exc:
         raise TypeError(f"pandas value cannot be converted to Arrow: {exc}") from exc
 
