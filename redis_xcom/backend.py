@@ -119,19 +119,20 @@ class ExclusiveRedisXCom(BaseXCom):
         coords = _coordinates(dag_id, run_id, task_id, map_index, key)
         runtime = _runtime()
         try:
-            data = runtime.codec.encode(value)
+            parts = runtime.codec.encode_parts(value)
         except TypeError as exc:
             raise TypeError(f"{coords.describe()} cannot be stored: {exc}") from exc
-        if len(data) > runtime.settings.max_value_bytes:
+        size = len(parts[0]) if len(parts) == 1 else sum(len(part) for part in parts)
+        if size > runtime.settings.max_value_bytes:
             raise ValueTooLargeError(
-                f"{coords.describe()} serializes to {len(data)} bytes, above [redis_xcom] max_value_bytes "
+                f"{coords.describe()} serializes to {size} bytes, above [redis_xcom] max_value_bytes "
                 f"= {runtime.settings.max_value_bytes}; nothing was written. Pass a smaller value "
                 "(for example a path to the data) or raise max_value_bytes."
             )
         prefix = runtime.settings.key_prefix
         redis_key = keys.build_key(prefix, coords)
         index = keys.run_index_key(prefix, coords.dag_id, coords.run_id)
-        runtime.store.put(redis_key, data, runtime.settings.ttl, index)
+        runtime.store.put(redis_key, parts, runtime.settings.ttl, index)
         if not runtime.eviction_checked:
             runtime.eviction_checked = True
             _warn_if_evicting(runtime.store)

@@ -33,12 +33,67 @@ def endpoint(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
 
 
+# A byte buffer as the store takes it: len() is its size in bytes.
+Buffer = bytes | bytearray | memoryview
+
+
+class BufferList(tuple[Buffer, ...]):
+    """One command argument made of several byte buffers, sent as a single bulk string.
+
+    A large XCom is a 30-byte header plus the payload's own buffers; joining them would copy the
+    whole payload once more just to send it. The repr never shows the bytes (payloads stay out of
+    logs and error messages).
+    """
+
+    __slots__ = ()
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(part) for part in self)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} buffers, {self.nbytes} bytes>"
+
+
+class _GatheringSerializer(PythonRespSerializer):
+    """redis-py's command packer, plus BufferList arguments written part by part."""
+
+    def pack(self, *args: object) -> list[bytes | memoryview]:
+        if BufferList not in map(type, args):
+            return super().pack(*args)
+        if isinstance(args[0], str):  # "CONFIG GET"-style names, split as redis-py does
+            args = (*args[0].encode().split(), *args[1:])
+        output: list[bytes | memoryview] = []
+        pieces: list[Buffer] = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            if type(arg) is not BufferList:
+                encoded = self.encode(arg)
+                pieces += (b"$%d\r\n" % len(encoded), encoded, b"\r\n")
+                continue
+            pieces.append(b"$%d\r\n" % arg.nbytes)
+            for part in arg:
+                if len(part) <= self._buffer_cutoff:
+                    pieces.append(part)
+                    continue
+                output.append(b"".join(pieces))  # large parts go to the socket as they are
+                output.append(part if isinstance(part, bytes | memoryview) else memoryview(part))
+                pieces = []
+            pieces.append(b"\r\n")
+        output.append(b"".join(pieces))
+        return output
+
+
 # Replies are parsed by hiredis when it is installed (about 2x faster on large values), but commands
 # are packed by redis-py's own serializer: it sends large values as they are, where hiredis's packer
 # copies every argument into one buffer (a 64 MB push would be copied twice more).
-_COMMAND_PACKER = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
+_COMMAND_PACKER = _GatheringSerializer(6000, Encoder("utf-8", "strict", False).encode)
 # Larger socket reads: fewer system calls and buffer copies for large values.
 SOCKET_READ_SIZE = 256 * 1024
+
+
+def sends_buffer_lists(client: redis.Redis) -> bool:
+    """Whether client packs BufferList arguments: those from build_client do, any other joins them."""
+    return client.connection_pool.connection_kwargs.get("command_packer") is _COMMAND_PACKER
 
 
 def build_client(settings: Settings) -> redis.Redis:

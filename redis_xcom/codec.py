@@ -16,7 +16,8 @@ xxh3 runs at memory speed (about 4x zlib.crc32 here), which matters for large va
 with the first six header bytes covers the flags and compression id; both lengths are checked
 against the value's real size (and the decompressed size), so every header byte is covered too.
 A reader that checks checksums refuses a value whose checksum flag was cleared. Writing costs one
-concatenation and reading one slice for small values, the common case.
+concatenation and reading one slice for small values, the common case; large values are handed
+to the writer as the header plus the payload's buffers (``encode_parts``), never joined.
 The raw payload is one msgpack object; with flag 0x02 it is ``Q body_length, body, buffers``,
 where large byte buffers (bytes, numpy data, Arrow IPC) sit after the body and are referenced
 from it, so they are copied once and never re-packed. Plain data (None, bool, int, float, str,
@@ -50,7 +51,10 @@ from redis_xcom._codec_types import (
 from redis_xcom._codec_walk import explain_unserializable
 from redis_xcom.errors import CodecError, ConfigError, CorruptPayloadError, UnsupportedFormatError
 
-__all__ = ["HEADER_SIZE", "MAGIC", "OVERHEAD", "VERSION", "Codec"]
+__all__ = ["HEADER_SIZE", "MAGIC", "OVERHEAD", "VERSION", "Buffer", "Codec"]
+
+# What encode_parts returns: bytes, or byte-format views of the value's own buffers (len() is bytes).
+Buffer = bytes | bytearray | memoryview
 
 MAGIC = b"RX"
 VERSION = 1
@@ -114,7 +118,18 @@ class Codec:
         return f"Codec(compression={self.compression!r}, compression_threshold={self.compression_threshold})"
 
     def encode(self, value: object) -> bytes:
-        """Serialize value; TypeError (naming the type and where it sits) if it cannot be represented."""
+        """Serialize value to one bytes object; TypeError (naming the type and where it sits) if it
+        cannot be represented."""
+        parts = self.encode_parts(value)
+        return parts[0] if len(parts) == 1 else b"".join(parts)  # type: ignore[return-value]
+
+    def encode_parts(self, value: object) -> list[Buffer]:
+        """Serialize value to buffers whose concatenation is what ``encode`` returns.
+
+        Small values come back as one bytes object; large ones as the header followed by the
+        payload's own buffers, so a writer that can send several buffers as one value (the store
+        does) never copies a large payload into a single bytes object.
+        """
         cls = type(value)
         try:
             if cls in _TOP_LEVEL_BUFFERS and (cls is not bytes or len(value) >= OUT_OF_BAND_MIN):  # type: ignore[arg-type]
@@ -131,8 +146,8 @@ class Codec:
         if n >= self._fast_below:
             return self._seal([body], 0)
         if self._flags:
-            return _HEADER.pack(_FAST_PREFIX, n, n, _xxh3(body, _FAST_SEED)) + body
-        return _HEADER.pack(_FAST_PREFIX_NO_CHECKSUM, n, n, 0) + body
+            return [_HEADER.pack(_FAST_PREFIX, n, n, _xxh3(body, _FAST_SEED)) + body]
+        return [_HEADER.pack(_FAST_PREFIX_NO_CHECKSUM, n, n, 0) + body]
 
     def decode(self, data: bytes | bytearray | memoryview) -> object:
         """Rebuild a value; any malformed input raises a CodecError subclass and nothing else."""
@@ -151,7 +166,7 @@ class Codec:
             reason = f"{type(exc).__name__}: {exc}"
             raise CorruptPayloadError(f"stored value cannot be decoded ({reason})") from exc
 
-    def _encode_out_of_band(self, value: object) -> bytes:
+    def _encode_out_of_band(self, value: object) -> list[Buffer]:
         oob = OutOfBand()
         encoder = Encoder(oob)
         top = encoder(value) if type(value) in _TOP_LEVEL_BUFFERS else value
@@ -160,8 +175,8 @@ class Codec:
             return self._seal([body], 0)
         return self._seal([_BODY_LEN.pack(len(body)), body, *oob.parts], FLAG_OUT_OF_BAND)
 
-    def _seal(self, parts: list[Any], flags: int) -> bytes:
-        """Compress when worthwhile, then prepend the header; parts are joined exactly once."""
+    def _seal(self, parts: list[Any], flags: int) -> list[Buffer]:
+        """Compress when worthwhile, then put the header in front; the parts are not joined."""
         raw_len = sum(len(p) for p in parts)
         cid = 0
         if raw_len >= self._threshold:
@@ -177,7 +192,7 @@ class Codec:
                 hasher.update(part)
             digest = hasher.intdigest()
         stored_len = sum(len(p) for p in parts)
-        return b"".join([_HEADER.pack(prefix, raw_len, stored_len, digest), *parts])
+        return [_HEADER.pack(prefix, raw_len, stored_len, digest), *parts]
 
     def _decode(self, data: bytes | bytearray | memoryview) -> object:
         """The general path: any flags, any compression, with precise errors."""

@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 import redis
 from redis.exceptions import AuthenticationError, NoScriptError, ReadOnlyError, RedisError, ResponseError
 
-from redis_xcom.client import RETRIED_ERRORS, endpoint
+from redis_xcom.client import RETRIED_ERRORS, Buffer, BufferList, endpoint, sends_buffer_lists
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,25 @@ _SET_AND_INDEX = _Script(
 )
 
 
+def _slices(parts: Sequence[Buffer], size: int) -> Iterator[BufferList]:
+    """Consecutive `size`-byte pieces of the concatenation of parts (the last may be shorter),
+    as views: nothing is copied."""
+    current: list[Buffer] = []
+    room = size
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            taken = view[:room]
+            current.append(taken)
+            room -= len(taken)
+            view = view[len(taken) :]
+            if room == 0:
+                yield BufferList(current)
+                current, room = [], size
+    if current:
+        yield BufferList(current)
+
+
 def _is_wrong_type(exc: ResponseError) -> bool:
     """GET on a list: the value is chunked."""
     return "WRONGTYPE" in str(exc)
@@ -139,6 +158,8 @@ class RedisStore:
         self.client = client
         self.endpoint = endpoint(url)
         self.chunk_bytes = chunk_bytes
+        # A client of build_client sends a value's buffers as they are; any other gets them joined.
+        self._gathers = sends_buffer_lists(client)
         # proto-max-bulk-len of the server, read once when a value first needs it; 0 = not readable.
         self._server_bulk_limit: int | None = None
 
@@ -174,34 +195,39 @@ class RedisStore:
                 self._server_bulk_limit = 0
         return self._server_bulk_limit
 
-    def put(self, key: str, data: bytes, ttl: int, index: str | None = None) -> None:
+    def put(self, key: str, data: Buffer | Sequence[Buffer], ttl: int, index: str | None = None) -> None:
         """Write a value with its TTL and, given an index (a set), add the key to it, atomically.
 
-        Small values: one ``SET key value EX ttl``, or with an index one EVALSHA of a script doing
-        that SET and the index update (one round trip, about the cost of a bare SET). Chunked
-        values: one MULTI/EXEC.
+        ``data`` is one buffer or several whose concatenation is the value (sent without joining
+        them). Small values: one ``SET key value EX ttl``, or with an index one EVALSHA of a script
+        doing that SET and the index update (one round trip, about the cost of a bare SET).
+        Larger ones: SET and the index update in one MULTI/EXEC; chunked values likewise.
         """
-        size = len(data)
+        parts: list[Buffer] = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
+        if len(parts) > 1 and not self._gathers:
+            parts = [b"".join(parts)]
+        size = sum(len(part) for part in parts)
+        value: object = parts[0] if len(parts) == 1 else BufferList(parts)
         piece = self.chunk_size(size)
         with self._errors("write", key):
             if size <= piece:
                 if index is None:
-                    self.client.set(key, data, ex=ttl)
+                    self.client.set(key, value, ex=ttl)  # type: ignore[arg-type]
                 elif size <= SCRIPT_VALUE_MAX:
-                    self._run_script(_SET_AND_INDEX, 2, key, index, data, ttl)
+                    small = value if len(parts) == 1 else b"".join(parts)
+                    self._run_script(_SET_AND_INDEX, 2, key, index, small, ttl)
                 else:
                     # Lua copies its arguments: a large value goes through a plain SET in a MULTI.
                     pipe = self.client.pipeline(transaction=True)
-                    pipe.set(key, data, ex=ttl)
+                    pipe.set(key, value, ex=ttl)  # type: ignore[arg-type]
                     pipe.eval(_INDEX.text, 1, index, key, ttl)
                     pipe.execute()
                 return
-            view = memoryview(data)
             pipe = self.client.pipeline(transaction=True)
             pipe.unlink(key)
             pipe.rpush(key, pack_manifest(-(-size // piece), size))
-            for offset in range(0, size, piece):
-                pipe.rpush(key, view[offset : offset + piece])
+            for chunk in _slices(parts, piece):
+                pipe.rpush(key, chunk[0] if len(chunk) == 1 else chunk)  # type: ignore[arg-type]
             pipe.expire(key, ttl)
             if index is not None:
                 # EVAL, not EVALSHA: a NOSCRIPT inside MULTI would fail that one command only.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+import tracemalloc
 import uuid
 from types import SimpleNamespace
 
@@ -14,6 +15,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from redis_xcom import ExclusiveRedisXCom, ValueTooLargeError, XComExpiredError
+from redis_xcom.client import BufferList, build_client
+from redis_xcom.config import Settings
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
 from redis_xcom.store import RedisStore, is_manifest
 from tests.redis_process import RedisServer
@@ -26,8 +29,8 @@ MiB = 1024 * 1024
 
 @pytest.fixture
 def store(redis_server: RedisServer) -> RedisStore:
-    """A store with 1 KiB chunks under a key namespace of the test's own."""
-    return RedisStore(redis_server.client(), redis_server.url, chunk_bytes=1024)
+    """A store with 1 KiB chunks, on a client as the backend builds it."""
+    return RedisStore(build_client(Settings(url=redis_server.url)), redis_server.url, chunk_bytes=1024)
 
 
 @pytest.fixture
@@ -60,6 +63,43 @@ def test_big_value_is_chunked_under_one_hash_tag_with_one_ttl(
     assert all(len(c) <= 1024 for c in parts[1:])
     assert 495 <= client.ttl(ns + "big") <= 500
     assert store.get(ns + "big") == data
+
+
+@pytest.mark.parametrize("sizes", [[30, 9000], [30, 700, 1, 5000, 2048], [30, 1024, 1024], [30, 100]])
+@pytest.mark.parametrize("gathering", [True, False], ids=["build_client", "plain-redis-py"])
+@pytest.mark.parametrize("chunk_bytes", [1024, 64 * MiB], ids=["chunked", "one-SET"])
+def test_value_given_as_buffers_is_stored_as_their_concatenation(
+    redis_server: RedisServer, ns: str, sizes: list[int], gathering: bool, chunk_bytes: int
+) -> None:
+    # The codec hands large values over as header + payload buffers; chunks may straddle them.
+    client = build_client(Settings(url=redis_server.url)) if gathering else redis_server.client()
+    store = RedisStore(client, redis_server.url, chunk_bytes=chunk_bytes)
+    parts = [os.urandom(n) for n in sizes]
+    buffers = [parts[0], memoryview(parts[1]), *(bytearray(p) for p in parts[2:])]
+    store.put(ns + "v", buffers, ttl=100, index=ns + "index")
+    assert store.get(ns + "v") == b"".join(parts)
+    assert store.get_many([ns + "v"]) == [b"".join(parts)]
+    assert keys_under(redis_server.client(), ns) == {ns + "v", ns + "index"}
+
+
+def test_large_push_sends_the_value_without_copying_it(real_backend: str) -> None:
+    # A worker pushing 32 MB must not need another 32 MB: header and payload go out as they are.
+    value = os.urandom(32 * MiB)
+    push(value, key="warm")  # connection, script cache and eviction check out of the way
+    tracemalloc.start()
+    try:
+        reference = push(value)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < MiB, f"pushing 32 MiB allocated {peak / MiB:.1f} MiB more"
+    assert pull(reference) == value
+
+
+def test_buffer_list_never_shows_its_bytes() -> None:
+    secret = b"password=hunter2" * 10
+    assert "hunter2" not in repr(BufferList([secret, memoryview(secret)]))
+    assert repr(BufferList([secret, memoryview(secret)])) == "<2 buffers, 320 bytes>"
 
 
 def test_exact_chunk_size_boundaries_round_trip(store: RedisStore, ns: str) -> None:
