@@ -270,6 +270,7 @@ def airflow_section(doc: dict[str, Any]) -> str:
             if not b.get("ok_runs"):
                 rows.append(
                     [
+                        row.get("shape", "text"),
                         fmt_bytes(row["size"]),
                         row["n"],
                         label,
@@ -291,6 +292,7 @@ def airflow_section(doc: dict[str, Any]) -> str:
                 speed = ratio_text(s["median"], [s["p25"], s["p75"]]) if s else ""
             rows.append(
                 [
+                    row.get("shape", "text"),
                     fmt_bytes(row["size"]),
                     row["n"],
                     label,
@@ -314,6 +316,7 @@ def airflow_section(doc: dict[str, Any]) -> str:
         + f" {doc.get('repetitions', '?')} repetition(s).\n\n"
         + table(
             [
+                "payload",
                 "S",
                 "N",
                 "backend",
@@ -331,7 +334,8 @@ def airflow_section(doc: dict[str, Any]) -> str:
     )
     if doc.get("skipped"):
         text += "\n\nSkipped combinations:\n\n" + "\n".join(
-            f"- S={fmt_bytes(s['size'])} x N={s['n']}: {s['why']}" for s in doc["skipped"]
+            f"- {s.get('shape', 'text')} S={fmt_bytes(s['size'])} x N={s['n']}: {s['why']}"
+            for s in doc["skipped"]
         )
     return text
 
@@ -443,6 +447,10 @@ def _chart_codec(ax: Any, doc: dict[str, Any] | None) -> None:
     return None
 
 
+def _point_label(row: dict[str, Any]) -> str:
+    return f"{row.get('shape', 'text')}\n{fmt_bytes(row['size'])} x {row['n']}"
+
+
 def _chart_airflow_db(ax: Any, doc: dict[str, Any] | None) -> None:
     if not doc or not doc.get("rows"):
         return _empty(ax, "airflow")
@@ -453,7 +461,7 @@ def _chart_airflow_db(ax: Any, doc: dict[str, Any] | None) -> None:
         xs = [j + (i - 1) * width for j in range(len(rows))]
         ax.bar(xs, [max(g, 0.5) for g in growth], width, label=BACKEND_LABELS[backend], color=COLORS[backend])
     ax.set_yscale("log")
-    ax.set_xticks(range(len(rows)), [f"{fmt_bytes(r['size'])} x {r['n']}" for r in rows])
+    ax.set_xticks(range(len(rows)), [_point_label(r) for r in rows])
     ax.set_ylabel("metadata DB (SQLite file) growth per run, KB (log)")
     ax.set_title("3. Metadata DB growth per DAG run")
     ax.legend(fontsize=8)
@@ -502,7 +510,7 @@ def _chart_airflow(ax: Any, doc: dict[str, Any] | None) -> None:
             xs, meds, width, yerr=[lo, hi], capsize=3, label=BACKEND_LABELS[backend], color=colors[backend]
         )
     ax.set_yscale("log")
-    ax.set_xticks(range(len(rows)), [f"{fmt_bytes(r['size'])} x {r['n']}" for r in rows])
+    ax.set_xticks(range(len(rows)), [_point_label(r) for r in rows])
     ax.set_ylabel("XCom phase of the DAG run (s, log)")
     ax.set_title("3. End to end, airflow dags test: N producers of S bytes + consumer")
     ax.legend(fontsize=8)

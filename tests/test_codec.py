@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import gc
 import math
 import pathlib
 import struct
@@ -607,3 +608,52 @@ def test_codec_used_inside_a_serialize_method_does_not_corrupt_the_outer_value(
 ) -> None:
     value = {"before": "x" * 50, "obj": Reentrant([1, 2, 3]), "after": [9, 9]}
     assert roundtrip(value) == value
+
+
+def _records(n: int) -> list[dict[str, object]]:
+    return [{"id": i, "name": f"row-{i}", "tags": [i % 3, i % 5]} for i in range(n)]
+
+
+def _reseal(body: bytes) -> bytes:
+    """An envelope around body with correct lengths and checksum (damage the checksum can't see)."""
+    prefix = struct.pack("<2sBBBB", MAGIC, 1, 1, 0, 0)
+    digest = xxhash.xxh3_64_intdigest(body, seed=int.from_bytes(prefix, "little"))
+    return struct.pack("<6sQQQ", prefix, len(body), len(body), digest) + body
+
+
+def test_large_decode_sets_off_no_garbage_collection_and_leaves_the_collector_on() -> None:
+    # Every dict the decoder builds counts towards the collector's thresholds: without the pause,
+    # 200k records set off dozens of collections that find nothing.
+    codec = Codec()
+    data = codec.encode(_records(200_000))
+    collections: list[str] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(phase)
+
+    gc.callbacks.append(count)
+    try:
+        assert gc.isenabled()
+        value = codec.decode(data)
+        during = len(collections)
+    finally:
+        gc.callbacks.remove(count)
+    assert value == _records(200_000)
+    assert during == 0
+    assert gc.isenabled()
+
+
+def test_collector_state_is_restored_after_a_failed_large_decode() -> None:
+    body = Codec().encode(_records(100_000))[HEADER_SIZE:]
+    damaged = _reseal(body[:-7])  # checksum fine, msgpack body cut short
+    assert len(damaged) > 1 << 20
+    with pytest.raises(CorruptPayloadError):
+        Codec().decode(damaged)
+    assert gc.isenabled()
+    gc.disable()  # a caller that turned the collector off keeps it off
+    try:
+        assert Codec().decode(_reseal(body)) == _records(100_000)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
