@@ -129,10 +129,8 @@ class ExclusiveRedisXCom(BaseXCom):
                 f"= {runtime.settings.max_value_bytes}; nothing was written. Pass a smaller value "
                 "(for example a path to the data) or raise max_value_bytes."
             )
-        prefix = runtime.settings.key_prefix
-        redis_key = keys.build_key(prefix, coords)
-        index = keys.run_index_key(prefix, coords.dag_id, coords.run_id)
-        runtime.store.put(redis_key, parts, runtime.settings.ttl, index)
+        redis_key, index = keys.build_key_and_index(runtime.settings.key_prefix, coords)
+        runtime.store.put(redis_key, parts[0] if len(parts) == 1 else parts, runtime.settings.ttl, index)
         if not runtime.eviction_checked:
             runtime.eviction_checked = True
             _warn_if_evicting(runtime.store)

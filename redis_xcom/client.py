@@ -5,11 +5,12 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
+import hiredis
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.connection import Encoder, PythonRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import DataError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -55,13 +56,39 @@ class BufferList(tuple[Buffer, ...]):
         return f"<{len(self)} buffers, {self.nbytes} bytes>"
 
 
-class _GatheringSerializer(PythonRespSerializer):
-    """redis-py's command packer, plus BufferList arguments written part by part."""
+# Arguments that redis-py's Python packer sends without copying them (whatever their size).
+_SENT_AS_THEY_ARE = frozenset({BufferList, memoryview, bytearray})
+
+
+class _CommandPacker(PythonRespSerializer):
+    """Packs commands by the size of their arguments.
+
+    Small commands (nearly all) go through hiredis's C packer, about 4 µs faster per command than
+    redis-py's Python one. A command with a large argument goes through redis-py's Python packer,
+    which sends the argument as it is where hiredis would copy it; BufferList arguments are written
+    part by part.
+    """
 
     def pack(self, *args: object) -> list[bytes | memoryview]:
+        cutoff = self._buffer_cutoff
+        for arg in args:
+            kind = type(arg)
+            if kind in _SENT_AS_THEY_ARE or (kind is bytes and len(arg) > cutoff):  # type: ignore[arg-type]
+                return self._pack_large(args)
+        first = args[0]
+        if isinstance(first, str):  # "CONFIG GET"-style names are split, as redis-py does
+            args = (*first.encode().split(), *args[1:])
+        elif isinstance(first, bytes) and b" " in first:
+            args = (*first.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]  # type: ignore[arg-type]
+        except TypeError as exc:  # what redis-py raises for an argument it cannot send
+            raise DataError(str(exc)) from exc
+
+    def _pack_large(self, args: tuple[object, ...]) -> list[bytes | memoryview]:
         if BufferList not in map(type, args):
             return super().pack(*args)
-        if isinstance(args[0], str):  # "CONFIG GET"-style names, split as redis-py does
+        if isinstance(args[0], str):
             args = (*args[0].encode().split(), *args[1:])
         output: list[bytes | memoryview] = []
         pieces: list[Buffer] = [b"*%d\r\n" % len(args)]
@@ -83,10 +110,8 @@ class _GatheringSerializer(PythonRespSerializer):
         return output
 
 
-# Replies are parsed by hiredis when it is installed (about 2x faster on large values), but commands
-# are packed by redis-py's own serializer: it sends large values as they are, where hiredis's packer
-# copies every argument into one buffer (a 64 MB push would be copied twice more).
-_COMMAND_PACKER = _GatheringSerializer(6000, Encoder("utf-8", "strict", False).encode)
+# Replies are parsed by hiredis (about 2x faster on large values); commands are packed by size.
+_COMMAND_PACKER = _CommandPacker(6000, Encoder("utf-8", "strict", False).encode)
 # Larger socket reads: fewer system calls and buffer copies for large values.
 SOCKET_READ_SIZE = 256 * 1024
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import quote, unquote
 
 REFERENCE_SCHEME = "redis-xcom://"
@@ -24,9 +25,8 @@ _ALREADY_SAFE = re.compile(r"[A-Za-z0-9\-_.~+=,;@!$&'()]*")
 _ALREADY_SAFE_IN_TAG = re.compile(r"[A-Za-z0-9\-_.~+=,;@!$&'():]*")
 
 
-@dataclass(frozen=True)
-class XComCoordinates:
-    """What identifies one XCom: the five coordinates Airflow keys it by."""
+class XComCoordinates(NamedTuple):
+    """What identifies one XCom: the five coordinates Airflow keys it by (a tuple: built per push)."""
 
     dag_id: str
     run_id: str
@@ -77,10 +77,14 @@ def run_index_of(redis_key: str) -> str | None:
 
 
 def build_key(prefix: str, coords: XComCoordinates) -> str:
-    return (
-        f"{run_tag(prefix, coords.dag_id, coords.run_id)}:{encode_component(coords.task_id)}"
-        f":{coords.map_index}:{encode_component(coords.key)}"
-    )
+    return build_key_and_index(prefix, coords)[0]
+
+
+def build_key_and_index(prefix: str, coords: XComCoordinates) -> tuple[str, str]:
+    """The value key of coords and its run's index key (the run tag is encoded once for both)."""
+    tag = run_tag(prefix, coords.dag_id, coords.run_id)
+    key = f"{tag}:{encode_component(coords.task_id)}:{coords.map_index}:{encode_component(coords.key)}"
+    return key, tag + "#index"
 
 
 def parse_key(redis_key: str) -> XComCoordinates | None:

@@ -203,10 +203,12 @@ class RedisStore:
         doing that SET and the index update (one round trip, about the cost of a bare SET).
         Larger ones: SET and the index update in one MULTI/EXEC; chunked values likewise.
         """
-        parts: list[Buffer] = [data] if isinstance(data, bytes | bytearray | memoryview) else list(data)
-        if len(parts) > 1 and not self._gathers:
-            parts = [b"".join(parts)]
-        size = sum(len(part) for part in parts)
+        if isinstance(data, bytes | bytearray | memoryview):
+            parts: list[Buffer] = [data]
+            size = len(data)
+        else:
+            parts = list(data) if self._gathers or len(data) == 1 else [b"".join(data)]
+            size = sum(len(part) for part in parts)
         value: object = parts[0] if len(parts) == 1 else BufferList(parts)
         piece = self.chunk_size(size)
         with self._errors("write", key):
