@@ -262,6 +262,14 @@ def scaling_section(doc: dict[str, Any]) -> str:
     )
 
 
+def _provenance(name: str, doc: dict[str, Any]) -> str:
+    """Which commit (or, where none was recorded, when) one benchmark's figures come from."""
+    commit = doc.get("machine", {}).get("git_commit")
+    return (
+        f"{name} at commit {commit}" if commit else f"{name} on {doc.get('environment', {}).get('time', '?')}"
+    )
+
+
 def airflow_section(doc: dict[str, Any]) -> str:
     rows = []
     for row in doc.get("rows", []):
@@ -363,7 +371,8 @@ def markdown(docs: dict[str, dict[str, Any]]) -> str:
         "",
         f"- Machine: {machine.get('cpus', '?')} CPUs, {machine.get('platform', '?')}, Python "
         f"{machine.get('python', '?')}, Airflow {machine.get('airflow', '?')}, redis-py "
-        f"{machine.get('redis_py', '?')}, commit {machine.get('git_commit', '?')}",
+        f"{machine.get('redis_py', '?')}",
+        "- Measured: " + ", ".join(_provenance(name, doc) for name, doc in docs.items()),
         f"- Redis: {redis_kind}",
     ]
     if smoke:
