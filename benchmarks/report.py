@@ -457,7 +457,7 @@ def _chart_codec(ax: Any, doc: dict[str, Any] | None) -> None:
 
 
 def _point_label(row: dict[str, Any]) -> str:
-    return f"{row.get('shape', 'text')}\n{fmt_bytes(row['size'])} x {row['n']}"
+    return f"{row.get('shape', 'text')}\n{fmt_bytes(row['size'])}\nx {row['n']}"
 
 
 def _chart_airflow_db(ax: Any, doc: dict[str, Any] | None) -> None:
@@ -470,7 +470,7 @@ def _chart_airflow_db(ax: Any, doc: dict[str, Any] | None) -> None:
         xs = [j + (i - 1) * width for j in range(len(rows))]
         ax.bar(xs, [max(g, 0.5) for g in growth], width, label=BACKEND_LABELS[backend], color=COLORS[backend])
     ax.set_yscale("log")
-    ax.set_xticks(range(len(rows)), [_point_label(r) for r in rows])
+    ax.set_xticks(range(len(rows)), [_point_label(r) for r in rows], fontsize=7)
     ax.set_ylabel("metadata DB (SQLite file) growth per run, KB (log)")
     ax.set_title("3. Metadata DB growth per DAG run")
     ax.legend(fontsize=8)
@@ -519,7 +519,7 @@ def _chart_airflow(ax: Any, doc: dict[str, Any] | None) -> None:
             xs, meds, width, yerr=[lo, hi], capsize=3, label=BACKEND_LABELS[backend], color=colors[backend]
         )
     ax.set_yscale("log")
-    ax.set_xticks(range(len(rows)), [_point_label(r) for r in rows])
+    ax.set_xticks(range(len(rows)), [_point_label(r) for r in rows], fontsize=7)
     ax.set_ylabel("XCom phase of the DAG run (s, log)")
     ax.set_title("3. End to end, airflow dags test: N producers of S bytes + consumer")
     ax.legend(fontsize=8)
