@@ -456,6 +456,23 @@ def _chart_codec(ax: Any, doc: dict[str, Any] | None) -> None:
     return None
 
 
+BAR_WIDTH = 0.27
+
+
+def _backend_bars(rows: list[dict[str, Any]]) -> list[tuple[str, list[float]]]:
+    """Each backend with the x positions of its bars: one group of three per (shape, S, N)."""
+    backends = ("default", "objectstorage", "redis_xcom")
+    return [(b, [j + (i - 1) * BAR_WIDTH for j in range(len(rows))]) for i, b in enumerate(backends)]
+
+
+def _finish_airflow_axes(ax: Any, rows: list[dict[str, Any]], ylabel: str, title: str) -> None:
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)), [_point_label(r) for r in rows], fontsize=7)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
 def _point_label(row: dict[str, Any]) -> str:
     return f"{row.get('shape', 'text')}\n{fmt_bytes(row['size'])}\nx {row['n']}"
 
@@ -464,16 +481,14 @@ def _chart_airflow_db(ax: Any, doc: dict[str, Any] | None) -> None:
     if not doc or not doc.get("rows"):
         return _empty(ax, "airflow")
     rows = doc["rows"]
-    width = 0.27
-    for i, backend in enumerate(("default", "objectstorage", "redis_xcom")):
+    for backend, xs in _backend_bars(rows):
         growth = [max(r["backends"].get(backend, {}).get("db_growth_bytes", 0), 0) / 1024 for r in rows]
-        xs = [j + (i - 1) * width for j in range(len(rows))]
-        ax.bar(xs, [max(g, 0.5) for g in growth], width, label=BACKEND_LABELS[backend], color=COLORS[backend])
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(rows)), [_point_label(r) for r in rows], fontsize=7)
-    ax.set_ylabel("metadata DB (SQLite file) growth per run, KB (log)")
-    ax.set_title("3. Metadata DB growth per DAG run")
-    ax.legend(fontsize=8)
+        ax.bar(
+            xs, [max(g, 0.5) for g in growth], BAR_WIDTH, label=BACKEND_LABELS[backend], color=COLORS[backend]
+        )
+    _finish_airflow_axes(
+        ax, rows, "metadata DB (SQLite file) growth per run, KB (log)", "3. Metadata DB growth per DAG run"
+    )
     return None
 
 
@@ -504,9 +519,7 @@ def _chart_airflow(ax: Any, doc: dict[str, Any] | None) -> None:
     if not doc or not doc.get("rows"):
         return _empty(ax, "airflow")
     rows = doc["rows"]
-    width = 0.27
-    colors = COLORS
-    for i, backend in enumerate(("default", "objectstorage", "redis_xcom")):
+    for backend, xs in _backend_bars(rows):
         meds, lo, hi = [], [], []
         for r in rows:
             b = r["backends"].get(backend, {})
@@ -514,15 +527,21 @@ def _chart_airflow(ax: Any, doc: dict[str, Any] | None) -> None:
             meds.append(x["median"] if x else 0)
             lo.append(x["median"] - x["p25"] if x else 0)
             hi.append(x["p75"] - x["median"] if x else 0)
-        xs = [j + (i - 1) * width for j in range(len(rows))]
         ax.bar(
-            xs, meds, width, yerr=[lo, hi], capsize=3, label=BACKEND_LABELS[backend], color=colors[backend]
+            xs,
+            meds,
+            BAR_WIDTH,
+            yerr=[lo, hi],
+            capsize=3,
+            label=BACKEND_LABELS[backend],
+            color=COLORS[backend],
         )
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(rows)), [_point_label(r) for r in rows], fontsize=7)
-    ax.set_ylabel("XCom phase of the DAG run (s, log)")
-    ax.set_title("3. End to end, airflow dags test: N producers of S bytes + consumer")
-    ax.legend(fontsize=8)
+    _finish_airflow_axes(
+        ax,
+        rows,
+        "XCom phase of the DAG run (s, log)",
+        "3. End to end, airflow dags test: N producers of S bytes + consumer",
+    )
     return None
 
 

@@ -130,7 +130,7 @@ class ExclusiveRedisXCom(BaseXCom):
                 "(for example a path to the data) or raise max_value_bytes."
             )
         redis_key, index = keys.build_key_and_index(runtime.settings.key_prefix, coords)
-        runtime.store.put(redis_key, parts[0] if len(parts) == 1 else parts, runtime.settings.ttl, index)
+        runtime.store.put(redis_key, parts, runtime.settings.ttl, index)
         if not runtime.eviction_checked:
             runtime.eviction_checked = True
             _warn_if_evicting(runtime.store)

@@ -70,16 +70,16 @@ class _CommandPacker(PythonRespSerializer):
     """
 
     def pack(self, *args: object) -> list[bytes | memoryview]:
-        cutoff = self._buffer_cutoff
-        for arg in args:
-            kind = type(arg)
-            if kind in _SENT_AS_THEY_ARE or (kind is bytes and len(arg) > cutoff):  # type: ignore[arg-type]
-                return self._pack_large(args)
         first = args[0]
         if isinstance(first, str):  # "CONFIG GET"-style names are split, as redis-py does
             args = (*first.encode().split(), *args[1:])
         elif isinstance(first, bytes) and b" " in first:
             args = (*first.split(), *args[1:])
+        cutoff = self._buffer_cutoff
+        for arg in args:
+            kind = type(arg)
+            if kind in _SENT_AS_THEY_ARE or (kind is bytes and len(arg) > cutoff):  # type: ignore[arg-type]
+                return self._pack_large(args)
         try:
             return [hiredis.pack_command(args)]  # type: ignore[arg-type]
         except TypeError as exc:  # what redis-py raises for an argument it cannot send
@@ -88,8 +88,6 @@ class _CommandPacker(PythonRespSerializer):
     def _pack_large(self, args: tuple[object, ...]) -> list[bytes | memoryview]:
         if BufferList not in map(type, args):
             return super().pack(*args)
-        if isinstance(args[0], str):
-            args = (*args[0].encode().split(), *args[1:])
         output: list[bytes | memoryview] = []
         pieces: list[Buffer] = [b"*%d\r\n" % len(args)]
         for arg in args:
