@@ -19,6 +19,7 @@ from typing import Any
 import msgpack
 
 from redis_xcom import _codec_science as science
+from redis_xcom.airflow_compat import airflow_serde
 from redis_xcom._codec_ext import BUF_BYTEARRAY, BUF_BYTES, BUF_VIEW, MAX_DEPTH, OUT_OF_BAND_MIN, Ext
 from redis_xcom.errors import CorruptPayloadError, DisallowedClassError, UnsupportedFormatError
 
@@ -266,7 +267,7 @@ def _encode_namedtuple_or_tuple(enc: Encoder, obj: tuple) -> object:
 
 def _encode_by_airflow(enc: Encoder, obj: object) -> msgpack.ExtType:
     """dataclasses, attrs, pydantic, serialize()/deserialize() classes: Airflow's serde decides."""
-    from airflow.sdk import serde
+    serde = airflow_serde()
 
     # User code runs here and may call Codec.encode: give it its own packer, not ours mid-value.
     busy = LOCAL.packer
@@ -401,7 +402,7 @@ def _decode_list_as(kind: type) -> Callable[[Decoder, bytes], object]:
 
 
 def _decode_by_airflow(dec: Decoder, data: bytes) -> object:
-    from airflow.sdk import serde
+    serde = airflow_serde()
 
     tree = dec.unpack(data)
     try:

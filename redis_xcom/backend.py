@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
 
-from redis_xcom import client, keys
+from redis_xcom import airflow_compat, client, keys
 from redis_xcom.codec import Codec
 from redis_xcom.config import Settings, get_settings
 from redis_xcom.errors import CodecError, RedisXComError, ValueTooLargeError, XComExpiredError
@@ -156,10 +156,8 @@ class ExclusiveRedisXCom(BaseXCom):
         include_prior_dates: bool = False,
     ) -> Any:
         """All map indexes of one task, their Redis values fetched in one round trip."""
-        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
-
         request = _all_map_indexes(key, dag_id, task_id, run_id, include_prior_dates)
-        return cls._deserialize_slice(SUPERVISOR_COMMS.send(request))
+        return cls._deserialize_slice(airflow_compat.send_to_supervisor(request))
 
     @classmethod
     async def aget_all(
@@ -172,10 +170,8 @@ class ExclusiveRedisXCom(BaseXCom):
         include_prior_dates: bool = False,
     ) -> Any:
         """get_all for async callers (deferrable operators): the same single Redis round trip."""
-        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
-
         request = _all_map_indexes(key, dag_id, task_id, run_id, include_prior_dates)
-        return cls._deserialize_slice(await SUPERVISOR_COMMS.asend(request))
+        return cls._deserialize_slice(await airflow_compat.send_to_supervisor_async(request))
 
     @classmethod
     def _deserialize_slice(cls, msg: Any) -> list[Any] | None:

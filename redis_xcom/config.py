@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, fields
 from urllib.parse import urlsplit, urlunsplit
 
+from redis_xcom.airflow_compat import airflow_conf
 from redis_xcom.errors import ConfigError
 
 SECTION = "redis_xcom"
@@ -84,8 +85,7 @@ def redact_url(url: str) -> str:
 
 
 def _from_airflow_conf() -> Settings:
-    from airflow.sdk.configuration import conf
-
+    conf = airflow_conf()
     defaults = Settings()
     values: dict[str, object] = {}
     for field in fields(Settings):

@@ -253,6 +253,31 @@ def test_get_all_returns_every_map_index_in_order(
     assert ExclusiveRedisXCom.get_all(key="return_value", dag_id="etl", task_id="none", run_id=RUN) is None
 
 
+class FakeAsyncSupervisor(FakeSupervisor):
+    """The comms of Airflow 3.1 and later, which can also be awaited."""
+
+    async def asend(self, msg: Any) -> Any:
+        return self.send(msg)
+
+
+@pytest.mark.parametrize("comms", [FakeSupervisor, FakeAsyncSupervisor], ids=["3.0 send only", "asend"])
+def test_aget_all_works_with_and_without_async_comms(
+    comms: type[FakeSupervisor], fake_redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from airflow.sdk.execution_time import task_runner
+
+    references = [push({"i": i}, task_id="mapped", map_index=i) for i in range(3)]
+    supervisor = comms(references)
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", supervisor, raising=False)
+    pulled = asyncio.run(
+        ExclusiveRedisXCom.aget_all(key="return_value", dag_id="etl", task_id="mapped", run_id=RUN)
+    )
+    assert pulled == [{"i": i} for i in range(3)]
+    assert len(supervisor.requests) == 1
+
+
 def test_deserialize_many_serves_a_repeated_reference_every_time(fake_redis: fakeredis.FakeRedis) -> None:
     first, second = push({"n": 1}, map_index=0), push({"n": 2}, map_index=1)
     assert ExclusiveRedisXCom.deserialize_many([first, second, first, "inline", first]) == [

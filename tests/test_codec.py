@@ -26,6 +26,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from redis_xcom.airflow_compat import airflow_serde
 from redis_xcom.codec import HEADER_SIZE, MAGIC, OVERHEAD, Codec
 from redis_xcom.errors import (
     ConfigError,
@@ -122,7 +123,7 @@ def assert_same(got: object, expected: object) -> None:
 @pytest.fixture
 def allow_test_classes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Like Airflow's conf_vars: allow this module's classes, and clear serde's cached patterns."""
-    from airflow.sdk import serde
+    serde = airflow_serde()
 
     monkeypatch.setenv(ALLOW_ENV, "airflow.* tests.test_codec.*")
     _clear_serde_caches(serde)
@@ -252,7 +253,7 @@ def test_airflow_serde_classes_round_trip_when_allowed(value: object, allow_test
     "value", [Point(1, "a"), Box(2.5, ["x"]), Model(name="m", size=3)], ids=lambda v: type(v).__name__
 )
 def test_class_outside_allow_list_is_refused_on_read(value: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.sdk import serde
+    serde = airflow_serde()
 
     monkeypatch.setenv(ALLOW_ENV, "airflow.*")
     _clear_serde_caches(serde)
@@ -266,7 +267,7 @@ def test_class_outside_allow_list_is_refused_on_read(value: object, monkeypatch:
 
 
 def test_regexp_allow_list_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow.sdk import serde
+    serde = airflow_serde()
 
     monkeypatch.setenv(ALLOW_ENV, "airflow.*")
     monkeypatch.setenv("AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES_REGEXP", r"tests\.test_codec\.Point")

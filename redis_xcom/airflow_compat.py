@@ -1,0 +1,53 @@
+"""The Airflow APIs that moved between 3.0 and 3.3, found by what each installed Airflow has.
+
+Every import of an Airflow module that is not the same in all Airflow 3 minors goes through here,
+so the rest of the package reads as if there were one Airflow. Features are detected (an import
+or an attribute), never inferred from a version number.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+
+def _first_module(*names: str) -> ModuleType:
+    """The first of these modules that imports; the last one's ImportError if none does."""
+    for name in names[:-1]:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return importlib.import_module(names[-1])
+
+
+def airflow_conf() -> Any:
+    """Airflow's configuration: the task SDK's own from 3.2 (workers may lack airflow-core), core's before."""
+    return _first_module("airflow.sdk.configuration", "airflow.configuration").conf
+
+
+def airflow_serde() -> ModuleType:
+    """Airflow's serde (serialize / deserialize with the allow-list): in the SDK from 3.2, in core before."""
+    return _first_module("airflow.sdk.serde", "airflow.serialization.serde")
+
+
+async def send_to_supervisor_async(message: Any) -> Any:
+    """Send a message to the task's supervisor from async code.
+
+    The SDK's comms gained ``asend`` in 3.1; 3.0 has only the blocking ``send``, which is what
+    3.0's own XCom methods call from async operators too.
+    """
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    asend = getattr(SUPERVISOR_COMMS, "asend", None)
+    if asend is None:
+        return SUPERVISOR_COMMS.send(message)
+    return await asend(message)
+
+
+def send_to_supervisor(message: Any) -> Any:
+    """Send a message to the task's supervisor and return its answer (every Airflow 3)."""
+    from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+    return SUPERVISOR_COMMS.send(message)
