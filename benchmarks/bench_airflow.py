@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import BenchContext, backend_env, dir_size, fmt_bytes, fmt_seconds, rmtree, summary
-from redis_xcom.airflow_run import AirflowHome
+from redis_xcom.ops.airflow_run import AirflowHome
 
 NAME = "airflow"
 REPO = Path(__file__).resolve().parents[1]

@@ -2,6 +2,6 @@
 
 import sys
 
-from redis_xcom.cli import main
+from redis_xcom.ops.cli import main
 
 sys.exit(main())

@@ -16,11 +16,12 @@ from typing import Any
 
 from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
 
-from redis_xcom import airflow_compat, client, keys
+from redis_xcom import airflow_compat, keys
 from redis_xcom.codec import Codec
 from redis_xcom.config import Settings, get_settings
 from redis_xcom.errors import CodecError, RedisXComError, ValueTooLargeError, XComExpiredError
-from redis_xcom.store import RedisStore
+from redis_xcom.storage import client
+from redis_xcom.storage.store import RedisStore
 
 log = logging.getLogger(__name__)
 

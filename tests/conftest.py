@@ -45,7 +45,7 @@ def fake_redis(xcom_settings: pytest.MonkeyPatch) -> Iterator[fakeredis.FakeRedi
     """The backend talking to an in-memory fakeredis server (unit tests that need no real server)."""
     import fakeredis
 
-    from redis_xcom import client
+    from redis_xcom.storage import client
 
     server = fakeredis.FakeServer()
     xcom_settings.setattr(client, "build_client", lambda settings: fakeredis.FakeRedis(server=server))

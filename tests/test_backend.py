@@ -327,7 +327,7 @@ def test_run_level_clear_reads_the_index_and_never_scans_the_keyspace(
 
 
 def test_large_values_are_indexed_too(fake_redis: fakeredis.FakeRedis) -> None:
-    from redis_xcom.store import SCRIPT_VALUE_MAX
+    from redis_xcom.storage.store import SCRIPT_VALUE_MAX
 
     big = push(b"b" * (SCRIPT_VALUE_MAX * 4), task_id="big")
     small = push("s", task_id="small")

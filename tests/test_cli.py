@@ -16,8 +16,15 @@ import fakeredis
 import pytest
 import redis
 
-from redis_xcom import cli, demo, keys
-from redis_xcom.airflow_run import AirflowCommandError, AirflowHome, CommandResult, TaskInstanceRow, XComRow
+from redis_xcom import keys
+from redis_xcom.ops import cli, demo
+from redis_xcom.ops.airflow_run import (
+    AirflowCommandError,
+    AirflowHome,
+    CommandResult,
+    TaskInstanceRow,
+    XComRow,
+)
 from tests.redis_process import RedisServer, free_port
 from tests.xcom_calls import value_keys
 

@@ -11,8 +11,8 @@ import xxhash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from redis_xcom._codec_ext import MAX_DEPTH, Ext
 from redis_xcom.codec import MAGIC, Codec
+from redis_xcom.codec.extensions import MAX_DEPTH, Ext
 from redis_xcom.errors import CodecError, CorruptPayloadError
 
 _PREFIX = struct.Struct("<2sBBBB")
@@ -155,9 +155,9 @@ def test_numpy_object_dtype_in_a_stored_value_is_refused() -> None:
 @pytest.mark.parametrize("cid", [1, 2, 3])
 @pytest.mark.parametrize("claimed", [10, 2**40, 2**63])
 def test_decompression_bombs_are_bounded_by_the_recorded_length(cid: int, claimed: int) -> None:
-    from redis_xcom import _codec_compress
+    from redis_xcom.codec import compression
 
-    bomb = _codec_compress.compress(cid, [bytes(200 << 20)])  # 200 MiB of zeros
+    bomb = compression.compress(cid, [bytes(200 << 20)])  # 200 MiB of zeros
     assert len(bomb) < 2 << 20
     with pytest.raises(CorruptPayloadError):
         CODEC.decode(seal(bomb, cid=cid, raw_len=claimed))

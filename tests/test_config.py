@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from redis_xcom.client import build_client, endpoint
 from redis_xcom.config import Settings, get_settings, redact_url, reset_settings
 from redis_xcom.errors import ConfigError
+from redis_xcom.storage.client import build_client, endpoint
 
 
 def test_defaults_are_the_documented_ones(xcom_settings: pytest.MonkeyPatch) -> None:

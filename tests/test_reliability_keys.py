@@ -17,7 +17,7 @@ from redis.crc import key_slot
 
 from redis_xcom import ExclusiveRedisXCom, XComExpiredError
 from redis_xcom.keys import Selection, XComCoordinates, build_key, parse_key, run_tag
-from redis_xcom.store import is_manifest
+from redis_xcom.storage.store import is_manifest
 from tests.redis_process import RedisServer
 from tests.xcom_calls import value_keys
 

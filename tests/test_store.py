@@ -15,10 +15,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from redis_xcom import ExclusiveRedisXCom, ValueTooLargeError, XComExpiredError
-from redis_xcom.client import BufferList, build_client
 from redis_xcom.config import Settings
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
-from redis_xcom.store import RedisStore, is_manifest
+from redis_xcom.storage.client import build_client
+from redis_xcom.storage.packer import BufferList
+from redis_xcom.storage.store import RedisStore, is_manifest
 from tests.redis_process import RedisServer
 from tests.xcom_calls import pull, push, redis_key, value_keys
 

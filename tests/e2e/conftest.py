@@ -16,9 +16,9 @@ import pytest
 import redis
 
 from redis_xcom import keys
-from redis_xcom.airflow_run import AirflowHome, CommandResult, XComRow, iter_files
 from redis_xcom.backend import SKIPMIXIN_KEY
 from redis_xcom.codec import Codec
+from redis_xcom.ops.airflow_run import AirflowHome, CommandResult, XComRow, iter_files
 from tests.redis_process import RedisServer
 
 DAGS = Path(__file__).parent / "dags"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from redis_xcom import keys
-from redis_xcom.airflow_run import CommandResult
+from redis_xcom.ops.airflow_run import CommandResult
 from tests.e2e.conftest import E2E, describe
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from redis_xcom.airflow_run import CommandResult, XComRow
+from redis_xcom.ops.airflow_run import CommandResult, XComRow
 from tests.e2e.conftest import E2E, describe
 
 pytestmark = pytest.mark.e2e

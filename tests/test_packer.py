@@ -6,7 +6,7 @@ import pytest
 from redis.connection import Encoder, PythonRespSerializer
 from redis.exceptions import DataError
 
-from redis_xcom.client import _COMMAND_PACKER, BufferList
+from redis_xcom.storage.packer import COMMAND_PACKER, BufferList
 
 REFERENCE = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
 BIG = bytes(range(256)) * 40  # above the 6000-byte cutoff: sent as it is, never copied
@@ -31,18 +31,18 @@ def wire(chunks: list[bytes | memoryview]) -> bytes:
     ],
 )
 def test_packer_writes_exactly_what_redis_py_writes(args: tuple[object, ...]) -> None:
-    assert wire(_COMMAND_PACKER.pack(*args)) == wire(REFERENCE.pack(*args))
+    assert wire(COMMAND_PACKER.pack(*args)) == wire(REFERENCE.pack(*args))
 
 
 def test_large_arguments_go_to_the_socket_uncopied() -> None:
-    chunks = _COMMAND_PACKER.pack("SET", "k", BIG, "EX", 60)
+    chunks = COMMAND_PACKER.pack("SET", "k", BIG, "EX", 60)
     assert any(chunk is BIG for chunk in chunks)
     parts = BufferList([b"header", BIG, memoryview(BIG)])
-    chunks = _COMMAND_PACKER.pack("SET", "k", parts)
+    chunks = COMMAND_PACKER.pack("SET", "k", parts)
     assert wire(chunks) == wire(REFERENCE.pack("SET", "k", b"header" + BIG + BIG))
     assert sum(chunk is BIG for chunk in chunks) == 1
 
 
 def test_unsendable_argument_is_redis_pys_data_error() -> None:
     with pytest.raises(DataError):
-        _COMMAND_PACKER.pack("SET", "k", object())
+        COMMAND_PACKER.pack("SET", "k", object())

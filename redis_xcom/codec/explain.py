@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import msgpack
 
-from redis_xcom._codec_types import PACK_OPTIONS, Encoder, OutOfBand
+from redis_xcom.codec.hooks import PACK_OPTIONS, Encoder, OutOfBand
 
 # Containers the walk descends into; everything else is tried as one leaf.
 _SEQUENCES = (list, tuple)

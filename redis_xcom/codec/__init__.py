@@ -1,31 +1,24 @@
 """Value <-> bytes for redis-xcom: msgpack with extension types, inside a small checksummed envelope.
 
-Layout (little-endian): a 30-byte header, then the stored payload::
+The package knows nothing of Redis or of Airflow's backend:
 
-    0   2s  magic b"RX"
-    2   B   format version (1)
-    3   B   flags: 0x01 checksum present, 0x02 out-of-band buffers follow the msgpack body
-    4   B   compression id: 0 none, 1 zlib, 2 lz4, 3 zstd
-    5   B   reserved, 0
-    6   Q   raw length: payload size before compression (bounds decompression)
-    14  Q   stored length: payload bytes after the header (detects truncation)
-    22  Q   checksum: xxh3_64 of the stored payload, seeded with bytes 0-5 (0 when the flag is off)
-    30  ... payload (stored length bytes)
+    envelope     the 30-byte header (magic, version, flags, compression, lengths, xxh3 checksum)
+    extensions   the one table of extension codes, and what a type's encoder may ask of the hook
+    hooks        msgpack's default / ext_hook objects, and out-of-band buffers
+    stdtypes     the standard library's types and the classes Airflow's serde handles
+    science      numpy, pandas, pyarrow, polars (imported only when such a value appears)
+    compression  zlib, lz4, zstd, with decompression bounded by the recorded length
+    explain      the TypeError naming what cannot be serialized and where it sits
 
-xxh3 runs at memory speed (about 4x zlib.crc32 here), which matters for large values. Seeding it
-with the first six header bytes covers the flags and compression id; both lengths are checked
-against the value's real size (and the decompressed size), so every header byte is covered too.
-A reader that checks checksums refuses a value whose checksum flag was cleared. Writing costs one
-concatenation and reading one slice for small values, the common case; large values are handed
-to the writer as the header plus the payload's buffers (``encode_parts``), never joined.
 The raw payload is one msgpack object; with flag 0x02 it is ``Q body_length, body, buffers``,
 where large byte buffers (bytes, numpy data, Arrow IPC) sit after the body and are referenced
 from it, so they are copied once and never re-packed. Plain data (None, bool, int, float, str,
 bytes, list, dict with str keys) is packed by ormsgpack's Rust code; a value holding anything else
-is packed by msgpack, whose C code calls the extension hooks in ``_codec_types`` only for the other
-types. Bodies are read by ormsgpack, or by msgpack where ormsgpack gives up (tuple dict keys, an
-error in a hook). Nothing here uses pickle or imports classes on read
-outside Airflow's ``[core] allowed_deserialization_classes``.
+is packed by msgpack, whose C code calls the extension hooks only for the other types. Bodies are
+read by ormsgpack, or by msgpack where ormsgpack gives up (tuple dict keys, an error in a hook).
+Small values are written with one concatenation and read with one slice; large values are handed
+to the writer as the header plus the payload's buffers (``encode_parts``), never joined. Nothing
+here uses pickle or imports classes on read outside Airflow's ``[core] allowed_deserialization_classes``.
 """
 
 from __future__ import annotations
@@ -36,11 +29,26 @@ from typing import Any
 
 import msgpack
 import ormsgpack
-import xxhash
 
-from redis_xcom import _codec_compress as compression_module
-from redis_xcom._codec_ext import OUT_OF_BAND_MIN
-from redis_xcom._codec_types import (
+from redis_xcom.codec import compression as compression_module
+from redis_xcom.codec.envelope import (
+    FAST_PREFIX,
+    FAST_PREFIX_NO_CHECKSUM,
+    FAST_SEED,
+    FLAG_CHECKSUM,
+    FLAG_OUT_OF_BAND,
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    VERSION,
+    Buffer,
+    open_envelope,
+    seal,
+    xxh3,
+)
+from redis_xcom.codec.explain import explain_unserializable
+from redis_xcom.codec.extensions import OUT_OF_BAND_MIN
+from redis_xcom.codec.hooks import (
     LOCAL,
     PACK_OPTIONS,
     TOP_DECODER,
@@ -49,32 +57,16 @@ from redis_xcom._codec_types import (
     NeedsOutOfBand,
     OutOfBand,
 )
-from redis_xcom._codec_walk import explain_unserializable
-from redis_xcom.errors import CodecError, ConfigError, CorruptPayloadError, UnsupportedFormatError
+from redis_xcom.errors import CodecError, ConfigError, CorruptPayloadError
 
 __all__ = ["HEADER_SIZE", "MAGIC", "OVERHEAD", "VERSION", "Buffer", "Codec"]
 
-# What encode_parts returns: bytes, or byte-format views of the value's own buffers (len() is bytes).
-Buffer = bytes | bytearray | memoryview
-
-MAGIC = b"RX"
-VERSION = 1
-FLAG_CHECKSUM = 0x01
-FLAG_OUT_OF_BAND = 0x02
-_KNOWN_FLAGS = FLAG_CHECKSUM | FLAG_OUT_OF_BAND
-_PREFIX = struct.Struct("<2sBBBB")  # magic, version, flags, compression id, reserved
-_HEADER = struct.Struct("<6sQQQ")  # prefix, raw length, stored length, checksum
-HEADER_SIZE = _HEADER.size
 OVERHEAD = HEADER_SIZE
-# The common case (plain, checksummed, uncompressed): a fixed prefix whose checksum seed is a constant.
-_FAST_PREFIX = _PREFIX.pack(MAGIC, VERSION, FLAG_CHECKSUM, 0, 0)
-_FAST_PREFIX_NO_CHECKSUM = _PREFIX.pack(MAGIC, VERSION, 0, 0, 0)
 # Values below this take the fast paths (concatenation and slicing are cheap at this size).
 _FAST_MAX = 1 << 16
 _BODY_LEN = struct.Struct("<Q")
 # Bodies from this size are unpacked with the garbage collector paused (see _unpack_paused_gc).
 _GC_PAUSE_MIN = 1 << 20
-_xxh3 = xxhash.xxh3_64_intdigest
 # Plain data (None, bool, int up to 64 bits, float, str, bytes, list, dict with str keys) is packed by
 # ormsgpack (Rust, about 2x msgpack here); anything else makes it raise TypeError, and the value goes
 # through msgpack and the extension hooks instead. Both write standard msgpack; either reads it.
@@ -89,14 +81,6 @@ _PLAIN_ONLY = (
 )
 _pack_plain = ormsgpack.packb
 _unpack_fast = ormsgpack.unpackb
-
-
-def _seed(prefix: bytes) -> int:
-    """The checksum seed: the six prefix bytes, so flags and compression id are covered too."""
-    return int.from_bytes(prefix, "little")
-
-
-_FAST_SEED = _seed(_FAST_PREFIX)
 
 
 class Codec:
@@ -115,7 +99,7 @@ class Codec:
         self._flags = FLAG_CHECKSUM if checksum else 0
         # Small values skip the general path; large ones must be joined exactly once.
         self._fast_below = min(self._threshold, _FAST_MAX)
-        self._fast_prefix = _FAST_PREFIX if checksum else _FAST_PREFIX_NO_CHECKSUM
+        self._fast_prefix = FAST_PREFIX if checksum else FAST_PREFIX_NO_CHECKSUM
 
     def __repr__(self) -> str:
         return f"Codec(compression={self.compression!r}, compression_threshold={self.compression_threshold})"
@@ -149,17 +133,17 @@ class Codec:
         if n >= self._fast_below:
             return self._seal([body], 0)
         if self._flags:
-            return [_HEADER.pack(_FAST_PREFIX, n, n, _xxh3(body, _FAST_SEED)) + body]
-        return [_HEADER.pack(_FAST_PREFIX_NO_CHECKSUM, n, n, 0) + body]
+            return [HEADER.pack(FAST_PREFIX, n, n, xxh3(body, FAST_SEED)) + body]
+        return [HEADER.pack(FAST_PREFIX_NO_CHECKSUM, n, n, 0) + body]
 
     def decode(self, data: bytes | bytearray | memoryview) -> object:
         """Rebuild a value; any malformed input raises a CodecError subclass and nothing else."""
         try:
-            prefix, raw_len, stored_len, digest = _HEADER.unpack_from(data)
+            prefix, raw_len, stored_len, digest = HEADER.unpack_from(data)
             if raw_len == stored_len == len(data) - HEADER_SIZE and stored_len < _FAST_MAX:
                 body = data[HEADER_SIZE:]  # a small copy costs less than a memoryview
-                if (prefix == _FAST_PREFIX and _xxh3(body, _FAST_SEED) == digest) or (
-                    prefix == _FAST_PREFIX_NO_CHECKSUM and not self._flags
+                if (prefix == FAST_PREFIX and xxh3(body, FAST_SEED) == digest) or (
+                    prefix == FAST_PREFIX_NO_CHECKSUM and not self._flags
                 ):
                     return _unpack(body)
             return self._decode(data)
@@ -186,49 +170,15 @@ class Codec:
             packed = compression_module.compress(self._cid, parts)
             if len(packed) < raw_len:
                 parts, cid = [packed], self._cid
-        flags |= self._flags
-        prefix = _PREFIX.pack(MAGIC, VERSION, flags, cid, 0)
-        digest = 0
-        if flags & FLAG_CHECKSUM:
-            hasher = xxhash.xxh3_64(seed=_seed(prefix))
-            for part in parts:
-                hasher.update(part)
-            digest = hasher.intdigest()
-        stored_len = sum(len(p) for p in parts)
-        return [_HEADER.pack(prefix, raw_len, stored_len, digest), *parts]
+        return seal(parts, flags | self._flags, cid, raw_len)
 
     def _decode(self, data: bytes | bytearray | memoryview) -> object:
         """The general path: any flags, any compression, with precise errors."""
-        if len(data) < HEADER_SIZE or bytes(data[:2]) != MAGIC:
-            raise CorruptPayloadError("stored value is not a redis-xcom value (too short or wrong magic)")
-        prefix, raw_len, stored_len, digest = _HEADER.unpack_from(data)
-        _magic, version, flags, cid, reserved = _PREFIX.unpack(prefix)
-        if version != VERSION:
-            raise UnsupportedFormatError(
-                f"stored value has format version {version}; this redis-xcom reads version {VERSION}. "
-                "Upgrade redis-xcom on this worker (or the value is corrupt)."
-            )
-        if flags & ~_KNOWN_FLAGS or reserved:
-            raise UnsupportedFormatError(f"value uses unknown header flags {flags:#x}; upgrade redis-xcom")
-        if len(data) - HEADER_SIZE != stored_len:
-            raise CorruptPayloadError(
-                f"stored value has {len(data) - HEADER_SIZE} payload bytes, the header says {stored_len} "
-                "(truncated?)"
-            )
-        body: Any = memoryview(data)[HEADER_SIZE:]
-        if flags & FLAG_CHECKSUM:
-            if _xxh3(body, _seed(prefix)) != digest:
-                raise CorruptPayloadError("stored value fails its checksum (altered or corrupted)")
-        elif self._flags:
-            # Only benchmarks write values without a checksum; a cleared flag is damage or forgery.
-            raise CorruptPayloadError("stored value carries no checksum (altered or corrupted)")
-        if cid:
-            body = compression_module.decompress(cid, body, raw_len)
-        elif raw_len != stored_len:
-            raise CorruptPayloadError("uncompressed value records two different lengths")
+        flags, cid, raw_len, body = open_envelope(data, require_checksum=bool(self._flags))
+        payload: Any = compression_module.decompress(cid, body, raw_len) if cid else body
         if flags & FLAG_OUT_OF_BAND:
-            return _decode_out_of_band(memoryview(body))
-        return _unpack_paused_gc(body) if raw_len >= _GC_PAUSE_MIN else _unpack(body)
+            return _decode_out_of_band(memoryview(payload))
+        return _unpack_paused_gc(payload) if raw_len >= _GC_PAUSE_MIN else _unpack(payload)
 
 
 def _unpack_paused_gc(body: Any) -> object:

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        from redis_xcom.demo import run_demo
+        from redis_xcom.ops.demo import run_demo
 
         return run_demo(
             args.redis_url,

@@ -1,7 +1,8 @@
-"""The hooks msgpack calls for non-plain values: one encoder and one decoder per extension code.
+"""Encoders and decoders of the standard library's types, and of classes Airflow's serde handles.
 
-Plain data never reaches this module: msgpack packs it in C, and only calls ``Encoder`` (its
-``default``) or ``Decoder`` (its ``ext_hook``) for what it cannot represent itself.
+One function per extension code in each direction; ``hooks`` dispatches to the tables at the end.
+Each encoder gets the value's ``ExtensionEncoder`` (to pack what it holds one level deeper) and each
+decoder its ``ExtensionDecoder``: these tables know nothing of msgpack's hook objects.
 """
 
 from __future__ import annotations
@@ -11,25 +12,20 @@ import decimal
 import enum
 import pathlib
 import struct
-import threading
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import msgpack
 
-from redis_xcom import _codec_science as science
 from redis_xcom.airflow_compat import airflow_serde
-from redis_xcom._codec_ext import BUF_BYTEARRAY, BUF_BYTES, BUF_VIEW, MAX_DEPTH, OUT_OF_BAND_MIN, Ext
+from redis_xcom.codec.extensions import BUF_BYTEARRAY, BUF_BYTES, Ext, ExtensionDecoder, ExtensionEncoder
 from redis_xcom.errors import CorruptPayloadError, DisallowedClassError, UnsupportedFormatError
-
-PACK_OPTIONS: dict[str, Any] = {"use_bin_type": True, "strict_types": True}
 
 _DATE = struct.Struct("<HBB")
 _TIME = struct.Struct("<BBBIB")  # hour, minute, second, microsecond, fold
 _DATETIME = struct.Struct("<HBBBBBIB")
 _TIMEDELTA = struct.Struct("<iii")
-_BUFFER = struct.Struct("<BQQ")  # kind, offset, length inside the out-of-band region
 _PATHS: dict[str, type[pathlib.PurePath]] = {
     cls.__name__: cls
     for cls in (
@@ -45,143 +41,27 @@ _PATHS_BY_TYPE = {cls: name for name, cls in _PATHS.items()}
 _TZ_UTC, _TZ_FIXED, _TZ_ZONEINFO, _TZ_PENDULUM, _TZ_PENDULUM_FIXED = range(5)
 
 
-class NeedsOutOfBand(Exception):
-    """Raised by the stateless encoder on a large buffer: encode again with a buffer list."""
-
-
-class OutOfBand:
-    """Large buffers collected while encoding one value; they follow the msgpack body."""
-
-    def __init__(self) -> None:
-        self.parts: list[memoryview] = []
-        self.size = 0
-
-    def add(self, buf: memoryview, kind: int) -> msgpack.ExtType:
-        self.parts.append(buf)
-        ref = msgpack.ExtType(Ext.BUFFER_REF, _BUFFER.pack(kind, self.size, buf.nbytes))
-        self.size += buf.nbytes
-        return ref
-
-
-class Encoder:
-    """msgpack ``default`` hook: turns one non-plain object into an ExtType."""
-
-    def __init__(self, oob: OutOfBand | None = None, depth: int = 0) -> None:
-        self.oob = oob
-        self.depth = depth
-        self._child: Encoder | None = None
-
-    def __call__(self, obj: object) -> object:
-        encode = _ENCODERS.get(type(obj))
-        if encode is not None:
-            return encode(self, obj)
-        return self._encode_other(obj)
-
-    def pack(self, obj: object) -> bytes:
-        """Pack a nested value (the inside of an extension) one level deeper."""
-        if self.depth >= MAX_DEPTH:
-            raise TypeError(f"rich values are nested more than {MAX_DEPTH} levels deep")
-        if self._child is None:
-            self._child = Encoder(self.oob, self.depth + 1)
-        return msgpack.packb(obj, default=self._child, **PACK_OPTIONS)
-
-    def buffer(self, buf: memoryview, kind: int) -> object:
-        """Reference a raw byte buffer: inline when small, out of band (no re-packing) when large."""
-        if buf.nbytes < OUT_OF_BAND_MIN:
-            return msgpack.ExtType(Ext.BYTEARRAY, buf.tobytes()) if kind == BUF_BYTEARRAY else buf.tobytes()
-        if self.oob is None:
-            raise NeedsOutOfBand
-        return self.oob.add(buf, kind)
-
-    def _encode_other(self, obj: object) -> object:
-        cls = type(obj)
-        if science.handles(cls):
-            encoded = science.encode(self, obj)
-            if encoded is not None:
-                return msgpack.ExtType(*encoded)
-        for base, encode in _SUBCLASS_ENCODERS:
-            if isinstance(obj, base):
-                return encode(self, obj)
-        return _encode_by_airflow(self, obj)
-
-
-class Decoder:
-    """msgpack ``ext_hook``: rebuilds one value from an extension code and its payload."""
-
-    def __init__(self, region: memoryview | None = None, depth: int = 0) -> None:
-        self.region = region
-        self.depth = depth
-        self._child: Decoder | None = None
-
-    def __call__(self, code: int, data: bytes) -> object:
-        decode = _DECODERS.get(code)
-        if decode is None:
-            raise UnsupportedFormatError(f"value uses unknown extension type {code}; upgrade redis-xcom")
-        return decode(self, data)
-
-    def unpack(self, data: bytes | memoryview) -> Any:
-        """Unpack the inside of an extension one level deeper."""
-        if self.depth >= MAX_DEPTH:
-            raise CorruptPayloadError(f"rich values nested more than {MAX_DEPTH} levels deep")
-        if self._child is None:
-            self._child = Decoder(self.region, self.depth + 1)
-        return msgpack.unpackb(data, ext_hook=self._child, strict_map_key=False)
-
-    def buffer(self, data: bytes) -> object:
-        """Resolve an out-of-band reference: bytes/bytearray are copied once, views are not."""
-        kind, offset, length = _BUFFER.unpack(data)
-        if self.region is None or offset + length > len(self.region):
-            raise CorruptPayloadError("buffer reference points outside the stored value")
-        view = self.region[offset : offset + length]
-        if kind == BUF_BYTES:
-            return bytes(view)
-        if kind == BUF_BYTEARRAY:
-            return bytearray(view)
-        if kind == BUF_VIEW:
-            return view
-        raise CorruptPayloadError(f"unknown buffer kind {kind}")
-
-
-TOP_ENCODER = Encoder()
-TOP_DECODER = Decoder()
-
-
-def new_packer() -> msgpack.Packer:
-    """The packer for top-level values: plain data in C, everything else through TOP_ENCODER."""
-    return msgpack.Packer(default=TOP_ENCODER, **PACK_OPTIONS)
-
-
-class _ThreadPacker(threading.local):
-    """One reusable Packer per thread (a Packer is not thread-safe, and creating one costs)."""
-
-    def __init__(self) -> None:
-        self.packer = new_packer()
-
-
-LOCAL = _ThreadPacker()
-
-
-def _encode_seq(code: int) -> Callable[[Encoder, Any], msgpack.ExtType]:
+def _encode_seq(code: int) -> Callable[[ExtensionEncoder, Any], msgpack.ExtType]:
     return lambda enc, obj: msgpack.ExtType(code, enc.pack(list(obj)))
 
 
-def _encode_bigint(enc: Encoder, obj: int) -> msgpack.ExtType:
+def _encode_bigint(enc: ExtensionEncoder, obj: int) -> msgpack.ExtType:
     return msgpack.ExtType(Ext.BIGINT, obj.to_bytes(obj.bit_length() // 8 + 1, "little", signed=True))
 
 
-def _encode_datetime(enc: Encoder, obj: dt.datetime, code: int = Ext.DATETIME) -> msgpack.ExtType:
+def _encode_datetime(enc: ExtensionEncoder, obj: dt.datetime, code: int = Ext.DATETIME) -> msgpack.ExtType:
     head = _DATETIME.pack(
         obj.year, obj.month, obj.day, obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold
     )
     return msgpack.ExtType(code, head + _tz_bytes(enc, obj.tzinfo))
 
 
-def _encode_time(enc: Encoder, obj: dt.time) -> msgpack.ExtType:
+def _encode_time(enc: ExtensionEncoder, obj: dt.time) -> msgpack.ExtType:
     head = _TIME.pack(obj.hour, obj.minute, obj.second, obj.microsecond, obj.fold)
     return msgpack.ExtType(Ext.TIME, head + _tz_bytes(enc, obj.tzinfo))
 
 
-def _tz_bytes(enc: Encoder, tz: dt.tzinfo | None) -> bytes:
+def _tz_bytes(enc: ExtensionEncoder, tz: dt.tzinfo | None) -> bytes:
     return b"" if tz is None else enc.pack(_tz_fields(tz))
 
 
@@ -215,19 +95,19 @@ def _tz_fields(tz: dt.tzinfo) -> list[Any]:
     )
 
 
-def _encode_tz(enc: Encoder, tz: dt.tzinfo) -> msgpack.ExtType:
+def _encode_tz(enc: ExtensionEncoder, tz: dt.tzinfo) -> msgpack.ExtType:
     return msgpack.ExtType(Ext.TZINFO, enc.pack(_tz_fields(tz)))
 
 
-def _encode_date(enc: Encoder, obj: dt.date, code: int = Ext.DATE) -> msgpack.ExtType:
+def _encode_date(enc: ExtensionEncoder, obj: dt.date, code: int = Ext.DATE) -> msgpack.ExtType:
     return msgpack.ExtType(code, _DATE.pack(obj.year, obj.month, obj.day))
 
 
-def _encode_timedelta(enc: Encoder, obj: dt.timedelta) -> msgpack.ExtType:
+def _encode_timedelta(enc: ExtensionEncoder, obj: dt.timedelta) -> msgpack.ExtType:
     return msgpack.ExtType(Ext.TIMEDELTA, _TIMEDELTA.pack(obj.days, obj.seconds, obj.microseconds))
 
 
-def _encode_bytes_like(enc: Encoder, obj: bytes | bytearray | memoryview) -> object:
+def _encode_bytes_like(enc: ExtensionEncoder, obj: bytes | bytearray | memoryview) -> object:
     kind = BUF_BYTEARRAY if type(obj) is bytearray else BUF_BYTES
     view = memoryview(obj)
     if not view.c_contiguous:
@@ -235,51 +115,43 @@ def _encode_bytes_like(enc: Encoder, obj: bytes | bytearray | memoryview) -> obj
     return enc.buffer(view.cast("B"), kind)
 
 
-def _encode_enum(enc: Encoder, obj: enum.Enum) -> object:
+def _encode_enum(enc: ExtensionEncoder, obj: enum.Enum) -> object:
     # Airflow's serde stores int/str/float-based enums as their value and refuses plain ones.
     if isinstance(obj, (int, str, float)):
         return obj.value
-    return _encode_by_airflow(enc, obj)
+    return encode_by_airflow(enc, obj)
 
 
-def _encode_pendulum_datetime(enc: Encoder, obj: dt.datetime) -> object:
+def _encode_pendulum_datetime(enc: ExtensionEncoder, obj: dt.datetime) -> object:
     if type(obj).__module__.startswith("pendulum"):
         return _encode_datetime(enc, obj, Ext.PENDULUM_DATETIME)
-    return _encode_by_airflow(enc, obj)
+    return encode_by_airflow(enc, obj)
 
 
-def _encode_pendulum_date(enc: Encoder, obj: dt.date) -> object:
+def _encode_pendulum_date(enc: ExtensionEncoder, obj: dt.date) -> object:
     if type(obj).__module__.startswith("pendulum"):
         return _encode_date(enc, obj, Ext.PENDULUM_DATE)
-    return _encode_by_airflow(enc, obj)
+    return encode_by_airflow(enc, obj)
 
 
-def _encode_tz_subclass(enc: Encoder, obj: dt.tzinfo) -> object:
+def _encode_tz_subclass(enc: ExtensionEncoder, obj: dt.tzinfo) -> object:
     return _encode_tz(enc, obj)
 
 
-def _encode_namedtuple_or_tuple(enc: Encoder, obj: tuple) -> object:
+def _encode_namedtuple_or_tuple(enc: ExtensionEncoder, obj: tuple) -> object:
     if hasattr(obj, "_fields"):
         # Airflow's serde turns a namedtuple into a plain tuple; a class would need the allow-list.
         return msgpack.ExtType(Ext.TUPLE, enc.pack(list(obj)))
-    return _encode_by_airflow(enc, obj)
+    return encode_by_airflow(enc, obj)
 
 
-def _encode_by_airflow(enc: Encoder, obj: object) -> msgpack.ExtType:
+def encode_by_airflow(enc: ExtensionEncoder, obj: object) -> msgpack.ExtType:
     """dataclasses, attrs, pydantic, serialize()/deserialize() classes: Airflow's serde decides."""
-    serde = airflow_serde()
-
-    # User code runs here and may call Codec.encode: give it its own packer, not ours mid-value.
-    busy = LOCAL.packer
-    LOCAL.packer = new_packer()
-    try:
-        tree = serde.serialize(obj)
-    finally:
-        LOCAL.packer = busy
+    tree = enc.run_user_code(airflow_serde().serialize, obj)
     return msgpack.ExtType(Ext.AIRFLOW_SERDE, enc.pack(tree))
 
 
-_ENCODERS: dict[type, Callable[[Encoder, Any], object]] = {
+ENCODERS: dict[type, Callable[[ExtensionEncoder, Any], object]] = {
     tuple: _encode_seq(Ext.TUPLE),
     set: _encode_seq(Ext.SET),
     frozenset: _encode_seq(Ext.FROZENSET),
@@ -300,7 +172,7 @@ _ENCODERS: dict[type, Callable[[Encoder, Any], object]] = {
     },
 }
 # Checked in order, only for types missing from _ENCODERS (subclasses of builtins and tzinfo).
-_SUBCLASS_ENCODERS: list[tuple[type | tuple[type, ...], Callable[[Encoder, Any], object]]] = [
+SUBCLASS_ENCODERS: list[tuple[type | tuple[type, ...], Callable[[ExtensionEncoder, Any], object]]] = [
     (enum.Enum, _encode_enum),
     # Like Airflow's serde, other subclasses of builtin scalars are stored as the builtin.
     (int, lambda enc, obj: int(obj)),
@@ -316,32 +188,32 @@ _SUBCLASS_ENCODERS: list[tuple[type | tuple[type, ...], Callable[[Encoder, Any],
 ]
 
 
-def _decode_bigint(dec: Decoder, data: bytes) -> int:
+def _decode_bigint(dec: ExtensionDecoder, data: bytes) -> int:
     return int.from_bytes(data, "little", signed=True)
 
 
-def _decode_decimal(dec: Decoder, data: bytes) -> decimal.Decimal:
+def _decode_decimal(dec: ExtensionDecoder, data: bytes) -> decimal.Decimal:
     return decimal.Decimal(data.decode("ascii"))
 
 
-def _decode_datetime(dec: Decoder, data: bytes) -> dt.datetime:
+def _decode_datetime(dec: ExtensionDecoder, data: bytes) -> dt.datetime:
     y, mo, d, h, mi, s, us, fold = _DATETIME.unpack_from(data)
     return dt.datetime(y, mo, d, h, mi, s, us, _tz_from(dec, data, _DATETIME.size), fold=fold)
 
 
-def _decode_pendulum_datetime(dec: Decoder, data: bytes) -> dt.datetime:
+def _decode_pendulum_datetime(dec: ExtensionDecoder, data: bytes) -> dt.datetime:
     import pendulum
 
     y, mo, d, h, mi, s, us, fold = _DATETIME.unpack_from(data)
     return pendulum.DateTime(y, mo, d, h, mi, s, us, tzinfo=_tz_from(dec, data, _DATETIME.size), fold=fold)
 
 
-def _decode_time(dec: Decoder, data: bytes) -> dt.time:
+def _decode_time(dec: ExtensionDecoder, data: bytes) -> dt.time:
     h, mi, s, us, fold = _TIME.unpack_from(data)
     return dt.time(h, mi, s, us, _tz_from(dec, data, _TIME.size), fold=fold)
 
 
-def _tz_from(dec: Decoder, data: bytes, offset: int) -> dt.tzinfo | None:
+def _tz_from(dec: ExtensionDecoder, data: bytes, offset: int) -> dt.tzinfo | None:
     return None if len(data) == offset else _tz_build(dec.unpack(memoryview(data)[offset:]))
 
 
@@ -368,31 +240,31 @@ def _tz_build(fields: Any) -> dt.tzinfo:
     raise CorruptPayloadError(f"unknown timezone kind {kind!r}")
 
 
-def _decode_date(dec: Decoder, data: bytes) -> dt.date:
+def _decode_date(dec: ExtensionDecoder, data: bytes) -> dt.date:
     if len(data) != _DATE.size:
         raise CorruptPayloadError("malformed date")
     return dt.date(*_DATE.unpack(data))
 
 
-def _decode_pendulum_date(dec: Decoder, data: bytes) -> dt.date:
+def _decode_pendulum_date(dec: ExtensionDecoder, data: bytes) -> dt.date:
     import pendulum
 
     return pendulum.Date(*_DATE.unpack(data))
 
 
-def _decode_timedelta(dec: Decoder, data: bytes) -> dt.timedelta:
+def _decode_timedelta(dec: ExtensionDecoder, data: bytes) -> dt.timedelta:
     return dt.timedelta(*_TIMEDELTA.unpack(data))
 
 
-def _decode_path(dec: Decoder, data: bytes) -> pathlib.PurePath:
+def _decode_path(dec: ExtensionDecoder, data: bytes) -> pathlib.PurePath:
     name, text = dec.unpack(data)
     if not isinstance(text, str):
         raise CorruptPayloadError("malformed path")
     return _PATHS[name](text)
 
 
-def _decode_list_as(kind: type) -> Callable[[Decoder, bytes], object]:
-    def decode(dec: Decoder, data: bytes) -> object:
+def _decode_list_as(kind: type) -> Callable[[ExtensionDecoder, bytes], object]:
+    def decode(dec: ExtensionDecoder, data: bytes) -> object:
         items = dec.unpack(data)
         if not isinstance(items, list):
             raise CorruptPayloadError(f"malformed {kind.__name__}")
@@ -401,7 +273,7 @@ def _decode_list_as(kind: type) -> Callable[[Decoder, bytes], object]:
     return decode
 
 
-def _decode_by_airflow(dec: Decoder, data: bytes) -> object:
+def _decode_by_airflow(dec: ExtensionDecoder, data: bytes) -> object:
     serde = airflow_serde()
 
     tree = dec.unpack(data)
@@ -419,7 +291,7 @@ def _decode_by_airflow(dec: Decoder, data: bytes) -> object:
         ) from None
 
 
-_DECODERS: dict[int, Callable[[Decoder, bytes], object]] = {
+DECODERS: dict[int, Callable[[ExtensionDecoder, bytes], object]] = {
     Ext.TUPLE: _decode_list_as(tuple),
     Ext.SET: _decode_list_as(set),
     Ext.FROZENSET: _decode_list_as(frozenset),
@@ -435,7 +307,5 @@ _DECODERS: dict[int, Callable[[Decoder, bytes], object]] = {
     Ext.BYTEARRAY: lambda dec, data: bytearray(data),
     Ext.PENDULUM_DATETIME: _decode_pendulum_datetime,
     Ext.PENDULUM_DATE: _decode_pendulum_date,
-    Ext.BUFFER_REF: Decoder.buffer,
     Ext.AIRFLOW_SERDE: _decode_by_airflow,
-    **science.DECODERS,
 }

@@ -1,38 +1,11 @@
-"""The one place that builds Redis clients: URL, timeouts, retry with backoff, reply parsing."""
+"""How commands reach the socket: small ones packed by hiredis's C code, large values never copied."""
 
 from __future__ import annotations
 
-import socket
-from urllib.parse import urlsplit
-
 import hiredis
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
 from redis.connection import Encoder, PythonRespSerializer
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError, ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
-
-from redis_xcom.config import Settings
-
-# Transient: a reset or timed-out connection, LOADING after a restart (a ConnectionError
-# subclass in redis-py), or a replica that became read-only during a failover.
-RETRIED_ERRORS: tuple[type[Exception], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    socket.timeout,
-    ReadOnlyError,
-)
-
-
-def endpoint(url: str) -> str:
-    """host:port (or the socket path) of a Redis URL, without user or password."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return parts.path or "?"
-    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
-
+from redis.exceptions import DataError
 
 # A byte buffer as the store takes it: len() is its size in bytes.
 Buffer = bytes | bytearray | memoryview
@@ -108,31 +81,10 @@ class _CommandPacker(PythonRespSerializer):
         return output
 
 
-# Replies are parsed by hiredis (about 2x faster on large values); commands are packed by size.
-_COMMAND_PACKER = _CommandPacker(6000, Encoder("utf-8", "strict", False).encode)
-# Larger socket reads: fewer system calls and buffer copies for large values.
-SOCKET_READ_SIZE = 256 * 1024
+# Commands are packed by size (replies are parsed by hiredis, which redis-py picks up by itself).
+COMMAND_PACKER = _CommandPacker(6000, Encoder("utf-8", "strict", False).encode)
 
 
 def sends_buffer_lists(client: redis.Redis) -> bool:
     """Whether client packs BufferList arguments: those from build_client do, any other joins them."""
-    return client.connection_pool.connection_kwargs.get("command_packer") is _COMMAND_PACKER
-
-
-def build_client(settings: Settings) -> redis.Redis:
-    """A client for settings.url; redis-py's pool reconnects by itself and resets after fork."""
-    retry = Retry(
-        ExponentialWithJitterBackoff(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
-        retries=settings.retry_attempts,
-        supported_errors=RETRIED_ERRORS,
-    )
-    return redis.Redis.from_url(
-        settings.url,
-        socket_connect_timeout=settings.socket_connect_timeout,
-        socket_timeout=settings.socket_timeout,
-        retry=retry,
-        health_check_interval=30,
-        client_name="redis-xcom",
-        socket_read_size=SOCKET_READ_SIZE,
-        command_packer=_COMMAND_PACKER,
-    )
+    return client.connection_pool.connection_kwargs.get("command_packer") is COMMAND_PACKER

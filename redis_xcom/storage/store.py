@@ -26,8 +26,9 @@ from collections.abc import Iterator, Sequence
 import redis
 from redis.exceptions import AuthenticationError, NoScriptError, ReadOnlyError, RedisError, ResponseError
 
-from redis_xcom.client import RETRIED_ERRORS, Buffer, BufferList, endpoint, sends_buffer_lists
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
+from redis_xcom.storage.client import RETRIED_ERRORS, endpoint
+from redis_xcom.storage.packer import Buffer, BufferList, sends_buffer_lists
 
 log = logging.getLogger(__name__)
 

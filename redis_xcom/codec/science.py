@@ -6,13 +6,10 @@ import importlib
 import math
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from redis_xcom._codec_ext import BUF_VIEW, Ext
+from redis_xcom.codec.extensions import BUF_VIEW, Ext, ExtensionDecoder, ExtensionEncoder
 from redis_xcom.errors import CorruptPayloadError, UnsupportedFormatError
-
-if TYPE_CHECKING:
-    from redis_xcom._codec_types import Decoder, Encoder
 
 # Root modules whose values this file may handle; anything else never reaches it.
 _ROOTS = frozenset({"numpy", "pandas", "pyarrow", "polars"})
@@ -24,7 +21,7 @@ def handles(cls: type) -> bool:
     return cls.__module__.partition(".")[0] in _ROOTS
 
 
-def encode(enc: Encoder, obj: object) -> tuple[int, bytes] | None:
+def encode(enc: ExtensionEncoder, obj: object) -> tuple[int, bytes] | None:
     """(code, payload) for a supported scientific value, None to let other encoders try."""
     root = type(obj).__module__.partition(".")[0]
     lib = sys.modules[root]  # already imported: the value exists
@@ -47,7 +44,7 @@ def encode(enc: Encoder, obj: object) -> tuple[int, bytes] | None:
     return None
 
 
-def _encode_ndarray(enc: Encoder, np: Any, arr: Any) -> bytes:
+def _encode_ndarray(enc: ExtensionEncoder, np: Any, arr: Any) -> bytes:
     if arr.dtype.hasobject:
         raise TypeError(
             f"numpy array of dtype {arr.dtype} holds Python objects and cannot be stored safely; "
@@ -61,7 +58,7 @@ def _encode_ndarray(enc: Encoder, np: Any, arr: Any) -> bytes:
     return enc.pack([np.lib.format.dtype_to_descr(arr.dtype), list(arr.shape), order, data])
 
 
-def _encode_numpy_scalar(enc: Encoder, np: Any, obj: Any) -> bytes:
+def _encode_numpy_scalar(enc: ExtensionEncoder, np: Any, obj: Any) -> bytes:
     if obj.dtype.hasobject:
         raise TypeError(f"numpy scalar of dtype {obj.dtype} cannot be stored safely")
     return enc.pack([np.lib.format.dtype_to_descr(obj.dtype), obj.tobytes()])
@@ -76,7 +73,7 @@ def _pandas_to_arrow(frame: Any) -> Any:
         raise TypeError(f"pandas value cannot be converted to Arrow: {exc}") from exc
 
 
-def _arrow_ipc(enc: Encoder, table: Any) -> object:
+def _arrow_ipc(enc: ExtensionEncoder, table: Any) -> object:
     pa = _require("pyarrow", "arrow")
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -93,7 +90,7 @@ def _require(module: str, extra: str) -> Any:
         ) from None
 
 
-def _decode_ndarray(dec: Decoder, data: bytes) -> Any:
+def _decode_ndarray(dec: ExtensionDecoder, data: bytes) -> Any:
     np = _require("numpy", "numpy")
     descr, shape, order, buf = dec.unpack(data)
     dtype = _dtype(np, descr)
@@ -108,7 +105,7 @@ def _decode_ndarray(dec: Decoder, data: bytes) -> Any:
     return np.frombuffer(buf, dtype=dtype).reshape(shape, order=order).copy(order="K")
 
 
-def _decode_numpy_scalar(dec: Decoder, data: bytes) -> Any:
+def _decode_numpy_scalar(dec: ExtensionDecoder, data: bytes) -> Any:
     np = _require("numpy", "numpy")
     descr, raw = dec.unpack(data)
     dtype = _dtype(np, descr)
@@ -131,23 +128,23 @@ def _read_ipc(buf: Any) -> Any:
     return table
 
 
-def _decode_dataframe(dec: Decoder, data: bytes) -> Any:
+def _decode_dataframe(dec: ExtensionDecoder, data: bytes) -> Any:
     _require("pandas", "pandas")
     return _read_ipc(dec.unpack(data)).to_pandas()
 
 
-def _decode_series(dec: Decoder, data: bytes) -> Any:
+def _decode_series(dec: ExtensionDecoder, data: bytes) -> Any:
     _require("pandas", "pandas")
     name, buf = dec.unpack(data)
     return _read_ipc(buf).to_pandas().iloc[:, 0].rename(name)
 
 
-def _decode_polars(dec: Decoder, data: bytes) -> Any:
+def _decode_polars(dec: ExtensionDecoder, data: bytes) -> Any:
     pl = _require("polars", "polars")
     return pl.from_arrow(_read_ipc(dec.unpack(data)))
 
 
-DECODERS: dict[int, Callable[[Decoder, bytes], object]] = {
+DECODERS: dict[int, Callable[[ExtensionDecoder, bytes], object]] = {
     Ext.NUMPY_ARRAY: _decode_ndarray,
     Ext.NUMPY_SCALAR: _decode_numpy_scalar,
     Ext.PANDAS_DATAFRAME: _decode_dataframe,

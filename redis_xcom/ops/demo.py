@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from redis_xcom import keys
-from redis_xcom.airflow_run import AirflowCommandError, AirflowHome, CommandResult, XComRow
 from redis_xcom.config import Settings, redact_url
+from redis_xcom.ops.airflow_run import AirflowCommandError, AirflowHome, CommandResult, XComRow
 
 DAG_ID = "redis_xcom_demo"
 DAG_FILE = "redis_xcom_demo.py"
@@ -301,7 +301,7 @@ def run_demo(
             return 2
         prefix = settings[_SETTING_PREFIX + "KEY_PREFIX"]
         home = AirflowHome.create(env=settings, prefix="redis-xcom-demo-")
-        with resources.as_file(resources.files("redis_xcom") / "demo_dags" / DAG_FILE) as dag_file:
+        with resources.as_file(resources.files("redis_xcom.ops") / "demo_dags" / DAG_FILE) as dag_file:
             home.add_dags(dag_file)
         say("redis-xcom demo")
         say(f"  Redis:        {target.description}")

@@ -1,0 +1,155 @@
+"""The hooks msgpack calls for non-plain values: one encoder and one decoder per extension code.
+
+Plain data never reaches this module: msgpack packs it in C, and only calls ``Encoder`` (its
+``default``) or ``Decoder`` (its ``ext_hook``) for what it cannot represent itself.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from redis_xcom.codec import science, stdtypes
+from redis_xcom.codec.extensions import BUF_BYTEARRAY, BUF_BYTES, BUF_VIEW, MAX_DEPTH, OUT_OF_BAND_MIN, Ext
+from redis_xcom.errors import CorruptPayloadError, UnsupportedFormatError
+
+PACK_OPTIONS: dict[str, Any] = {"use_bin_type": True, "strict_types": True}
+
+_BUFFER = struct.Struct("<BQQ")  # kind, offset, length inside the out-of-band region
+
+
+class NeedsOutOfBand(Exception):
+    """Raised by the stateless encoder on a large buffer: encode again with a buffer list."""
+
+
+class OutOfBand:
+    """Large buffers collected while encoding one value; they follow the msgpack body."""
+
+    def __init__(self) -> None:
+        self.parts: list[memoryview] = []
+        self.size = 0
+
+    def add(self, buf: memoryview, kind: int) -> msgpack.ExtType:
+        self.parts.append(buf)
+        ref = msgpack.ExtType(Ext.BUFFER_REF, _BUFFER.pack(kind, self.size, buf.nbytes))
+        self.size += buf.nbytes
+        return ref
+
+
+class Encoder:
+    """msgpack ``default`` hook: turns one non-plain object into an ExtType."""
+
+    def __init__(self, oob: OutOfBand | None = None, depth: int = 0) -> None:
+        self.oob = oob
+        self.depth = depth
+        self._child: Encoder | None = None
+
+    def __call__(self, obj: object) -> object:
+        encode = stdtypes.ENCODERS.get(type(obj))
+        if encode is not None:
+            return encode(self, obj)
+        return self._encode_other(obj)
+
+    def pack(self, obj: object) -> bytes:
+        """Pack a nested value (the inside of an extension) one level deeper."""
+        if self.depth >= MAX_DEPTH:
+            raise TypeError(f"rich values are nested more than {MAX_DEPTH} levels deep")
+        if self._child is None:
+            self._child = Encoder(self.oob, self.depth + 1)
+        return msgpack.packb(obj, default=self._child, **PACK_OPTIONS)
+
+    def buffer(self, buf: memoryview, kind: int) -> object:
+        """Reference a raw byte buffer: inline when small, out of band (no re-packing) when large."""
+        if buf.nbytes < OUT_OF_BAND_MIN:
+            return msgpack.ExtType(Ext.BYTEARRAY, buf.tobytes()) if kind == BUF_BYTEARRAY else buf.tobytes()
+        if self.oob is None:
+            raise NeedsOutOfBand
+        return self.oob.add(buf, kind)
+
+    def _encode_other(self, obj: object) -> object:
+        cls = type(obj)
+        if science.handles(cls):
+            encoded = science.encode(self, obj)
+            if encoded is not None:
+                return msgpack.ExtType(*encoded)
+        for base, encode in stdtypes.SUBCLASS_ENCODERS:
+            if isinstance(obj, base):
+                return encode(self, obj)
+        return stdtypes.encode_by_airflow(self, obj)
+
+    def run_user_code(self, func: Callable[[Any], Any], obj: object) -> Any:
+        """func(obj) with a fresh packer for this thread: user code may call Codec.encode mid-value."""
+        busy = LOCAL.packer
+        LOCAL.packer = new_packer()
+        try:
+            return func(obj)
+        finally:
+            LOCAL.packer = busy
+
+
+class Decoder:
+    """msgpack ``ext_hook``: rebuilds one value from an extension code and its payload."""
+
+    def __init__(self, region: memoryview | None = None, depth: int = 0) -> None:
+        self.region = region
+        self.depth = depth
+        self._child: Decoder | None = None
+
+    def __call__(self, code: int, data: bytes) -> object:
+        decode = _DECODERS.get(code)
+        if decode is None:
+            raise UnsupportedFormatError(f"value uses unknown extension type {code}; upgrade redis-xcom")
+        return decode(self, data)
+
+    def unpack(self, data: bytes | memoryview) -> Any:
+        """Unpack the inside of an extension one level deeper."""
+        if self.depth >= MAX_DEPTH:
+            raise CorruptPayloadError(f"rich values nested more than {MAX_DEPTH} levels deep")
+        if self._child is None:
+            self._child = Decoder(self.region, self.depth + 1)
+        return msgpack.unpackb(data, ext_hook=self._child, strict_map_key=False)
+
+    def buffer(self, data: bytes) -> object:
+        """Resolve an out-of-band reference: bytes/bytearray are copied once, views are not."""
+        kind, offset, length = _BUFFER.unpack(data)
+        if self.region is None or offset + length > len(self.region):
+            raise CorruptPayloadError("buffer reference points outside the stored value")
+        view = self.region[offset : offset + length]
+        if kind == BUF_BYTES:
+            return bytes(view)
+        if kind == BUF_BYTEARRAY:
+            return bytearray(view)
+        if kind == BUF_VIEW:
+            return view
+        raise CorruptPayloadError(f"unknown buffer kind {kind}")
+
+
+TOP_ENCODER = Encoder()
+TOP_DECODER = Decoder()
+
+
+def new_packer() -> msgpack.Packer:
+    """The packer for top-level values: plain data in C, everything else through TOP_ENCODER."""
+    return msgpack.Packer(default=TOP_ENCODER, **PACK_OPTIONS)
+
+
+class _ThreadPacker(threading.local):
+    """One reusable Packer per thread (a Packer is not thread-safe, and creating one costs)."""
+
+    def __init__(self) -> None:
+        self.packer = new_packer()
+
+
+LOCAL = _ThreadPacker()
+
+
+# Every extension code this package reads, from the three places that define them.
+_DECODERS: dict[int, Callable[[Any, bytes], object]] = {
+    **stdtypes.DECODERS,
+    Ext.BUFFER_REF: Decoder.buffer,
+    **science.DECODERS,
+}
