@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import hiredis
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+import redis.backoff
+from redis.backoff import AbstractBackoff
 from redis.connection import Encoder, PythonRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, ReadOnlyError
@@ -23,6 +26,24 @@ RETRIED_ERRORS: tuple[type[Exception], ...] = (
     RedisTimeoutError,
     socket.timeout,
     ReadOnlyError,
+)
+
+
+class _ExponentialWithJitterBackoff(AbstractBackoff):
+    """redis-py's ExponentialWithJitterBackoff, for redis-py before 5.3, which lacks it (kombu caps
+    redis-py at 5.2.1 in the celery extra of Airflow 3.0 to 3.2)."""
+
+    def __init__(self, cap: float, base: float) -> None:
+        self._cap = cap
+        self._base = base
+
+    def compute(self, failures: int) -> float:
+        return min(self._cap, random.random() * self._base * 2**failures)
+
+
+# redis-py's own where it has one (5.3+), so its equality and hashing come along.
+_JITTER_BACKOFF: Callable[..., AbstractBackoff] = getattr(
+    redis.backoff, "ExponentialWithJitterBackoff", _ExponentialWithJitterBackoff
 )
 
 
@@ -87,7 +108,8 @@ class _CommandPacker(PythonRespSerializer):
 
     def _pack_large(self, args: tuple[object, ...]) -> list[bytes | memoryview]:
         if BufferList not in map(type, args):
-            return super().pack(*args)
+            # redis-py 5 and 6.0 refuse a bytearray; a view of it is sent as it is by every version.
+            return super().pack(*(memoryview(a) if type(a) is bytearray else a for a in args))
         output: list[bytes | memoryview] = []
         pieces: list[Buffer] = [b"*%d\r\n" % len(args)]
         for arg in args:
@@ -122,7 +144,7 @@ def sends_buffer_lists(client: redis.Redis) -> bool:
 def build_client(settings: Settings) -> redis.Redis:
     """A client for settings.url; redis-py's pool reconnects by itself and resets after fork."""
     retry = Retry(
-        ExponentialWithJitterBackoff(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
+        _JITTER_BACKOFF(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
         retries=settings.retry_attempts,
         supported_errors=RETRIED_ERRORS,
     )

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 from redis.connection import Encoder, PythonRespSerializer
 from redis.exceptions import DataError
 
+from redis_xcom import client
 from redis_xcom.client import _COMMAND_PACKER, BufferList
+from redis_xcom.config import Settings
 
 REFERENCE = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
 BIG = bytes(range(256)) * 40  # above the 6000-byte cutoff: sent as it is, never copied
@@ -31,7 +35,9 @@ def wire(chunks: list[bytes | memoryview]) -> bytes:
     ],
 )
 def test_packer_writes_exactly_what_redis_py_writes(args: tuple[object, ...]) -> None:
-    assert wire(_COMMAND_PACKER.pack(*args)) == wire(REFERENCE.pack(*args))
+    # A bytearray goes out as its bytes (redis-py 5 and 6.0 refuse one, so compare with bytes).
+    same_bytes = [bytes(arg) if isinstance(arg, bytearray) else arg for arg in args]
+    assert wire(_COMMAND_PACKER.pack(*args)) == wire(REFERENCE.pack(*same_bytes))
 
 
 def test_large_arguments_go_to_the_socket_uncopied() -> None:
@@ -46,3 +52,17 @@ def test_large_arguments_go_to_the_socket_uncopied() -> None:
 def test_unsendable_argument_is_redis_pys_data_error() -> None:
     with pytest.raises(DataError):
         _COMMAND_PACKER.pack("SET", "k", object())
+
+
+def test_retries_back_off_exponentially_with_jitter_up_to_the_configured_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built = client.build_client(Settings(retry_attempts=4, retry_backoff_base=0.1, retry_backoff_cap=2.0))
+    retry = built.connection_pool.connection_kwargs["retry"]
+    # The fallback for redis-py < 5.3 must draw the same delays as redis-py's own class.
+    backoffs = [retry._backoff, client._ExponentialWithJitterBackoff(cap=2.0, base=0.1)]
+    monkeypatch.setattr(random, "random", lambda: 0.5)
+    for backoff in backoffs:
+        assert [backoff.compute(n) for n in range(7)] == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0])
+    monkeypatch.setattr(random, "random", lambda: 0.0)
+    assert [backoff.compute(5) for backoff in backoffs] == [0.0, 0.0]
