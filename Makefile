@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test lint bench bench-smoke install clean
+.PHONY: demo test test-matrix lint bench bench-smoke install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -21,6 +21,13 @@ test: $(STAMP)
 	./scripts/ensure-redis-server.sh
 	$(BIN)/pytest
 
+# The suite against Airflow 3.0.6, 3.1.8 and 3.2.2, each in its own .venvs/airflow-<version>
+# installed from locks/airflow-<version>.txt (scripts/test-matrix.sh says what runs; make-locks.sh
+# how the locks are made). `make test-matrix MATRIX=3.0.6` runs one version.
+test-matrix:
+	./scripts/ensure-redis-server.sh
+	PYTHON=$(PYTHON) ./scripts/test-matrix.sh $(MATRIX)
+
 lint: $(STAMP)
 	$(BIN)/ruff check redis_xcom tests benchmarks
 	$(BIN)/mypy
@@ -32,4 +39,4 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks --smoke
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venvs .pytest_cache .mypy_cache .ruff_cache .hypothesis

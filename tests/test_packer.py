@@ -31,7 +31,9 @@ def wire(chunks: list[bytes | memoryview]) -> bytes:
     ],
 )
 def test_packer_writes_exactly_what_redis_py_writes(args: tuple[object, ...]) -> None:
-    assert wire(COMMAND_PACKER.pack(*args)) == wire(REFERENCE.pack(*args))
+    # A bytearray goes out as its bytes (redis-py 5 and 6.0 refuse one, so compare with bytes).
+    same_bytes = [bytes(arg) if isinstance(arg, bytearray) else arg for arg in args]
+    assert wire(COMMAND_PACKER.pack(*args)) == wire(REFERENCE.pack(*same_bytes))
 
 
 def test_large_arguments_go_to_the_socket_uncopied() -> None:

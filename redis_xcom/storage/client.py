@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
+import redis.backoff
+from redis.backoff import AbstractBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -25,6 +28,24 @@ RETRIED_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+class _ExponentialWithJitterBackoff(AbstractBackoff):
+    """redis-py's ExponentialWithJitterBackoff, for redis-py before 5.3, which lacks it (kombu caps
+    redis-py at 5.2.1 in the celery extra of Airflow 3.0 to 3.2)."""
+
+    def __init__(self, cap: float, base: float) -> None:
+        self._cap = cap
+        self._base = base
+
+    def compute(self, failures: int) -> float:
+        return min(self._cap, random.random() * self._base * 2**failures)
+
+
+# redis-py's own where it has one (5.3+), so its equality and hashing come along.
+_JITTER_BACKOFF: Callable[..., AbstractBackoff] = getattr(
+    redis.backoff, "ExponentialWithJitterBackoff", _ExponentialWithJitterBackoff
+)
+
+
 def endpoint(url: str) -> str:
     """host:port (or the socket path) of a Redis URL, without user or password."""
     parts = urlsplit(url)
@@ -40,7 +61,7 @@ SOCKET_READ_SIZE = 256 * 1024
 def build_client(settings: Settings) -> redis.Redis:
     """A client for settings.url; redis-py's pool reconnects by itself and resets after fork."""
     retry = Retry(
-        ExponentialWithJitterBackoff(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
+        _JITTER_BACKOFF(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
         retries=settings.retry_attempts,
         supported_errors=RETRIED_ERRORS,
     )

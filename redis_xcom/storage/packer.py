@@ -60,7 +60,8 @@ class _CommandPacker(PythonRespSerializer):
 
     def _pack_large(self, args: tuple[object, ...]) -> list[bytes | memoryview]:
         if BufferList not in map(type, args):
-            return super().pack(*args)
+            # redis-py 5 and 6.0 refuse a bytearray; a view of it is sent as it is by every version.
+            return super().pack(*(memoryview(a) if type(a) is bytearray else a for a in args))
         output: list[bytes | memoryview] = []
         pieces: list[Buffer] = [b"*%d\r\n" % len(args)]
         for arg in args:

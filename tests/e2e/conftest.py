@@ -15,11 +15,9 @@ from typing import Any
 import pytest
 import redis
 
-from redis_xcom import keys
-from redis_xcom.backend import SKIPMIXIN_KEY
-from redis_xcom.codec import Codec
 from redis_xcom.ops.airflow_run import AirflowHome, CommandResult, XComRow, iter_files
 from tests.redis_process import RedisServer
+from tests.xcom_checks import assert_rows_agree_with_redis, run_keys, stored_value
 
 DAGS = Path(__file__).parent / "dags"
 TTL = 3600  # not the default, so the test also sees [redis_xcom] ttl reach the tasks
@@ -37,41 +35,17 @@ class E2E:
 
     def run_keys(self, dag_id: str, run_id: str) -> set[str]:
         """Every Redis key of one DAG run (scanned, not taken from the DB)."""
-        pattern = keys.run_tag(self.prefix, dag_id, run_id) + ":*"
-        return {k.decode() for k in self.client.scan_iter(match=pattern, count=1000)}
+        return run_keys(self.client, self.prefix, dag_id, run_id)
 
     def value(self, row: XComRow) -> Any:
         """The value a reference row points at, decoded as the backend would."""
-        redis_key = keys.key_of_reference(row.value)
-        assert redis_key is not None, f"{row} is not a reference"
-        data = self.client.get(redis_key)
-        assert data is not None, f"{redis_key!r} is missing from Redis"
-        return Codec().decode(data)  # type: ignore[arg-type]
+        return stored_value(self.client, row)
 
     def assert_db_and_redis_agree(self, dag_id: str, run_id: str) -> list[XComRow]:
         """Only references in the DB (skipmixin_key aside), each to a live key with the configured
         TTL, and no key of the run in Redis that the DB does not reference. Returns the rows."""
         rows = self.home.xcoms(dag_id, run_id)
-        assert rows, f"no XCom rows for {dag_id}/{run_id}"
-        referenced = set()
-        for row in rows:
-            redis_key = keys.key_of_reference(row.value)
-            if row.key == SKIPMIXIN_KEY:
-                assert redis_key is None and isinstance(row.value, dict), (
-                    f"skipmixin_key must stay inline: {row}"
-                )
-                continue
-            assert redis_key is not None, f"the DB holds a value, not a reference: {row}"
-            ttl = self.client.ttl(redis_key)
-            assert 0 < ttl <= self.ttl, (
-                f"{redis_key!r}: TTL {ttl} (-2 = missing, -1 = none), want 0 < ttl <= {self.ttl}"
-            )
-            referenced.add(redis_key)
-        stray = self.run_keys(dag_id, run_id) - referenced
-        assert not stray, f"keys in Redis that no DB row references: {sorted(stray)}"
-        index = keys.run_index_key(self.prefix, dag_id, run_id)
-        indexed = {m.decode() for m in self.client.smembers(index)}
-        assert indexed == referenced, f"the run's index differs from the DB: {indexed ^ referenced}"
+        assert_rows_agree_with_redis(rows, self.client, self.prefix, self.ttl, dag_id, run_id)
         return rows
 
 

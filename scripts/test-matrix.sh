@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The version matrix: the test suite against each older Airflow 3 minor, one after the other.
+#
+# For each version (default: every lock in locks/ below; or the versions given as arguments):
+#  * a virtualenv of its own in .venvs/airflow-<version> (gitignored), made with `uv venv` and
+#    `uv pip install -c locks/airflow-<version>.txt -e '.[all,test]'`; skipped when neither the lock
+#    nor pyproject.toml changed since the last install (a stamp holds their checksum);
+#  * the unit and end-to-end tests with that venv's pytest:
+#        -m "(e2e or not integration) and not deployment"
+#    i.e. every test not marked integration (unit tests, and e2e tests through `airflow dags test`),
+#    plus e2e tests that are also marked integration. The integration and reliability tests talk to
+#    Redis only, not to Airflow, and run once in `make test`. tests/test_benchmarks_smoke.py is left
+#    out: it exercises the benchmark programs (extra [bench]), not the backend on this Airflow.
+#  * on 3.0.6 only (the oldest), the tests of a real deployment: -m deployment. While there are
+#    none, pytest's exit code 5 ("no tests were collected") counts as a pass for that step only.
+# Every version runs even after one fails; a summary line per version follows, and the exit code
+# is non-zero when any version failed.
+#
+# Usage: scripts/test-matrix.sh [version ...]      (MATRIX_PYTHON, default 3.11: the venvs' Python)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+MATRIX_PYTHON=${MATRIX_PYTHON:-3.11}  # the locks are compiled for 3.11 (scripts/make-locks.sh)
+DEPLOYMENT_VERSIONS=" 3.0.6 "
+UNIT_AND_E2E=(-m "(e2e or not integration) and not deployment" --ignore=tests/test_benchmarks_smoke.py)
+NO_TESTS_COLLECTED=5
+
+versions=("$@")
+if [ ${#versions[@]} -eq 0 ]; then
+  versions=(3.0.6 3.1.8 3.2.2)
+fi
+
+if ! "$PYTHON" -m uv --version >/dev/null 2>&1; then
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check uv || exit 1
+fi
+
+now() { date +%s; }
+
+# Make or refresh .venvs/airflow-<version>; prints what it did. Non-zero if it could not.
+install_venv() {
+  local version=$1 venv=.venvs/airflow-$1 lock=locks/airflow-$1.txt
+  local stamp=$venv/.installed-matrix wanted
+  if [ ! -f "$lock" ]; then
+    echo "no lock $lock (scripts/make-locks.sh $version makes it)" >&2
+    return 1
+  fi
+  wanted=$(cat "$lock" pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [ -x "$venv/bin/pytest" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+    echo "up to date"
+    return 0
+  fi
+  rm -f "$stamp"
+  "$PYTHON" -m uv venv --quiet --allow-existing --python "$MATRIX_PYTHON" "$venv" >&2 || return 1
+  "$PYTHON" -m uv pip install --quiet --python "$venv/bin/python" -c "$lock" -e '.[all,test]' >&2 ||
+    return 1
+  echo "$wanted" >"$stamp"
+  echo "installed"
+}
+
+# pytest in one venv; its exit code (output to the terminal and to the venv's log of this step).
+run_pytest() {
+  local venv=$1 log=$2
+  shift 2
+  (
+    # No Airflow settings from the caller's shell; an AIRFLOW_HOME per venv, so that the airflow.cfg
+    # one Airflow version writes on first import is never read by another.
+    # shellcheck disable=SC2046
+    unset AIRFLOW_CONFIG $(compgen -e | grep '^AIRFLOW__')
+    export AIRFLOW_HOME=$PWD/$venv/airflow-home
+    mkdir -p "$AIRFLOW_HOME"
+    exec "$venv/bin/pytest" "$@"
+  ) 2>&1 | tee "$log"
+  return "${PIPESTATUS[0]}"
+}
+
+summary=()
+failed=0
+for version in "${versions[@]}"; do
+  venv=.venvs/airflow-$version
+  echo "=== Airflow $version: $venv"
+  started=$(now)
+  status=PASS
+  step=$(now)
+  if install=$(install_venv "$version"); then
+    install="$install in $(($(now) - step))s"
+    airflow_version=$("$venv/bin/python" -c 'import airflow; print(airflow.__version__)' 2>/dev/null)
+    if [ "$airflow_version" != "$version" ]; then
+      status=FAIL
+      tests="not run: $venv has Airflow '${airflow_version:-none}', not $version"
+    else
+      step=$(now)
+      run_pytest "$venv" "$venv/unit-e2e.log" "${UNIT_AND_E2E[@]}"
+      rc=$?
+      tests="unit+e2e exit $rc in $(($(now) - step))s"
+      [ "$rc" -eq 0 ] || status=FAIL
+      if [[ $DEPLOYMENT_VERSIONS == *" $version "* ]]; then
+        step=$(now)
+        run_pytest "$venv" "$venv/deployment.log" -m deployment
+        rc=$?
+        if [ "$rc" -eq "$NO_TESTS_COLLECTED" ]; then
+          tests="$tests; deployment: none collected"
+        else
+          tests="$tests; deployment exit $rc in $(($(now) - step))s"
+          [ "$rc" -eq 0 ] || status=FAIL
+        fi
+      fi
+    fi
+  else
+    status=FAIL
+    install="install failed after $(($(now) - step))s"
+    tests="not run"
+  fi
+  [ "$status" = PASS ] || failed=1
+  summary+=("airflow $version: $status in $(($(now) - started))s (venv $install; $tests)")
+done
+
+echo "=== test-matrix summary"
+printf '%s\n' "${summary[@]}"
+exit "$failed"
