@@ -70,7 +70,7 @@ def outcome(
 def celery_settings(broker_url: str, sqlalchemy_url: str) -> dict[str, str]:
     return {
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy_url.replace("+psycopg2", ""),
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy_url,  # keeps +psycopg2: the one installed
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CONCURRENCY),
         "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
     }
