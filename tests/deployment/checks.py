@@ -124,9 +124,10 @@ class DeploymentChecks:
         for dag_id, key in (("deployment_retry", "first_try_only"), ("e2e_xcom", "only_on_first_try")):
             run_id = outcome.triggered[dag_id]
             flaky = [t for t in outcome.db.task_tries(dag_id, run_id) if t.task_id == "flaky"]
-            assert [(t.state, t.try_number) for t in flaky] == [("success", 2)]
-            assert not [r for r in outcome.rows(dag_id, run_id) if r.key == key]
-            assert redis_keys_named(outcome, dag_id, "flaky", key) == []
+            assert [(t.state, t.try_number) for t in flaky] == [("success", 2)], f"{dag_id}: {flaky}"
+            leftover = [r for r in outcome.rows(dag_id, run_id) if (r.task_id, r.key) == ("flaky", key)]
+            assert not leftover, f"{dag_id}: the failed try's rows are still there: {leftover}"
+            assert redis_keys_named(outcome, dag_id, "flaky", key) == [], dag_id
         assert values_of(outcome, "deployment_retry", "flaky") == {-1: {"try": 2}}
         assert values_of(outcome, "deployment_retry", "after_retries")[-1]["single_leftover"] is None
 
