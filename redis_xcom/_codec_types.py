@@ -19,8 +19,8 @@ from typing import Any
 import msgpack
 
 from redis_xcom import _codec_science as science
-from redis_xcom.airflow_compat import airflow_serde
 from redis_xcom._codec_ext import BUF_BYTEARRAY, BUF_BYTES, BUF_VIEW, MAX_DEPTH, OUT_OF_BAND_MIN, Ext
+from redis_xcom.airflow_compat import airflow_serde
 from redis_xcom.errors import CorruptPayloadError, DisallowedClassError, UnsupportedFormatError
 
 PACK_OPTIONS: dict[str, Any] = {"use_bin_type": True, "strict_types": True}
