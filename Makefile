@@ -27,6 +27,7 @@ test: $(STAMP)
 # how the locks are made). `make test-matrix MATRIX=3.0.6` runs one version.
 test-matrix:
 	./scripts/ensure-redis-server.sh
+	./scripts/ensure-postgresql.sh
 	PYTHON=$(PYTHON) ./scripts/test-matrix.sh $(MATRIX)
 
 lint: $(STAMP)
