@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	./scripts/ensure-redis-server.sh
+	./scripts/ensure-postgresql.sh
 	$(BIN)/pytest
 
 # The suite against Airflow 3.0.6, 3.1.8 and 3.2.2, each in its own .venvs/airflow-<version>
@@ -26,6 +27,7 @@ test: $(STAMP)
 # how the locks are made). `make test-matrix MATRIX=3.0.6` runs one version.
 test-matrix:
 	./scripts/ensure-redis-server.sh
+	./scripts/ensure-postgresql.sh
 	PYTHON=$(PYTHON) ./scripts/test-matrix.sh $(MATRIX)
 
 lint: $(STAMP)

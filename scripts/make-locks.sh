@@ -40,7 +40,6 @@ fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-requirements=$work/airflow.in
 
 mkdir -p locks/upstream
 for version in "${versions[@]}"; do
@@ -51,10 +50,11 @@ for version in "${versions[@]}"; do
   fi
   upstream=locks/upstream/airflow-$version.txt
   lock=locks/airflow-$version.txt
-  printf '%s\n' "apache-airflow[celery,postgres]==$version" apache-airflow-providers-standard >"$requirements"
   echo "make-locks: $upstream (Airflow $version as of $cutoff)" >&2
-  "$PYTHON" -m uv pip compile "$requirements" --quiet --python-version "$PY_VERSION" \
-    --exclude-newer "$cutoff" --no-header -o "$work/upstream.txt"
+  # The requirements come on stdin, so the file names no temporary path ("-r -").
+  printf '%s\n' "apache-airflow[celery,postgres]==$version" apache-airflow-providers-standard |
+    "$PYTHON" -m uv pip compile - --quiet --python-version "$PY_VERSION" \
+      --exclude-newer "$cutoff" --no-header -o "$work/upstream.txt"
   {
     echo "# Airflow $version's side as of $cutoff: made by scripts/make-locks.sh from"
     echo "#   apache-airflow[celery,postgres]==$version"

@@ -20,6 +20,7 @@ import pytest
 
 from redis_xcom import ExclusiveRedisXCom, RedisUnavailableError, RedisXComError, XComExpiredError
 from redis_xcom.backend import reset_runtime
+from tests.airflow_limits import CONNECT_AT_START_REASON, OLD_REDIS_PY
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 from tests.xcom_calls import pull, push, redis_key, value_keys
 
@@ -128,6 +129,7 @@ def test_server_killed_mid_operation_fails_fast_and_a_restart_is_picked_up(
         pull(reference)
 
 
+@pytest.mark.skipif(OLD_REDIS_PY, reason=CONNECT_AT_START_REASON)
 def test_short_outage_is_bridged_by_retries(xcom_settings: pytest.MonkeyPatch, server: RedisServer) -> None:
     configure(xcom_settings, server, retry_attempts=10, retry_backoff_base=0.1, retry_backoff_cap=0.5)
     reference = push("before")

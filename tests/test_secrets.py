@@ -17,6 +17,7 @@ from redis_xcom import ExclusiveRedisXCom, RedisUnavailableError, RedisXComError
 from redis_xcom.backend import _runtime, reset_runtime
 from redis_xcom.config import Settings
 from redis_xcom.errors import ConfigError
+from tests.airflow_limits import NOAUTH_RECURSION_REASON, OLD_REDIS_PY
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -101,6 +102,7 @@ def test_wrong_password_error_names_the_server_not_the_password(
     assert "Sup3r-S3cret" not in said, said
 
 
+@pytest.mark.skipif(OLD_REDIS_PY, reason=NOAUTH_RECURSION_REASON)
 def test_missing_password_error_is_clear(protected: RedisServer, xcom_settings: pytest.MonkeyPatch) -> None:
     configure(xcom_settings, protected.url)
     with pytest.raises(RedisXComError, match=f"127.0.0.1:{protected.port}"):

@@ -70,6 +70,8 @@ def build_client(settings: Settings) -> redis.Redis:
         socket_connect_timeout=settings.socket_connect_timeout,
         socket_timeout=settings.socket_timeout,
         retry=retry,
+        # redis-py before 6 retries only the errors named here too (Retry's list alone is ignored).
+        retry_on_error=list(RETRIED_ERRORS),
         health_check_interval=30,
         client_name="redis-xcom",
         socket_read_size=SOCKET_READ_SIZE,

@@ -6,6 +6,7 @@ import pytest
 
 from redis_xcom import keys
 from redis_xcom.ops.airflow_run import CommandResult
+from tests.airflow_limits import plain_text
 from tests.e2e.conftest import E2E, describe
 
 pytestmark = pytest.mark.e2e
@@ -51,7 +52,7 @@ def test_pull_of_a_value_gone_from_redis_fails_with_xcom_expired_error(
     states = e2e.home.task_states(DAG_ID, run2)
     assert states["expired_reader"] == "failed", describe(second)
     assert not second.ok and e2e.home.latest_run(DAG_ID).state == "failed"
-    log = second.output
+    log = plain_text(second.output)
     assert "XComExpiredError" in log, describe(second)
     assert "is referenced by the metadata DB but its value is gone from Redis" in log
     # The failed task pushed nothing; run 1's row is untouched (only Redis lost the value).

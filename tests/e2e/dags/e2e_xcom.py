@@ -117,14 +117,16 @@ def e2e_xcom() -> None:
         assert line == expected, (line, expected)
         return line
 
+    # The test passes the keys this Airflow's execution API can carry (Airflow 3.0's cannot take '/').
     @task
-    def push_odd_keys(ti: Any = None) -> None:
-        for i, key in enumerate(ODD_KEYS):
-            ti.xcom_push(key=key, value={"key": key, "i": i})
+    def push_odd_keys(dag_run: Any = None, ti: Any = None) -> None:
+        for key in dag_run.conf.get("odd_keys", ODD_KEYS):
+            ti.xcom_push(key=key, value={"key": key, "i": ODD_KEYS.index(key)})
 
     @task
-    def pull_odd_keys(ti: Any = None) -> Any:
-        seen = {key: ti.xcom_pull(task_ids="push_odd_keys", key=key) for key in ODD_KEYS}
+    def pull_odd_keys(dag_run: Any = None, ti: Any = None) -> Any:
+        keys = dag_run.conf.get("odd_keys", ODD_KEYS)
+        seen = {key: ti.xcom_pull(task_ids="push_odd_keys", key=key) for key in keys}
         wrong = {k: v for k, v in seen.items() if v != {"key": k, "i": ODD_KEYS.index(k)}}
         assert not wrong, wrong
         return seen

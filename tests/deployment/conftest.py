@@ -1,0 +1,76 @@
+"""Fixtures of the deployment tests: a PostgreSQL server per session, a deployment per module.
+
+Each test module names its executor (`EXECUTOR = "LocalExecutor"`); its `outcome` fixture starts
+that deployment once, runs every DAG, and stops every process it started (by pid) afterwards,
+whatever happened.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+
+import pytest
+
+from tests.deployment.airflow_deployment import CONCURRENCY, AirflowDeployment
+from tests.deployment.connections import own_client
+from tests.deployment.metadata import MetadataDB
+from tests.deployment.rest_api import AirflowApi
+from tests.deployment.scenario import TTL, Outcome, XComStore, dag_files, run_scenario
+from tests.postgres_process import PostgresServer, missing_reason
+from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the suite's own; each deployment gets a database of its own in it."""
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def outcome(
+    request: pytest.FixtureRequest, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Outcome]:
+    if REDIS_SERVER is None:
+        pytest.skip(MISSING_REASON)
+    executor: str = request.module.EXECUTOR
+    with ExitStack() as stack:
+        # The XComs' Redis is the deployment's own, so its client count is the deployment's alone.
+        xcom_redis = stack.enter_context(RedisServer())
+        database = postgres.create_database(f"airflow_{executor.lower()}_{uuid.uuid4().hex[:6]}")
+        prefix = f"deploy-{uuid.uuid4().hex[:6]}"
+        settings = {
+            "AIRFLOW__CORE__XCOM_BACKEND": "redis_xcom.ExclusiveRedisXCom",
+            "AIRFLOW__REDIS_XCOM__URL": xcom_redis.url,
+            "AIRFLOW__REDIS_XCOM__KEY_PREFIX": prefix,
+            "AIRFLOW__REDIS_XCOM__TTL": str(TTL),
+        }
+        if executor == "CeleryExecutor":
+            # The broker is a Redis of its own: Celery's connections never mix with the XComs'.
+            broker = stack.enter_context(RedisServer())
+            settings.update(celery_settings(broker.url, postgres.sqlalchemy_url(database)))
+        home = tmp_path_factory.mktemp(executor.lower())
+        deployment = stack.enter_context(
+            AirflowDeployment(executor, home, postgres.sqlalchemy_url(database), settings)
+        )
+        deployment.add_dags(dag_files())
+        deployment.run("db-migrate", ["db", "migrate"], timeout=300)
+        api = AirflowApi(deployment.api_url)
+        stack.callback(api.close)
+        db = MetadataDB(lambda: postgres.connect(database))
+        xcom = XComStore(xcom_redis.url, own_client(xcom_redis.url), prefix, TTL)
+        yield run_scenario(Outcome(executor, deployment, api, db, xcom))
+
+
+def celery_settings(broker_url: str, sqlalchemy_url: str) -> dict[str, str]:
+    return {
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + sqlalchemy_url,  # keeps +psycopg2: the one installed
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CONCURRENCY),
+        "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+    }

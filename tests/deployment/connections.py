@@ -1,0 +1,60 @@
+"""Watch how many clients connect to the XCom Redis while DAGs run (a leak shows as growth).
+
+The test's own connections carry a client name and are left out of every count, so the counts
+are the deployment's alone: 0 before the runs, and 0 again after them when nothing leaks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import redis
+
+OWN_CLIENT_NAME = "redis-xcom-deployment-test"
+
+
+def own_client(url: str) -> redis.Redis:
+    """A client of the test's whose connections never count as the deployment's."""
+    return redis.Redis.from_url(url, client_name=OWN_CLIENT_NAME)
+
+
+def deployment_clients(client: redis.Redis) -> int:
+    """Connections to the Redis that are not the test's own (CLIENT LIST, by client name)."""
+    return sum(1 for c in client.client_list() if c.get("name") != OWN_CLIENT_NAME)
+
+
+class ClientSampler:
+    """Counts the deployment's connections on a thread of its own; `peak` is the most at once."""
+
+    def __init__(self, url: str, interval: float = 0.1) -> None:
+        self.client = own_client(url)
+        self.interval = interval
+        self.baseline = deployment_clients(self.client)
+        self.peak = self.baseline
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="redis-client-sampler", daemon=True)
+
+    def __enter__(self) -> ClientSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, deployment_clients(self.client))
+            self.samples += 1
+
+    def settle(self, timeout: float = 30) -> int:
+        """The count once it is back at the baseline, or its last value after timeout (task
+        processes close their connection as they exit, a moment after their run is marked done)."""
+        deadline = time.monotonic() + timeout
+        now = deployment_clients(self.client)
+        while now > self.baseline and time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = deployment_clients(self.client)
+        return now

@@ -1,0 +1,215 @@
+"""One pass of the deployment tests: deploy Airflow, run every DAG at once through the REST API,
+clear and re-run a task, and record what a user would look at afterwards.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from redis_xcom.ops.airflow_run import XComRow
+from tests.deployment.airflow_deployment import AirflowDeployment, DeploymentError, wait_until
+from tests.deployment.connections import ClientSampler
+from tests.deployment.metadata import MetadataDB
+from tests.deployment.rest_api import TERMINAL_RUN_STATES, AirflowApi
+from tests.xcom_checks import stored_value
+
+HERE = Path(__file__).parent
+OWN_DAGS = HERE / "dags" / "deployment_xcom.py"
+E2E_DAG = HERE.parent / "e2e" / "dags" / "e2e_xcom.py"
+# Airflow's own XCom examples, found through the installed package (whichever of them it ships).
+EXAMPLE_MODULES = (
+    "airflow.example_dags.example_xcom",
+    "airflow.example_dags.example_xcomargs",
+    "airflow.example_dags.example_dynamic_task_mapping",
+    "airflow.example_dags.example_dynamic_task_mapping_with_no_taskflow_operators",
+    "airflow.providers.standard.example_dags.example_short_circuit_decorator",
+)
+RERUN_DAG = "deployment_rerun"
+RERUN_TASKS = ["per_try", "per_try_mapped"]
+TTL = 3600  # not the default, so the checks also see [redis_xcom] ttl reach the task processes
+
+STARTUP_TIMEOUT = 180  # api-server up and every DAG file parsed
+RUNS_TIMEOUT = 300  # every run finished, the re-run included
+
+
+@dataclass(frozen=True)
+class XComStore:
+    """The Redis that holds the XComs, and the backend's settings the deployment runs with."""
+
+    url: str
+    client: redis.Redis  # the test's own (named: never counted as the deployment's)
+    prefix: str
+    ttl: int
+
+
+@dataclass
+class Connections:
+    """The deployment's connections to the XCom Redis: before the runs, the most at once, after."""
+
+    baseline: int = 0
+    peak: int = 0
+    after: int = 0
+    samples: int = 0
+
+
+@dataclass
+class Outcome:
+    """What the deployment left behind, for the tests to check."""
+
+    executor: str
+    deployment: AirflowDeployment
+    api: AirflowApi
+    db: MetadataDB
+    xcom: XComStore
+    dag_files: dict[str, str] = field(default_factory=dict)
+    runs: dict[tuple[str, str], str] = field(default_factory=dict)  # (dag_id, run_id) -> state
+    triggered: dict[str, str] = field(default_factory=dict)  # dag_id -> the run the test triggered
+    before_clear: dict[tuple[str, int, str], Any] = field(default_factory=dict)
+    connections: Connections = field(default_factory=Connections)
+    task_processes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rerun_id(self) -> str:
+        return self.triggered[RERUN_DAG]
+
+    def rows(self, dag_id: str, run_id: str) -> list[XComRow]:
+        return self.db.xcoms(dag_id, run_id)
+
+    def values(self, dag_id: str, run_id: str, task_ids: Iterable[str]) -> dict[tuple[str, int, str], Any]:
+        """(task_id, map_index, key) -> the value Redis holds for that row, for some tasks of a run."""
+        wanted = set(task_ids)
+        return {
+            (row.task_id, row.map_index, row.key): stored_value(self.xcom.client, row)
+            for row in self.rows(dag_id, run_id)
+            if row.task_id in wanted
+        }
+
+    def describe(self) -> str:
+        states = "".join(f"\n    {dag}/{run}: {state}" for (dag, run), state in sorted(self.runs.items()))
+        return f"{self.executor} runs:{states}\n{self.deployment.tails()}"
+
+
+def dag_files() -> list[Path]:
+    """The DAG files the deployment runs: ours, the e2e DAG, and Airflow's examples it has."""
+    examples = [Path(spec.origin) for m in EXAMPLE_MODULES if (spec := _find(m)) and spec.origin]
+    if not examples:
+        raise DeploymentError(f"none of Airflow's example DAGs {EXAMPLE_MODULES} is installed")
+    return [OWN_DAGS, E2E_DAG, *examples]
+
+
+def _find(module: str) -> importlib.machinery.ModuleSpec | None:
+    """The module's spec without importing it (a missing parent package counts as missing)."""
+    try:
+        return importlib.util.find_spec(module)
+    except ModuleNotFoundError:
+        return None
+
+
+def run_scenario(outcome: Outcome) -> Outcome:
+    """Start the deployment and drive it; fills `outcome` in (also what it saw before a failure)."""
+    started = time.monotonic()
+    outcome.deployment.start_all()
+    _wait_for_api(outcome)
+    outcome.dag_files = _wait_for_dags(outcome)
+    with ClientSampler(outcome.xcom.url) as sampler:
+        outcome.connections.baseline = sampler.baseline
+        _trigger_all(outcome)
+        _wait_for_runs(outcome, [(RERUN_DAG, outcome.rerun_id)])
+        outcome.before_clear = outcome.values(RERUN_DAG, outcome.rerun_id, RERUN_TASKS)
+        outcome.api.clear(RERUN_DAG, outcome.rerun_id, RERUN_TASKS)
+        _wait_for_rerun(outcome)
+        _wait_for_runs(outcome, list(outcome.runs))
+    outcome.connections.peak, outcome.connections.samples = sampler.peak, sampler.samples
+    outcome.connections.after = sampler.settle()
+    outcome.task_processes = outcome.db.tries_run()
+    outcome.seconds = time.monotonic() - started
+    _write_summary(outcome)
+    return outcome
+
+
+def _write_summary(outcome: Outcome) -> None:
+    """The figures of this pass, next to the logs (for people reading a run's home afterwards)."""
+    summary = {
+        "executor": outcome.executor,
+        "seconds": round(outcome.seconds, 1),
+        "dags": len(outcome.dag_files),
+        "runs": {f"{dag}/{run}": state for (dag, run), state in sorted(outcome.runs.items())},
+        "task_processes": outcome.task_processes,
+        "connections": vars(outcome.connections),
+    }
+    (outcome.deployment.home / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+def _wait_for_api(outcome: Outcome) -> None:
+    def up() -> bool:
+        outcome.deployment.assert_running()
+        return outcome.api.healthy()
+
+    wait_until(up, STARTUP_TIMEOUT, 0.5, lambda: f"the api-server never answered\n{outcome.describe()}")
+    outcome.api.login()
+
+
+def _wait_for_dags(outcome: Outcome) -> dict[str, str]:
+    """dag_id -> file, once every file in the dags folder has its DAGs in the DB (no import error)."""
+    wanted = {p.name for p in outcome.deployment.dags_folder.glob("*.py")}
+    seen: dict[str, str] = {}
+
+    def parsed() -> bool:
+        outcome.deployment.assert_running()
+        errors = outcome.api.import_errors()
+        if errors:
+            raise DeploymentError(f"DAG import errors: {errors}")
+        seen.update(outcome.api.dag_files())
+        return wanted <= set(seen.values())
+
+    wait_until(parsed, STARTUP_TIMEOUT, 1, lambda: f"parsed {seen}, want every file of {wanted}")
+    return seen
+
+
+def _trigger_all(outcome: Outcome) -> None:
+    """Unpause every DAG and trigger one run of each, all at once (the executor queues them)."""
+    tag = uuid.uuid4().hex[:8]
+    for dag_id in sorted(outcome.dag_files):
+        outcome.api.unpause(dag_id)
+        run_id = outcome.api.trigger(dag_id, f"deployment__{tag}__{dag_id}")
+        outcome.runs[(dag_id, run_id)] = "queued"
+        outcome.triggered[dag_id] = run_id
+
+
+def _wait_for_runs(outcome: Outcome, runs: list[tuple[str, str]]) -> None:
+    """Until the given runs, and any run the scheduler made itself (`@once`), have finished."""
+
+    def finished() -> bool:
+        outcome.deployment.assert_running()
+        for dag_id in outcome.dag_files:
+            for run_id, state in outcome.api.runs(dag_id).items():
+                outcome.runs[(dag_id, run_id)] = state
+        return all(outcome.runs[run] in TERMINAL_RUN_STATES for run in runs) and all(
+            state in TERMINAL_RUN_STATES for state in outcome.runs.values()
+        )
+
+    wait_until(
+        finished, RUNS_TIMEOUT, 1, lambda: f"runs still going after {RUNS_TIMEOUT}s\n{outcome.describe()}"
+    )
+
+
+def _wait_for_rerun(outcome: Outcome) -> None:
+    """Until the cleared tasks have been picked up again (each is past its first try)."""
+
+    def rerun() -> bool:
+        outcome.deployment.assert_running()
+        tries = [t for t in outcome.db.task_tries(RERUN_DAG, outcome.rerun_id) if t.task_id in RERUN_TASKS]
+        outcome.runs[(RERUN_DAG, outcome.rerun_id)] = outcome.api.run_state(RERUN_DAG, outcome.rerun_id)
+        return bool(tries) and all(t.try_number >= 2 and t.state == "success" for t in tries)
+
+    wait_until(rerun, RUNS_TIMEOUT, 1, lambda: f"the cleared tasks never re-ran\n{outcome.describe()}")

@@ -1,0 +1,16 @@
+"""A real deployment with the CeleryExecutor: api-server, scheduler, dag-processor and an
+`airflow celery worker` (tasks forked by its pool processes), PostgreSQL metadata DB, and a Redis
+broker that is not the Redis holding the XComs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.deployment.checks import DeploymentChecks
+
+EXECUTOR = "CeleryExecutor"
+pytestmark = pytest.mark.deployment
+
+
+class TestCeleryExecutor(DeploymentChecks):
+    pass
