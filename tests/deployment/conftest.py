@@ -17,7 +17,7 @@ from tests.deployment.airflow_deployment import CONCURRENCY, AirflowDeployment
 from tests.deployment.connections import own_client
 from tests.deployment.metadata import MetadataDB
 from tests.deployment.rest_api import AirflowApi
-from tests.deployment.scenario import TTL, Outcome, XComStore, dag_files, run_scenario
+from tests.deployment.scenario import MIGRATE_TIMEOUT, TTL, Outcome, XComStore, dag_files, run_scenario
 from tests.postgres_process import PostgresServer, missing_reason
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 
@@ -59,7 +59,7 @@ def outcome(
             AirflowDeployment(executor, home, postgres.sqlalchemy_url(database), settings)
         )
         deployment.add_dags(dag_files())
-        deployment.run("db-migrate", ["db", "migrate"], timeout=300)
+        deployment.run("db-migrate", ["db", "migrate"], timeout=MIGRATE_TIMEOUT)
         api = AirflowApi(deployment.api_url)
         stack.callback(api.close)
         db = MetadataDB(lambda: postgres.connect(database))

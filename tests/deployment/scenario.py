@@ -37,8 +37,10 @@ RERUN_DAG = "deployment_rerun"
 RERUN_TASKS = ["per_try", "per_try_mapped"]
 TTL = 3600  # not the default, so the checks also see [redis_xcom] ttl reach the task processes
 
-STARTUP_TIMEOUT = 180  # api-server up and every DAG file parsed
-RUNS_TIMEOUT = 300  # every run finished, the re-run included
+# Bounds of each phase (seconds); a phase that overruns fails with the tail of every log.
+MIGRATE_TIMEOUT = 120
+STARTUP_TIMEOUT = 90  # the api-server answering; then again for every DAG file parsed
+RUNS_TIMEOUT = 300  # from the triggers until every run has finished, the re-run included
 
 
 @dataclass(frozen=True)
@@ -124,11 +126,13 @@ def run_scenario(outcome: Outcome) -> Outcome:
     with ClientSampler(outcome.xcom.url) as sampler:
         outcome.connections.baseline = sampler.baseline
         _trigger_all(outcome)
-        _wait_for_runs(outcome, [(RERUN_DAG, outcome.rerun_id)])
+        deadline = time.monotonic() + RUNS_TIMEOUT
+        # The clear and re-run go on while the other DAGs still run.
+        _wait_for_runs(outcome, deadline, only=(RERUN_DAG, outcome.rerun_id))
         outcome.before_clear = outcome.values(RERUN_DAG, outcome.rerun_id, RERUN_TASKS)
         outcome.api.clear(RERUN_DAG, outcome.rerun_id, RERUN_TASKS)
-        _wait_for_rerun(outcome)
-        _wait_for_runs(outcome, list(outcome.runs))
+        _wait_for_rerun(outcome, deadline)
+        _wait_for_runs(outcome, deadline)
     outcome.connections.peak, outcome.connections.samples = sampler.peak, sampler.samples
     outcome.connections.after = sampler.settle()
     outcome.task_processes = outcome.db.tries_run()
@@ -186,30 +190,34 @@ def _trigger_all(outcome: Outcome) -> None:
         outcome.triggered[dag_id] = run_id
 
 
-def _wait_for_runs(outcome: Outcome, runs: list[tuple[str, str]]) -> None:
-    """Until the given runs, and any run the scheduler made itself (`@once`), have finished."""
+def _wait_for_runs(outcome: Outcome, deadline: float, only: tuple[str, str] | None = None) -> None:
+    """Until one run, or every run (the scheduler's own `@once` runs too), has finished."""
 
     def finished() -> bool:
         outcome.deployment.assert_running()
         for dag_id in outcome.dag_files:
             for run_id, state in outcome.api.runs(dag_id).items():
                 outcome.runs[(dag_id, run_id)] = state
-        return all(outcome.runs[run] in TERMINAL_RUN_STATES for run in runs) and all(
-            state in TERMINAL_RUN_STATES for state in outcome.runs.values()
-        )
+        states = [outcome.runs[only]] if only else list(outcome.runs.values())
+        return all(state in TERMINAL_RUN_STATES for state in states)
 
     wait_until(
-        finished, RUNS_TIMEOUT, 1, lambda: f"runs still going after {RUNS_TIMEOUT}s\n{outcome.describe()}"
+        finished, _left(deadline), 1, lambda: f"runs still going at the deadline\n{outcome.describe()}"
     )
 
 
-def _wait_for_rerun(outcome: Outcome) -> None:
-    """Until the cleared tasks have been picked up again (each is past its first try)."""
+def _wait_for_rerun(outcome: Outcome, deadline: float) -> None:
+    """Until the cleared tasks have run again, successfully (each is past its first try)."""
 
     def rerun() -> bool:
         outcome.deployment.assert_running()
         tries = [t for t in outcome.db.task_tries(RERUN_DAG, outcome.rerun_id) if t.task_id in RERUN_TASKS]
-        outcome.runs[(RERUN_DAG, outcome.rerun_id)] = outcome.api.run_state(RERUN_DAG, outcome.rerun_id)
+        if any(t.state in ("failed", "upstream_failed") for t in tries):
+            raise DeploymentError(f"a cleared task failed on its re-run: {tries}\n{outcome.describe()}")
         return bool(tries) and all(t.try_number >= 2 and t.state == "success" for t in tries)
 
-    wait_until(rerun, RUNS_TIMEOUT, 1, lambda: f"the cleared tasks never re-ran\n{outcome.describe()}")
+    wait_until(rerun, _left(deadline), 1, lambda: f"the cleared tasks never re-ran\n{outcome.describe()}")
+
+
+def _left(deadline: float) -> float:
+    return max(1.0, deadline - time.monotonic())

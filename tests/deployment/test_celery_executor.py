@@ -9,7 +9,8 @@ import pytest
 from tests.deployment.checks import DeploymentChecks
 
 EXECUTOR = "CeleryExecutor"
-pytestmark = pytest.mark.deployment
+# The first test also waits for the module's deployment: its phases are bounded by 600 s in all.
+pytestmark = [pytest.mark.deployment, pytest.mark.timeout(900)]
 
 
 class TestCeleryExecutor(DeploymentChecks):
