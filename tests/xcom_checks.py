@@ -6,7 +6,7 @@ scheduler and executor); each reads the `xcom` rows its own way and hands them h
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -33,25 +33,17 @@ def stored_value(client: redis.Redis, row: XComRow) -> Any:
 
 
 def assert_rows_agree_with_redis(
-    rows: Sequence[XComRow],
-    client: redis.Redis,
-    prefix: str,
-    ttl: int,
-    dag_id: str,
-    run_id: str,
-    known_orphans: Collection[str] = (),
+    rows: Sequence[XComRow], client: redis.Redis, prefix: str, ttl: int, dag_id: str, run_id: str
 ) -> None:
     """Only references in the rows (skipmixin_key aside), each to a live key with a TTL in
-    (0, ttl], and no key of the run in Redis (nor in its index) that the rows do not reference,
-    but for `known_orphans` (values an Airflow version is known to strand), which must be there."""
+    (0, ttl], and no key of the run in Redis (nor in its index) that the rows do not reference."""
     assert rows, f"no XCom rows for {dag_id}/{run_id}"
     referenced = {_live_reference(row, client, ttl) for row in rows} - {None}
     stray = run_keys(client, prefix, dag_id, run_id) - referenced
-    assert stray == set(known_orphans), f"keys in Redis that no DB row references: {sorted(stray)}"
+    assert not stray, f"keys in Redis that no DB row references: {sorted(stray)}"
     index = keys.run_index_key(prefix, dag_id, run_id)
     indexed = {m.decode() for m in client.smembers(index)}
-    expected = referenced | set(known_orphans)
-    assert indexed == expected, f"the run's index differs from the DB: {indexed ^ expected}"
+    assert indexed == referenced, f"the run's index differs from the DB: {indexed ^ referenced}"
 
 
 def _live_reference(row: XComRow, client: redis.Redis, ttl: int) -> str | None:

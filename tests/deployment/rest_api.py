@@ -59,9 +59,9 @@ class AirflowApi:
 
     # --- runs ------------------------------------------------------------------------------------
 
-    def trigger(self, dag_id: str, run_id: str) -> str:
+    def trigger(self, dag_id: str, run_id: str, conf: dict[str, Any]) -> str:
         """POST dagRuns (logical_date is required but nullable on 3.0); returns the run id."""
-        body = {"dag_run_id": run_id, "logical_date": None}
+        body = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
         return str(self._call("POST", f"/dags/{quote(dag_id)}/dagRuns", json=body)["dag_run_id"])
 
     def runs(self, dag_id: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from tests.deployment.airflow_deployment import AirflowDeployment, DeploymentErr
 from tests.deployment.connections import ClientSampler
 from tests.deployment.metadata import MetadataDB
 from tests.deployment.rest_api import TERMINAL_RUN_STATES, AirflowApi
+from tests.e2e.test_e2e_xcom import ODD_KEYS, carried
 from tests.xcom_checks import stored_value
 
 HERE = Path(__file__).parent
@@ -185,9 +186,16 @@ def _trigger_all(outcome: Outcome) -> None:
     tag = uuid.uuid4().hex[:8]
     for dag_id in sorted(outcome.dag_files):
         outcome.api.unpause(dag_id)
-        run_id = outcome.api.trigger(dag_id, f"deployment__{tag}__{dag_id}")
+        run_id = outcome.api.trigger(dag_id, f"deployment__{tag}__{dag_id}", run_conf(dag_id))
         outcome.runs[(dag_id, run_id)] = "queued"
         outcome.triggered[dag_id] = run_id
+
+
+def run_conf(dag_id: str) -> dict[str, Any]:
+    """The e2e DAG pushes only the odd keys this Airflow's execution API carries, as in tests/e2e."""
+    if dag_id != "e2e_xcom":
+        return {}
+    return {"odd_keys": [key for key in ODD_KEYS if carried(key)]}
 
 
 def _wait_for_runs(outcome: Outcome, deadline: float, only: tuple[str, str] | None = None) -> None:
