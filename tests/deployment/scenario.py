@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,7 @@ def run_scenario(outcome: Outcome) -> Outcome:
 def _write_summary(outcome: Outcome) -> None:
     """The figures of this pass, next to the logs (for people reading a run's home afterwards)."""
     summary = {
+        "airflow": version("apache-airflow"),
         "executor": outcome.executor,
         "seconds": round(outcome.seconds, 1),
         "dags": len(outcome.dag_files),
