@@ -22,7 +22,9 @@ MAPPED_NEW_TRY_LIMIT = pytest.mark.xfail(
     not retry_clears_mapped_xcoms(), strict=True, reason=MAPPED_RETRY_REASON
 )
 MIN_TASK_PROCESSES = 60
-FANOUT = 12  # deployment_fanout's mapped tasks (dags/deployment_xcom.py)
+# As in dags/deployment_xcom.py: the map indexes of its mapped tasks, and deployment_fanout's width.
+MAPPED = [0, 1, 2]
+FANOUT = 12
 
 
 def values_of(outcome: Outcome, dag_id: str, task_id: str, key: str = "return_value") -> dict[int, Any]:
@@ -110,9 +112,9 @@ class DeploymentChecks:
     def test_a_failed_try_of_a_mapped_task_leaves_nothing_in_redis(self, outcome: Outcome) -> None:
         run_id = outcome.triggered["deployment_retry"]
         tries = [t for t in outcome.db.task_tries("deployment_retry", run_id) if t.task_id == "flaky_mapped"]
-        assert [(t.state, t.try_number) for t in tries] == [("success", 2)] * 3
+        assert [(t.state, t.try_number) for t in tries] == [("success", 2)] * len(MAPPED)
         assert values_of(outcome, "deployment_retry", "flaky_mapped") == {
-            i: {"try": 2, "x": i} for i in range(3)
+            i: {"try": 2, "x": i} for i in MAPPED
         }
         assert redis_keys_named(outcome, "deployment_retry", "flaky_mapped", "first_try_only") == []
         assert values_of(outcome, "deployment_retry", "after_retries")[-1]["mapped_leftover"] is None
@@ -124,10 +126,10 @@ class DeploymentChecks:
 
     @MAPPED_NEW_TRY_LIMIT
     def test_a_cleared_mapped_task_reruns_and_its_values_are_rewritten(self, outcome: Outcome) -> None:
-        self._assert_rewritten(outcome, "per_try_mapped", [0, 1, 2])
+        self._assert_rewritten(outcome, "per_try_mapped", MAPPED)
         consumed = values_of(outcome, RERUN_DAG, "consume")[-1]
         now = values_of(outcome, RERUN_DAG, "per_try_mapped")
-        assert consumed["mapped"] == [now[i] for i in range(3)]
+        assert consumed["mapped"] == [now[i] for i in MAPPED]
 
     @staticmethod
     def _assert_rewritten(outcome: Outcome, task_id: str, map_indexes: list[int]) -> None:
