@@ -43,12 +43,19 @@ class Component:
 
 
 def tail_of(path: Path, lines: int = 40) -> str:
-    """The last lines of a log file, indented, for failure messages."""
+    """The last lines of a log file, indented, for failure messages (without the api-server's
+    access log of our own polling, which would fill them)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()[-lines:]
+        text = path.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()
     except OSError as exc:
         return f"\n    (no log: {exc})"
-    return "".join("\n    " + line[:400] for line in text)
+    kept = [line for line in text if not _is_access_log(line)][-lines:]
+    return "".join("\n    " + line[:400] for line in kept)
+
+
+def _is_access_log(line: str) -> bool:
+    # 3.1+ log requests as structured http.access records; 3.0 through uvicorn's access logger.
+    return "[http.access]" in line or ('- "GET /' in line and "HTTP/1.1" in line)
 
 
 class AirflowDeployment:
