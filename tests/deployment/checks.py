@@ -153,6 +153,9 @@ class DeploymentChecks:
         assert outcome.task_processes >= MIN_TASK_PROCESSES, figures
         assert conns.baseline == 0, f"something held the XCom Redis before any task ran: {figures}"
         assert conns.samples > 100 and conns.peak >= 1, f"the sampler saw no task connect: {figures}"
-        # One connection per running task process at most: never one per task process run.
-        assert conns.peak <= CONCURRENCY < outcome.task_processes, figures
+        # One connection per running task process; a finished task's may still be listed for a
+        # moment (Redis not yet scheduled to reap it) when the next one connects, on a busy machine.
+        assert conns.peak <= 2 * CONCURRENCY < outcome.task_processes, figures
+        # And no churn: each task process opens one connection at most, whatever it pushes and pulls.
+        assert 1 <= conns.opened <= outcome.task_processes, figures
         assert conns.after == conns.baseline, f"connections left open after the runs: {figures}"

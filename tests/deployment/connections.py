@@ -19,6 +19,11 @@ def own_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, client_name=OWN_CLIENT_NAME)
 
 
+def connections_received(client: redis.Redis) -> int:
+    """Connections the server has accepted since it started (whoever opened them)."""
+    return int(client.info("stats")["total_connections_received"])
+
+
 def deployment_clients(client: redis.Redis) -> int:
     """Connections to the Redis that are not the test's own (CLIENT LIST, by client name)."""
     return sum(1 for c in client.client_list() if c.get("name") != OWN_CLIENT_NAME)
@@ -33,6 +38,8 @@ class ClientSampler:
         self.baseline = deployment_clients(self.client)
         self.peak = self.baseline
         self.samples = 0
+        self.opened = 0  # connections accepted while sampling: one per task process if none leaks
+        self._received_at_start = connections_received(self.client)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="redis-client-sampler", daemon=True)
 
@@ -43,6 +50,7 @@ class ClientSampler:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+        self.opened = connections_received(self.client) - self._received_at_start
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

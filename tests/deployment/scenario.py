@@ -63,6 +63,7 @@ class Connections:
     peak: int = 0
     after: int = 0
     samples: int = 0
+    opened: int = 0  # connections the XCom Redis accepted during the runs
 
 
 @dataclass
@@ -125,6 +126,7 @@ def run_scenario(outcome: Outcome) -> Outcome:
     outcome.deployment.start_all()
     _wait_for_api(outcome)
     outcome.dag_files = _wait_for_dags(outcome)
+    outcome.xcom.client.ping()  # the test's own connection opens now, not among the runs' ones
     with ClientSampler(outcome.xcom.url) as sampler:
         outcome.connections.baseline = sampler.baseline
         _trigger_all(outcome)
@@ -136,6 +138,7 @@ def run_scenario(outcome: Outcome) -> Outcome:
         _wait_for_rerun(outcome, deadline)
         _wait_for_runs(outcome, deadline)
     outcome.connections.peak, outcome.connections.samples = sampler.peak, sampler.samples
+    outcome.connections.opened = sampler.opened
     outcome.connections.after = sampler.settle()
     outcome.task_processes = outcome.db.tries_run()
     outcome.seconds = time.monotonic() - started
