@@ -7,6 +7,7 @@ or an attribute), never inferred from a version number.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from types import ModuleType
 from typing import Any
@@ -22,11 +23,14 @@ def _first_module(*names: str) -> ModuleType:
     return importlib.import_module(names[-1])
 
 
+# Cached: on 3.0/3.1 the first name fails, and a failed import searches sys.path on every call.
+@functools.cache
 def airflow_conf() -> Any:
     """Airflow's configuration: the task SDK's own from 3.2 (workers may lack airflow-core), core's before."""
     return _first_module("airflow.sdk.configuration", "airflow.configuration").conf
 
 
+@functools.cache
 def airflow_serde() -> ModuleType:
     """Airflow's serde (serialize / deserialize with the allow-list): in the SDK from 3.2, in core before."""
     return _first_module("airflow.sdk.serde", "airflow.serialization.serde")

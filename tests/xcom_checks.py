@@ -58,3 +58,13 @@ def _live_reference(row: XComRow, client: redis.Redis, ttl: int) -> str | None:
         f"{redis_key!r}: TTL {remaining} (-2 = missing, -1 = none), want 0 < ttl <= {ttl}"
     )
     return redis_key
+
+
+def backend_settings(redis_url: str, key_prefix: str, ttl: int) -> dict[str, str]:
+    """The AIRFLOW__* variables that switch a test's Airflow to this backend on its own Redis."""
+    return {
+        "AIRFLOW__CORE__XCOM_BACKEND": "redis_xcom.ExclusiveRedisXCom",
+        "AIRFLOW__REDIS_XCOM__URL": redis_url,
+        "AIRFLOW__REDIS_XCOM__KEY_PREFIX": key_prefix,
+        "AIRFLOW__REDIS_XCOM__TTL": str(ttl),
+    }

@@ -20,6 +20,7 @@ from tests.deployment.rest_api import AirflowApi
 from tests.deployment.scenario import MIGRATE_TIMEOUT, TTL, Outcome, XComStore, dag_files, run_scenario
 from tests.postgres_process import PostgresServer, missing_reason
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
+from tests.xcom_checks import backend_settings
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +45,7 @@ def outcome(
         xcom_redis = stack.enter_context(RedisServer())
         database = postgres.create_database(f"airflow_{executor.lower()}_{uuid.uuid4().hex[:6]}")
         prefix = f"deploy-{uuid.uuid4().hex[:6]}"
-        settings = {
-            "AIRFLOW__CORE__XCOM_BACKEND": "redis_xcom.ExclusiveRedisXCom",
-            "AIRFLOW__REDIS_XCOM__URL": xcom_redis.url,
-            "AIRFLOW__REDIS_XCOM__KEY_PREFIX": prefix,
-            "AIRFLOW__REDIS_XCOM__TTL": str(TTL),
-        }
+        settings = backend_settings(xcom_redis.url, prefix, TTL)
         if executor == "CeleryExecutor":
             # The broker is a Redis of its own: Celery's connections never mix with the XComs'.
             broker = stack.enter_context(RedisServer())

@@ -17,7 +17,7 @@ import redis
 
 from redis_xcom.ops.airflow_run import AirflowHome, CommandResult, XComRow, iter_files
 from tests.redis_process import RedisServer
-from tests.xcom_checks import assert_rows_agree_with_redis, run_keys, stored_value
+from tests.xcom_checks import assert_rows_agree_with_redis, backend_settings, run_keys, stored_value
 
 DAGS = Path(__file__).parent / "dags"
 TTL = 3600  # not the default, so the test also sees [redis_xcom] ttl reach the tasks
@@ -59,12 +59,7 @@ def describe(result: CommandResult) -> str:
 @pytest.fixture(scope="session")
 def e2e(redis_server: RedisServer) -> Iterator[E2E]:
     prefix = f"e2e-{uuid.uuid4().hex[:8]}"
-    env = {
-        "AIRFLOW__CORE__XCOM_BACKEND": "redis_xcom.ExclusiveRedisXCom",
-        "AIRFLOW__REDIS_XCOM__URL": redis_server.url,
-        "AIRFLOW__REDIS_XCOM__KEY_PREFIX": prefix,
-        "AIRFLOW__REDIS_XCOM__TTL": str(TTL),
-    }
+    env = backend_settings(redis_server.url, prefix, TTL)
     home = AirflowHome.create(env=env, prefix="redis-xcom-e2e-")
     try:
         home.add_dags(*iter_files(DAGS))
