@@ -18,11 +18,11 @@ from redis_xcom.errors import (
     ValueTooLargeError,
     XComExpiredError,
 )
+from redis_xcom.version import __version__
 
 if TYPE_CHECKING:
     from redis_xcom.backend import ExclusiveRedisXCom
 
-__version__ = "0.1.0"
 
 __all__ = [
     "CodecError",

@@ -1,49 +1,97 @@
-"""The [redis_xcom] settings, read once per process into a typed, frozen object."""
+"""The [redis_xcom] settings, read once per process into a typed, frozen object.
+
+Defaults, types and descriptions come from the one table of options in provider_info.py.
+"""
 
 from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass, fields
-from urllib.parse import urlsplit, urlunsplit
+from dataclasses import dataclass, field, fields
+from typing import Any
+from urllib.parse import urlsplit
 
 from redis_xcom.airflow_compat import airflow_conf
 from redis_xcom.errors import ConfigError
+from redis_xcom.provider_info import DEFAULT_URL, OPTIONS, OPTIONS_BY_NAME, SECTION
 
-SECTION = "redis_xcom"
 _PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]+")
-_SCHEMES = ("redis", "rediss", "unix")
+SCHEMES = (
+    "redis",
+    "rediss",
+    "unix",
+    "redis+cluster",
+    "rediss+cluster",
+    "redis+sentinel",
+    "rediss+sentinel",
+)
 _COMPRESSIONS = ("none", "zlib", "lz4", "zstd")
+_CERT_REQS = ("required", "optional", "none")
+_TRUE = {"true", "t", "yes", "y", "1", "on"}
+_FALSE = {"false", "f", "no", "n", "0", "off"}
+# Options whose value is never shown, whoever prints the settings.
+_SECRET_OPTIONS = frozenset({"sentinel_password"})
+
+
+def _default(name: str) -> Any:
+    """A field whose default is the table's (provider_info.OPTIONS)."""
+    return field(default=OPTIONS_BY_NAME[name].default)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every option of [redis_xcom]; the README's configuration table documents each."""
+    """Every option of [redis_xcom]; provider_info.OPTIONS documents each (and the README's table)."""
 
-    url: str = "redis://localhost:6379/0"
-    key_prefix: str = "xcom"
-    ttl: int = 7 * 24 * 3600
-    socket_connect_timeout: float = 5.0
-    socket_timeout: float = 5.0
-    retry_attempts: int = 3
-    retry_backoff_base: float = 0.1
-    retry_backoff_cap: float = 2.0
-    compression: str = "none"
-    compression_threshold: int = 64 * 1024
-    max_value_bytes: int = 1024 * 1024 * 1024
-    # Values above this many bytes are stored as a list of chunks (see store.py); it is lowered
-    # automatically to the server's proto-max-bulk-len when that is smaller and readable.
-    chunk_bytes: int = 256 * 1024 * 1024
+    url: str = _default("url")
+    redis_conn_id: str = _default("redis_conn_id")
+    key_prefix: str = _default("key_prefix")
+    ttl: int = _default("ttl")
+    socket_connect_timeout: float = _default("socket_connect_timeout")
+    socket_timeout: float = _default("socket_timeout")
+    retry_attempts: int = _default("retry_attempts")
+    retry_backoff_base: float = _default("retry_backoff_base")
+    retry_backoff_cap: float = _default("retry_backoff_cap")
+    compression: str = _default("compression")
+    compression_threshold: int = _default("compression_threshold")
+    max_value_bytes: int = _default("max_value_bytes")
+    # Lowered automatically to the server's proto-max-bulk-len when that is smaller and readable.
+    chunk_bytes: int = _default("chunk_bytes")
+    ssl_ca_certs: str = _default("ssl_ca_certs")
+    ssl_certfile: str = _default("ssl_certfile")
+    ssl_keyfile: str = _default("ssl_keyfile")
+    ssl_cert_reqs: str = _default("ssl_cert_reqs")
+    ssl_check_hostname: bool = _default("ssl_check_hostname")
+    sentinel_username: str = _default("sentinel_username")
+    sentinel_password: str = _default("sentinel_password")
+    wait_replicas: int = _default("wait_replicas")
+    wait_timeout_ms: int = _default("wait_timeout_ms")
+    ui_preview_bytes: int = _default("ui_preview_bytes")
+    ui_max_decode_bytes: int = _default("ui_max_decode_bytes")
 
     def __post_init__(self) -> None:
-        scheme = urlsplit(self.url).scheme
-        if scheme not in _SCHEMES:
+        if self.url and self.redis_conn_id:
             raise ConfigError(
-                f"[{SECTION}] url must start with redis://, rediss:// or unix://, got "
-                f"{redact_url(self.url)!r}"
+                f"[{SECTION}] url and redis_conn_id are both set (url={redact_url(self.url)!r}, "
+                f"redis_conn_id={self.redis_conn_id!r}); set only one of them "
+                f"(AIRFLOW__REDIS_XCOM__URL or AIRFLOW__REDIS_XCOM__REDIS_CONN_ID)"
+            )
+        if not self.url and not self.redis_conn_id:
+            object.__setattr__(self, "url", DEFAULT_URL)
+        if self.url:
+            scheme = urlsplit(self.url).scheme
+            if scheme not in SCHEMES:
+                raise ConfigError(
+                    f"[{SECTION}] url must start with one of {', '.join(s + '://' for s in SCHEMES)}; "
+                    f"got {redact_url(self.url)!r}"
+                )
+        if "{" in self.key_prefix or "}" in self.key_prefix:
+            # The run's {hash tag} keeps its keys in one cluster slot; a brace in the prefix would move it.
+            raise ConfigError(
+                f"[{SECTION}] key_prefix {self.key_prefix!r} holds a brace: braces make a Redis Cluster "
+                "hash tag, and the run's own tag must be the key's first one; remove them"
             )
         if not _PREFIX_PATTERN.fullmatch(self.key_prefix):
-            # Braces would move the cluster hash tag, glob characters would break pattern clears.
+            # Glob characters would break pattern clears.
             raise ConfigError(
                 f"[{SECTION}] key_prefix {self.key_prefix!r} may only hold letters, digits and _ . : / -"
             )
@@ -62,45 +110,78 @@ class Settings:
             raise ConfigError(f"[{SECTION}] compression_threshold and max_value_bytes must be positive")
         if self.chunk_bytes < 1024:
             raise ConfigError(f"[{SECTION}] chunk_bytes must be at least 1024, got {self.chunk_bytes}")
+        if self.ssl_cert_reqs not in _CERT_REQS:
+            raise ConfigError(
+                f"[{SECTION}] ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}, "
+                f"got {self.ssl_cert_reqs!r}"
+            )
+        if self.wait_replicas < 0 or self.wait_timeout_ms < 0:
+            raise ConfigError(
+                f"[{SECTION}] wait_replicas and wait_timeout_ms must be >= 0, got "
+                f"{self.wait_replicas} and {self.wait_timeout_ms}"
+            )
+        if self.ui_preview_bytes <= 0 or self.ui_max_decode_bytes <= 0:
+            raise ConfigError(f"[{SECTION}] ui_preview_bytes and ui_max_decode_bytes must be positive")
 
     def __repr__(self) -> str:
-        # Never show the password, whoever prints the settings.
-        shown = ", ".join(
-            f"{f.name}={redact_url(self.url) if f.name == 'url' else getattr(self, f.name)!r}"
-            for f in fields(self)
-        )
-        return f"Settings({shown})"
+        return f"Settings({', '.join(f'{f.name}={self.shown(f.name)}' for f in fields(self))})"
+
+    def shown(self, name: str) -> str:
+        """The option's value as it may be logged: passwords replaced by ***."""
+        value = getattr(self, name)
+        if name == "url":
+            return repr(redact_url(value))
+        if name in _SECRET_OPTIONS and value:
+            return "'***'"
+        return repr(value)
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to log or put in an error."""
-    parts = urlsplit(url)
-    if parts.password is None:
+    """The URL with any password replaced by ***, safe to log or put in an error.
+
+    Works on multi-host URLs (cluster seeds, Sentinels) too: only the user-info part is touched.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    netloc, slash, tail = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{hosts}{slash}{tail}"
+
+
+def parse_option(name: str, raw: str) -> Any:
+    """A raw airflow.cfg / environment string as the option's type, or a ConfigError naming it."""
+    kind = OPTIONS_BY_NAME[name].kind
+    text = raw.strip()
+    if kind is bool:
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+    else:
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    shown = "***" if OPTIONS_BY_NAME[name].sensitive else repr(raw)
+    raise ConfigError(
+        f"[{SECTION}] {name} must be {kind.__name__}, got {shown} "
+        f"(set it in airflow.cfg or AIRFLOW__REDIS_XCOM__{name.upper()})"
+    )
 
 
 def _from_airflow_conf() -> Settings:
     conf = airflow_conf()
-    defaults = Settings()
-    values: dict[str, object] = {}
-    for field in fields(Settings):
-        raw = conf.get(SECTION, field.name, fallback=None)
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw = conf.get(SECTION, option.name, fallback=None)
         if raw is None or raw == "":
             continue
-        kind = type(getattr(defaults, field.name))
-        try:
-            values[field.name] = kind(raw.strip())
-        except ValueError:
-            raise ConfigError(
-                f"[{SECTION}] {field.name} must be {kind.__name__}, got {raw!r} "
-                f"(set it in airflow.cfg or AIRFLOW__REDIS_XCOM__{field.name.upper()})"
-            ) from None
-    return Settings(**values)  # type: ignore[arg-type]
+        values[option.name] = parse_option(option.name, raw)
+    return Settings(**values)
 
 
 @functools.cache
