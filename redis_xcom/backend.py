@@ -19,7 +19,13 @@ from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
 from redis_xcom import airflow_compat, keys
 from redis_xcom.codec import Codec
 from redis_xcom.config import Settings, get_settings
-from redis_xcom.errors import CodecError, RedisXComError, ValueTooLargeError, XComExpiredError
+from redis_xcom.errors import (
+    CodecError,
+    RedisXComError,
+    ReplicationError,
+    ValueTooLargeError,
+    XComExpiredError,
+)
 from redis_xcom.storage import client
 from redis_xcom.storage.store import RedisStore
 
@@ -54,7 +60,13 @@ def _runtime() -> _Runtime:
         if pid not in _runtime_cache:
             settings = get_settings()
             # One client (one connection pool) per process: a forked child builds its own.
-            store = RedisStore(client.build_client(settings), settings.url, settings.chunk_bytes)
+            store = RedisStore(
+                client.build_client(settings),
+                settings.url,
+                settings.chunk_bytes,
+                settings.wait_replicas,
+                settings.wait_timeout_ms,
+            )
             codec = Codec(settings.compression, settings.compression_threshold)
             _runtime_cache.clear()
             _runtime_cache[pid] = _Runtime(settings, codec, store)
@@ -131,7 +143,10 @@ class ExclusiveRedisXCom(BaseXCom):
                 "(for example a path to the data) or raise max_value_bytes."
             )
         redis_key, index = keys.build_key_and_index(runtime.settings.key_prefix, coords)
-        runtime.store.put(redis_key, parts, runtime.settings.ttl, index)
+        try:
+            runtime.store.put(redis_key, parts, runtime.settings.ttl, index)
+        except ReplicationError as exc:
+            raise ReplicationError(f"{coords.describe()}: {exc}") from None
         if not runtime.eviction_checked:
             runtime.eviction_checked = True
             _warn_if_evicting(runtime.store)
