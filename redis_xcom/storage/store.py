@@ -366,3 +366,26 @@ class RedisStore:
             raise
         policy = reply.get("maxmemory-policy")
         return None if policy is None else str(policy)
+
+    def size_and_ttl(self, key: str) -> tuple[int, int] | None:
+        """Bytes a value takes (chunked ones: as their manifest says) and its TTL, in one round trip;
+        None when the key is gone. Lets a reader see a value's size before fetching it."""
+        with self._errors("read the size of", key):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.type(key)
+            pipe.strlen(key)
+            pipe.lindex(key, 0)
+            pipe.ttl(key)
+            kind, strlen, first, ttl = pipe.execute(raise_on_error=False)
+            if isinstance(kind, Exception):
+                raise kind
+        kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+        if kind == "string":
+            return int(strlen), int(ttl)
+        if kind == "list" and isinstance(first, bytes) and is_manifest(first):
+            return int(_MANIFEST.unpack(first)[3]), int(ttl)
+        if kind == "none":
+            return None
+        raise CorruptPayloadError(
+            f"Redis key {key!r} at {self.endpoint} holds a {kind} that redis-xcom did not write"
+        )
