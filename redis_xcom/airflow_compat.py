@@ -88,3 +88,14 @@ def metrics_enabled() -> bool:
         conf.getboolean("metrics", option, fallback=False)
         for option in ("statsd_on", "statsd_datadog_enabled", "otel_on")
     )
+
+
+def get_connection(conn_id: str) -> Any:
+    """An Airflow connection through Airflow's own lookup: the task's supervisor, environment
+    variables (AIRFLOW_CONN_*, URI or JSON), secrets backends, the metadata DB.
+
+    The task SDK's BaseHook from 3.1; 3.0's core BaseHook, which itself asks the task's supervisor
+    when it runs inside a task.
+    """
+    hook = _first_module("airflow.sdk.bases.hook", "airflow.hooks.base").BaseHook
+    return hook.get_connection(conn_id)

@@ -55,7 +55,7 @@ def _runtime() -> _Runtime:
         if pid not in _runtime_cache:
             settings = get_settings()
             # One client (one connection pool) per process: a forked child builds its own.
-            store = RedisStore(client.build_client(settings), settings.url, settings.chunk_bytes)
+            store = RedisStore(client.build_client(settings), chunk_bytes=settings.chunk_bytes)
             codec = Codec(settings.compression, settings.compression_threshold)
             _runtime_cache.clear()
             _runtime_cache[pid] = _Runtime(settings, codec, store)

@@ -23,12 +23,12 @@ import socket
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import redis
 from redis.exceptions import AuthenticationError, NoScriptError, ReadOnlyError, RedisError, ResponseError
 
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
-from redis_xcom.storage.client import RETRIED_ERRORS, endpoint
+from redis_xcom.storage.client import RETRIED_ERRORS, Client, describe, endpoint
 from redis_xcom.storage.packer import Buffer, BufferList, sends_buffer_lists
 
 log = logging.getLogger(__name__)
@@ -164,13 +164,22 @@ class _RedisErrors:
 
 
 class RedisStore:
-    """Byte values under string keys, in the one Redis that settings.url names."""
+    """Byte values under string keys, in the Redis (node, cluster or Sentinel's master) of client.
 
-    def __init__(self, client: redis.Redis, url: str, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> None:
+    ``where`` names it in errors: None describes the client; a URL is reduced to its host(s),
+    never keeping credentials.
+    """
+
+    def __init__(
+        self, client: Client, where: str | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    ) -> None:
         if chunk_bytes <= 0:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
         self.client = client
-        self.endpoint = endpoint(url)
+        if where is None:
+            self.endpoint = describe(client)
+        else:
+            self.endpoint = endpoint(where) if "://" in where else where
         self.chunk_bytes = chunk_bytes
         # A client of build_client sends a value's buffers as they are; any other gets them joined.
         self._gathers = sends_buffer_lists(client)
@@ -457,7 +466,7 @@ class RedisStore:
                 pipe.exists(key)
             return [bool(found) for found in pipe.execute()]
 
-    def nodes(self) -> dict[str, redis.Redis]:
+    def nodes(self) -> dict[str, Any]:
         """A client per server holding keys: the one server, or every primary of a cluster."""
         primaries = getattr(self.client, "get_primaries", None)
         if primaries is None:
