@@ -21,7 +21,8 @@ import logging
 import re
 import socket
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import AuthenticationError, NoScriptError, ReadOnlyError, RedisError, ResponseError
@@ -64,6 +65,18 @@ def pack_manifest(chunks: int, total: int) -> bytes:
 
 def is_manifest(data: bytes) -> bool:
     return len(data) == _MANIFEST.size and data.startswith(MANIFEST_MAGIC)
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """What one key costs and how long it lives (RedisStore.describe)."""
+
+    key: str
+    bytes: int
+    ttl: int  # seconds left; -1 no expiry, -2 gone
+    chunked: bool
+    exists: bool
+    measured_by: str  # "MEMORY USAGE", or "value length" where MEMORY is refused
 
 
 class _Script:
@@ -354,6 +367,20 @@ class RedisStore:
             deleted, _ = pipe.execute()
             return int(deleted)
 
+    def unlink_indexed_groups(self, groups: Mapping[str, Sequence[str]]) -> int:
+        """unlink_indexed for the keys of several indexes (each group one run, so one hash slot) in
+        one round trip; returns how many existed."""
+        groups = {index: members for index, members in groups.items() if members}
+        if not groups:
+            return 0
+        with self._errors(f"delete keys of {len(groups)} runs"):
+            pipe = self.client.pipeline(transaction=False)
+            for index, members in groups.items():
+                pipe.unlink(*members)
+                pipe.srem(index, *members)
+            replies = pipe.execute()
+            return sum(int(deleted) for deleted in replies[::2])
+
     def scan(self, pattern: str) -> Iterator[list[str]]:
         """Batches of keys matching a glob pattern, walking the keyspace with SCAN."""
         with self._errors("scan for", pattern):
@@ -364,6 +391,100 @@ class RedisStore:
                     yield [k.decode() if isinstance(k, bytes) else k for k in found]
                 if cursor == 0:
                     return
+
+    def describe(self, keys: Sequence[str]) -> list[KeyFacts]:
+        """Size, TTL and layout of many keys in one round trip (two where MEMORY is refused).
+
+        Size is MEMORY USAGE (what the key costs Redis, SAMPLES 0: every chunk counted); where the
+        server refuses MEMORY (an ACL, a managed service) it is the value's length (STRLEN, or the
+        length a chunked value's manifest records) and ``KeyFacts.measured_by`` says so.
+        """
+        if not keys:
+            return []
+        with self._errors(f"describe {len(keys)} keys"):
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
+                pipe.ttl(key)
+                pipe.type(key)
+            replies = pipe.execute(raise_on_error=False)
+            sizes, ttls, types = replies[::3], replies[1::3], replies[2::3]
+            for reply in (*ttls, *types):
+                if isinstance(reply, Exception):
+                    raise reply
+            kinds = [t.decode() if isinstance(t, bytes) else str(t) for t in types]
+            measured_by = "MEMORY USAGE"
+            if any(isinstance(size, Exception) for size in sizes):
+                measured_by = "value length"
+                sizes = self._value_lengths(keys, kinds)
+            return [
+                KeyFacts(key, int(size or 0), int(ttl), kind == "list", kind != "none", measured_by)
+                for key, size, ttl, kind in zip(keys, sizes, ttls, kinds, strict=True)
+            ]
+
+    def _value_lengths(self, keys: Sequence[str], kinds: Sequence[str]) -> list[int]:
+        """STRLEN of plain values, the recorded length of chunked ones (their manifest)."""
+        pipe = self.client.pipeline(transaction=False)
+        for key, kind in zip(keys, kinds, strict=True):
+            if kind == "list":
+                pipe.lindex(key, 0)
+            else:
+                pipe.strlen(key)
+        lengths = []
+        for kind, reply in zip(kinds, pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(reply, Exception) or reply is None:
+                lengths.append(0)
+            elif kind == "list":
+                lengths.append(_MANIFEST.unpack(reply)[3] if is_manifest(reply) else 0)
+            else:
+                lengths.append(int(reply))
+        return lengths
+
+    def ages(self, keys: Sequence[str]) -> list[tuple[int | None, int]]:
+        """(OBJECT IDLETIME or None where refused, TTL) of many keys in one round trip.
+
+        IDLETIME is None under an LFU maxmemory-policy (the server keeps no access time) or an ACL
+        refusing OBJECT; TTL is -2 for a key that is gone.
+        """
+        if not keys:
+            return []
+        with self._errors(f"read the age of {len(keys)} keys"):
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.object("idletime", key)
+                pipe.ttl(key)
+            replies = pipe.execute(raise_on_error=False)
+        ages: list[tuple[int | None, int]] = []
+        for idle, ttl in zip(replies[::2], replies[1::2], strict=True):
+            if isinstance(ttl, Exception):
+                raise ttl
+            ages.append((None if isinstance(idle, Exception) or idle is None else int(idle), int(ttl)))
+        return ages
+
+    def exist(self, keys: Sequence[str]) -> list[bool]:
+        """Whether each key exists, in one round trip."""
+        if not keys:
+            return []
+        with self._errors(f"look up {len(keys)} keys"):
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.exists(key)
+            return [bool(found) for found in pipe.execute()]
+
+    def nodes(self) -> dict[str, Any]:
+        """A client per server holding keys: the one server, or every primary of a cluster."""
+        primaries = getattr(self.client, "get_primaries", None)
+        if primaries is None:
+            return {self.endpoint: self.client}
+        return {
+            f"{node.host}:{node.port}": node.redis_connection
+            for node in primaries()
+        }
+
+    def key_count(self) -> int:
+        """Keys in the database (every primary's on a cluster): the total of a keyspace walk."""
+        with self._errors("count keys (DBSIZE)"):
+            return sum(int(node.dbsize()) for node in self.nodes().values())
 
     def ttl(self, key: str) -> int:
         with self._errors("read the TTL of", key):
