@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	./scripts/ensure-redis-server.sh
+	./scripts/ensure-openssl.sh
 	./scripts/ensure-postgresql.sh
 	$(BIN)/pytest
 
@@ -27,6 +28,7 @@ test: $(STAMP)
 # how the locks are made). `make test-matrix MATRIX=3.0.6` runs one version.
 test-matrix:
 	./scripts/ensure-redis-server.sh
+	./scripts/ensure-openssl.sh
 	./scripts/ensure-postgresql.sh
 	PYTHON=$(PYTHON) ./scripts/test-matrix.sh $(MATRIX)
 
