@@ -85,8 +85,7 @@ Rows = Annotated[list[tuple[str, Any]], Depends(xcom_rows)]
 
 
 def _views(rows: list[tuple[str, Any]], force: bool) -> list[values.XComView]:
-    reader = values.reader()
-    return [reader.view(key, value, force) for key, value in rows]
+    return values.reader().views(rows, force)
 
 
 def _value_path(request: Request, dag_id: str, run_id: str, task_id: str) -> str:

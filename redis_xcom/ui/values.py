@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from redis_xcom import keys
@@ -72,58 +73,100 @@ class ValueReader:
         # Decoding needs no compression setting: every value records its own.
         self.codec = Codec()
 
-    def view(self, key: str, db_value: Any, force: bool = False) -> XComView:
-        """The row's value (or Airflow's own value for a row that is not a reference), previewed."""
-        redis_key = keys.key_of_reference(db_value)
+    def views(self, rows: Sequence[tuple[str, Any]], force: bool = False) -> list[XComView]:
+        """Each row's value (or Airflow's own value for a row that is not a reference), previewed.
+
+        One round trip reads every key's size and TTL, one more the values small enough to decode.
+        """
         budget = self.settings.ui_preview_bytes
-        if redis_key is None:
-            return XComView(
-                key, INLINE, preview=preview(db_value, budget), message="stored in Airflow's database"
-            )
-        view = XComView(key, VALUE, reference=db_value, redis_key=redis_key)
+        views = [_view_of(key, db_value, budget) for key, db_value in rows]
+        wanted = [view for view in views if view.redis_key is not None]
         try:
-            value = self._fetch(redis_key, view, force)
-            view.preview = preview(value, budget)
-        except ValueGone as exc:
-            view.state, view.message = EXPIRED, str(exc)
-        except ValueTooLargeToDecode as exc:
-            view.state, view.message = NOT_DECODED, str(exc)
+            self._fetch(wanted, force)
         except RedisXComError as exc:
-            view.state, view.message = ERROR, str(exc)
-        return view
+            for view in wanted:
+                view.state, view.message = ERROR, str(exc)
+        return views
 
     def value(self, db_value: Any, force: bool = False) -> Any:
         """The whole value behind a reference (or the row's own value); raises RedisXComError."""
-        redis_key = keys.key_of_reference(db_value)
-        if redis_key is None:
+        view = _view_of("", db_value, self.settings.ui_preview_bytes)
+        if view.redis_key is None:
             return db_value
-        return self._fetch(redis_key, XComView("", VALUE), force)
+        ((value, failure),) = self._fetch([view], force, keep_values=True)
+        if view.state == EXPIRED:
+            raise ValueGone(view.message)
+        if view.state == NOT_DECODED:
+            raise ValueTooLargeToDecode(view.message)
+        if failure is not None:
+            raise failure
+        return value
 
-    def _fetch(self, redis_key: str, view: XComView, force: bool) -> Any:
-        described = self.store.size_and_ttl(redis_key)
-        if described is None:
-            raise ValueGone(self._gone(redis_key))
-        view.size_bytes, view.ttl_seconds = described
+    def _fetch(
+        self, views: list[XComView], force: bool, keep_values: bool = False
+    ) -> list[tuple[Any, RedisXComError | None]]:
+        """Fill each view's size, TTL and preview (or state); with keep_values, each decoded value
+        or the error that stopped it."""
+        if not views:
+            return []
+        facts = self.store.describe([str(view.redis_key) for view in views])
         limit = self.settings.ui_max_decode_bytes
-        if view.size_bytes > limit and not force:
-            raise ValueTooLargeToDecode(
-                f"{view.size_bytes} bytes in Redis, above [redis_xcom] ui_max_decode_bytes = {limit}: "
-                "not decoded, so that the API server's memory is spared. Ask for it with ?decode=force."
-            )
-        data = self.store.get(redis_key)
-        if data is None:
-            raise ValueGone(self._gone(redis_key))
-        try:
-            return self.codec.decode(data)
-        except RedisXComError as exc:
-            raise type(exc)(f"{_describe(redis_key)} could not be decoded: {exc}") from exc
+        readable = []
+        for view, fact in zip(views, facts, strict=True):
+            if not fact.exists:
+                view.state, view.message = EXPIRED, self._gone()
+                continue
+            view.size_bytes, view.ttl_seconds = fact.bytes, fact.ttl
+            if fact.bytes > limit and not force:
+                view.state, view.message = (
+                    NOT_DECODED,
+                    (
+                        f"{fact.bytes} bytes in Redis, above [redis_xcom] ui_max_decode_bytes = {limit}: not "
+                        "decoded, so that the API server's memory is spared. Ask for it with ?decode=force."
+                    ),
+                )
+                continue
+            readable.append(view)
+        found = self.store.get_many([str(view.redis_key) for view in readable])
+        decoded: dict[int, tuple[Any, RedisXComError | None]] = {}
+        for view, data in zip(readable, found, strict=True):
+            if data is None:  # expired between the two round trips
+                view.state, view.message, view.size_bytes, view.ttl_seconds = (
+                    EXPIRED,
+                    self._gone(),
+                    None,
+                    None,
+                )
+                continue
+            try:
+                value = self.codec.decode(data)
+            except RedisXComError as exc:
+                failure = type(exc)(f"{_describe(str(view.redis_key))} could not be decoded: {exc}")
+                view.state, view.message = ERROR, str(failure)
+                decoded[id(view)] = (None, failure)
+                continue
+            if keep_values:
+                decoded[id(view)] = (value, None)
+            else:
+                view.preview = preview(value, self.settings.ui_preview_bytes)
+        return [decoded.get(id(view), (None, None)) for view in views]
 
-    def _gone(self, redis_key: str) -> str:
+    def _gone(self) -> str:
         return (
             f"The value is gone from Redis at {self.store.endpoint}: it expired ([redis_xcom] ttl = "
             f"{self.settings.ttl}s), was evicted or was deleted. Clear and re-run the task that "
             "produced it to recreate it."
         )
+
+
+def _view_of(key: str, db_value: Any, budget: int) -> XComView:
+    """A row's view before Redis is asked: a reference to read, or Airflow's own value shown as is."""
+    redis_key = keys.key_of_reference(db_value)
+    if redis_key is None:
+        return XComView(
+            key, INLINE, preview=preview(db_value, budget), message="stored in Airflow's database"
+        )
+    return XComView(key, VALUE, reference=db_value, redis_key=redis_key)
 
 
 def _describe(redis_key: str) -> str:
@@ -141,7 +184,7 @@ def reader() -> ValueReader:
     with _lock:
         if pid not in _readers:
             settings = get_settings()
-            store = RedisStore(client.build_client(settings), settings.url, settings.chunk_bytes)
+            store = RedisStore(client.build_client(settings), chunk_bytes=settings.chunk_bytes)
             _readers.clear()
             _readers[pid] = ValueReader(settings, store)
         return _readers[pid]
