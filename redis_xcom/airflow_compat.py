@@ -55,3 +55,47 @@ def send_to_supervisor(message: Any) -> Any:
     from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
 
     return SUPERVISOR_COMMS.send(message)
+
+
+@functools.cache
+def airflow_stats() -> Any:
+    """Airflow's Stats: the SDK's module from 3.2 (``airflow.stats`` is a deprecated shim there),
+    core's metaclass-configured class before. Either has incr / timing.
+
+    The SDK's Stats stays a no-op until a process calls its ``initialize`` (the task runner does,
+    ``airflow dags test`` and scripts do not): it is initialized here from [metrics] the way the
+    task runner does it, so that metrics reach statsd / Datadog / OpenTelemetry from any process.
+    """
+    try:
+        stats = importlib.import_module("airflow.sdk.observability.stats")
+    except ImportError:
+        return importlib.import_module("airflow.stats").Stats
+    shared = importlib.import_module(stats.initialize.__module__)
+    if getattr(shared, "_factory", "unknown") is None:
+        from airflow.sdk.observability.metrics import stats_utils
+
+        stats.initialize(
+            factory=stats_utils.get_stats_factory(),
+            export_legacy_names=airflow_conf().getboolean("metrics", "legacy_names_on", fallback=True),
+        )
+    return stats.Stats
+
+
+def metrics_enabled() -> bool:
+    """Whether [metrics] sends metrics anywhere (statsd, Datadog or OpenTelemetry)."""
+    conf = airflow_conf()
+    return any(
+        conf.getboolean("metrics", option, fallback=False)
+        for option in ("statsd_on", "statsd_datadog_enabled", "otel_on")
+    )
+
+
+def get_connection(conn_id: str) -> Any:
+    """An Airflow connection through Airflow's own lookup: the task's supervisor, environment
+    variables (AIRFLOW_CONN_*, URI or JSON), secrets backends, the metadata DB.
+
+    The task SDK's BaseHook from 3.1; 3.0's core BaseHook, which itself asks the task's supervisor
+    when it runs inside a task.
+    """
+    hook = _first_module("airflow.sdk.bases.hook", "airflow.hooks.base").BaseHook
+    return hook.get_connection(conn_id)

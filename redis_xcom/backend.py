@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
 
-from redis_xcom import airflow_compat, keys
+from redis_xcom import airflow_compat, keys, metrics
 from redis_xcom.codec import Codec
 from redis_xcom.config import Settings, get_settings
 from redis_xcom.errors import (
@@ -62,10 +63,9 @@ def _runtime() -> _Runtime:
             # One client (one connection pool) per process: a forked child builds its own.
             store = RedisStore(
                 client.build_client(settings),
-                settings.url,
-                settings.chunk_bytes,
-                settings.wait_replicas,
-                settings.wait_timeout_ms,
+                chunk_bytes=settings.chunk_bytes,
+                wait_replicas=settings.wait_replicas,
+                wait_timeout_ms=settings.wait_timeout_ms,
             )
             codec = Codec(settings.compression, settings.compression_threshold)
             _runtime_cache.clear()
@@ -89,7 +89,14 @@ def _warn_if_evicting(store: RedisStore) -> None:
     except RedisXComError as exc:
         log.debug("Could not read maxmemory-policy: %s", exc)
         return
-    if policy is not None and policy != _SAFE_EVICTION_POLICY:
+    if policy is None:
+        log.warning(
+            "Could not read the maxmemory-policy of Redis at %s (CONFIG GET and INFO are denied or "
+            "disabled there): if it evicts keys, pulls of evicted XCom values will fail with "
+            "XComExpiredError. Make sure it is noeviction (managed services: in the parameter group).",
+            store.endpoint,
+        )
+    elif policy != _SAFE_EVICTION_POLICY:
         log.warning(
             "Redis at %s has maxmemory-policy %r: under memory pressure it may evict XCom values, "
             "and pulls of them will fail with XComExpiredError. Set maxmemory-policy noeviction.",
@@ -129,6 +136,7 @@ class ExclusiveRedisXCom(BaseXCom):
     ) -> Any:
         if key == SKIPMIXIN_KEY:
             return BaseXCom.serialize_value(value)
+        started = time.perf_counter()
         coords = _coordinates(dag_id, run_id, task_id, map_index, key)
         runtime = _runtime()
         try:
@@ -146,7 +154,12 @@ class ExclusiveRedisXCom(BaseXCom):
         try:
             runtime.store.put(redis_key, parts, runtime.settings.ttl, index)
         except ReplicationError as exc:
+            _count_failure(exc)
             raise ReplicationError(f"{coords.describe()}: {exc}") from None
+        except RedisXComError as exc:
+            _count_failure(exc)
+            raise
+        metrics.pushed(size, started)
         if not runtime.eviction_checked:
             runtime.eviction_checked = True
             _warn_if_evicting(runtime.store)
@@ -158,8 +171,16 @@ class ExclusiveRedisXCom(BaseXCom):
         if redis_key is None:
             # REST-API rows, trigger events, skipmixin and rows from before the switch.
             return BaseXCom.deserialize_value(result)
+        started = time.perf_counter()
         runtime = _runtime()
-        return _decode(runtime, redis_key, runtime.store.get(redis_key))
+        try:
+            data = runtime.store.get(redis_key)
+        except RedisXComError as exc:
+            _count_failure(exc)
+            raise
+        value = _decode(runtime, redis_key, data)
+        metrics.pulled(1, len(data) if data is not None else 0, started)
+        return value
 
     @classmethod
     def get_all(
@@ -205,8 +226,15 @@ class ExclusiveRedisXCom(BaseXCom):
         uses = Counter(k for k in redis_keys if k is not None)
         if not uses:
             return [cls.deserialize_value(_XComValueWrapper(value)) for value in values]
+        started = time.perf_counter()
         runtime = _runtime()
-        fetched = dict(zip(uses, runtime.store.get_many(list(uses)), strict=True))
+        try:
+            fetched = dict(zip(uses, runtime.store.get_many(list(uses)), strict=True))
+        except RedisXComError as exc:
+            _count_failure(exc)
+            raise
+        size = sum(len(data) for data in fetched.values() if data is not None)
+        count = sum(uses.values())
         pulled = []
         for value, redis_key in zip(values, redis_keys, strict=True):
             if redis_key is None:
@@ -216,6 +244,7 @@ class ExclusiveRedisXCom(BaseXCom):
             uses[redis_key] -= 1
             if not uses[redis_key]:
                 del fetched[redis_key]  # free the raw bytes once decoded: peak memory stays lower
+        metrics.pulled(count, size, started)
         return pulled
 
     @classmethod
@@ -249,23 +278,50 @@ class ExclusiveRedisXCom(BaseXCom):
         stay and would then raise XComExpiredError on pull.
         """
         selection = keys.Selection(dag_id, run_id, task_id, map_index, key)
-        runtime = _runtime()
-        prefix = runtime.settings.key_prefix
-        index = None if run_id is None else keys.run_index_key(prefix, dag_id, run_id)
-        batches = (
-            runtime.store.scan(selection.pattern(prefix))
-            if index is None
-            else runtime.store.index_members(index)
-        )
+        store = _runtime().store
         deleted = 0
-        for batch in batches:
-            # Neither the pattern nor the index can name a key outside the selection; this makes sure.
-            chosen = [k for k in batch if (c := keys.parse_key(k)) is not None and selection.contains(c)]
-            if index is None:
-                deleted += runtime.store.unlink(chosen)
+        for index, chosen in _selected_keys(selection):
+            if index is not None:
+                deleted += store.unlink_indexed(index, chosen)
             else:
-                deleted += runtime.store.unlink_indexed(index, chosen)
+                # A scan crosses runs: each key leaves its own run's index too, so indexes stay exact.
+                deleted += store.unlink_indexed_groups(keys.group_by_run_index(chosen))
         return deleted
+
+    @classmethod
+    def keys_to_clear(
+        cls,
+        *,
+        dag_id: str,
+        run_id: str | None = None,
+        task_id: str | None = None,
+        map_index: int | None = None,
+        key: str | None = None,
+    ) -> Iterator[list[str]]:
+        """Batches of the Redis keys clear() with the same arguments would delete (for a dry run)."""
+        selection = keys.Selection(dag_id, run_id, task_id, map_index, key)
+        for _, chosen in _selected_keys(selection):
+            yield chosen
+
+
+def runtime() -> _Runtime:
+    """This process's settings, codec and store, as pushes and pulls use them (the ops commands too)."""
+    return _runtime()
+
+
+def _selected_keys(selection: keys.Selection) -> Iterator[tuple[str | None, list[str]]]:
+    """Batches of a selection's keys, each with the run index it was read from (None: a scan)."""
+    runtime = _runtime()
+    prefix = runtime.settings.key_prefix
+    index = (
+        None if selection.run_id is None else keys.run_index_key(prefix, selection.dag_id, selection.run_id)
+    )
+    batches = (
+        runtime.store.scan(selection.pattern(prefix)) if index is None else runtime.store.index_members(index)
+    )
+    for batch in batches:
+        # Neither the pattern nor the index can name a key outside the selection; this makes sure.
+        yield index, [k for k in batch if (c := keys.parse_key(k)) is not None and selection.contains(c)]
 
 
 def _all_map_indexes(key: str, dag_id: str, task_id: str, run_id: str, include_prior_dates: bool) -> Any:
@@ -284,8 +340,15 @@ def _all_map_indexes(key: str, dag_id: str, task_id: str, run_id: str, include_p
     )
 
 
+def _count_failure(exc: RedisXComError) -> None:
+    """A failed Redis call counts as a Redis error; a corrupt value read from it does not."""
+    if not isinstance(exc, CodecError):
+        metrics.incr(metrics.REDIS_ERRORS)
+
+
 def _decode(runtime: _Runtime, redis_key: str, data: bytes | None) -> Any:
     if data is None:
+        metrics.incr(metrics.EXPIRED_PULLS)
         raise XComExpiredError(
             f"{_describe_key(redis_key)} is referenced by the metadata DB but its value is gone from "
             f"Redis at {runtime.store.endpoint} (key {redis_key!r}): it expired ([redis_xcom] ttl = "

@@ -14,6 +14,7 @@ share a key, and a glob pattern built from encoded ids cannot match outside its 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import quote, unquote
@@ -74,6 +75,16 @@ def run_index_of(redis_key: str) -> str | None:
     if parse_key(redis_key) is None:
         return None
     return redis_key[: redis_key.index("}") + 1] + "#index"
+
+
+def group_by_run_index(redis_keys: Iterable[str]) -> dict[str, list[str]]:
+    """XCom keys grouped under their run's index (keys that are not XCom keys are left out)."""
+    groups: dict[str, list[str]] = {}
+    for redis_key in redis_keys:
+        index = run_index_of(redis_key)
+        if index is not None:
+            groups.setdefault(index, []).append(redis_key)
+    return groups
 
 
 def build_key(prefix: str, coords: XComCoordinates) -> str:

@@ -7,7 +7,6 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import pytest
 import redis
@@ -57,8 +56,8 @@ class RedisClusterProcesses:
 
     @property
     def url(self) -> str:
-        """A redis+cluster:// URL with one seed node (the client discovers the others from it)."""
-        return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
+        """A redis+cluster:// URL naming every node as a seed."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in self.ports) + "/0"
 
     @property
     def seed_url(self) -> str:
@@ -165,27 +164,7 @@ class RedisClusterProcesses:
 
 def use_cluster(cluster: RedisClusterProcesses, monkeypatch: pytest.MonkeyPatch) -> None:
     """Point the backend at the cluster through [redis_xcom] url = redis+cluster://..."""
-    from redis_xcom.storage import client
-
     monkeypatch.setenv("AIRFLOW__REDIS_XCOM__URL", cluster.url)
-    if not hasattr(client, "_cluster_client"):
-        # Until build_client knows redis+cluster:// URLs: the RedisCluster it is meant to build.
-        monkeypatch.setattr(client, "build_client", lambda settings: _cluster_client(cluster, settings))
-
-
-def _cluster_client(cluster: RedisClusterProcesses, settings: Any) -> RedisCluster:
-    from redis.backoff import ExponentialBackoff
-    from redis.retry import Retry
-
-    retry = Retry(
-        ExponentialBackoff(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
-        settings.retry_attempts,
-    )
-    return cluster.client(
-        retry=retry,
-        socket_timeout=settings.socket_timeout,
-        socket_connect_timeout=settings.socket_connect_timeout,
-    )
 
 
 def flush_cluster(cluster: RedisClusterProcesses) -> None:

@@ -333,3 +333,18 @@ def test_large_values_are_indexed_too(fake_redis: fakeredis.FakeRedis) -> None:
     small = push("s", task_id="small")
     assert run_index(fake_redis) == {big.removeprefix("redis-xcom://"), small.removeprefix("redis-xcom://")}
     assert ExclusiveRedisXCom.clear(dag_id="etl", run_id=RUN) == 2
+
+
+def test_dag_level_clear_drops_the_deleted_keys_from_their_runs_indexes(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    kept = push("kept", run_id="r1", task_id="other")
+    push("a", run_id="r1", task_id="t")
+    push("b", run_id="r2", task_id="t")
+    other_dag = push("c", dag_id="etl_v2", run_id="r1", task_id="t")
+    assert ExclusiveRedisXCom.clear(dag_id="etl", task_id="t") == 2
+    assert run_index(fake_redis, run_id="r1") == {kept.removeprefix("redis-xcom://")}
+    assert run_index(fake_redis, run_id="r2") == set(), "an emptied index disappears"
+    assert ExclusiveRedisXCom.clear(dag_id="etl") == 1
+    assert run_index(fake_redis, run_id="r1") == set()
+    assert run_index(fake_redis, dag_id="etl_v2", run_id="r1") == {other_dag.removeprefix("redis-xcom://")}

@@ -62,6 +62,7 @@ from tests.test_store import (  # noqa: F401  with their fixtures ns and small_c
     test_rewrites_leave_no_orphan_chunks,
     test_small_value_is_one_plain_string,
     test_unlink_counts_values_chunked_or_not,
+    test_value_given_as_buffers_is_stored_as_their_concatenation,
 )
 from tests.xcom_calls import pull, push, redis_key, value_keys
 

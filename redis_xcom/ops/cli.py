@@ -60,7 +60,58 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="limit per airflow command (default 300)",
     )
+    _add_ops_commands(commands)
     return parser
+
+
+def _add_ops_commands(commands: argparse._SubParsersAction) -> None:
+    """The operations commands: each reads [redis_xcom] as the workers do."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON document (for scripts)")
+    exits = "Exit code 0 when it did what was asked, 1 when it failed or found a problem, 2 on bad usage."
+
+    clear = commands.add_parser(
+        "clear",
+        parents=[common],
+        help="delete the Redis values of a selection of XComs",
+        description=(
+            "Delete the Redis values of a selection (ExclusiveRedisXCom.clear): never a key outside "
+            "it, and each deleted key leaves its run's index. Prints how many keys and bytes go, with "
+            "a few of them; asks y/N on a terminal (--yes is required without one). The DB rows stay. "
+            + exits
+        ),
+    )
+    clear.add_argument("--dag-id", required=True, help="the DAG whose values go")
+    clear.add_argument("--run-id", help="only this DAG run (reads the run's index: no keyspace scan)")
+    clear.add_argument("--task-id", help="only this task")
+    clear.add_argument("--map-index", type=int, help="only this map index (-1: unmapped)")
+    clear.add_argument("--key", help="only this XCom key")
+    clear.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    gc = commands.add_parser(
+        "gc",
+        parents=[common],
+        help="delete Redis values whose xcom row is gone; report rows whose value is gone",
+        description=(
+            "Reconcile Redis with Airflow's metadata DB ([database] sql_alchemy_conn): delete every "
+            "value under key_prefix that no xcom row refers to (airflow db clean, a deleted DAG run "
+            "or DAG, REST DELETE, XComModel.clear never tell the backend), and report rows whose "
+            "value is gone, by DAG. Values younger than --grace are kept. Stops without deleting "
+            "when more than half of the values it examined would go (a wrong or empty DB?) unless "
+            "--force. " + exits
+        ),
+    )
+    gc.add_argument("--dry-run", action="store_true", help="only report what would be deleted")
+    gc.add_argument(
+        "--grace",
+        type=int,
+        default=3600,
+        metavar="SECONDS",
+        help="never delete a value written (or read) less than this long ago (default 3600)",
+    )
+    gc.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    gc.add_argument("--force", action="store_true", help="delete even when more than half would go")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -77,6 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_home=args.keep_home,
             timeout=args.timeout,
         )
+    if args.command in ("clear", "gc"):
+        from redis_xcom.ops.commands import run_command
+
+        return run_command(args)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse rejects unknown ones
 
 

@@ -1,22 +1,39 @@
-"""The one place that builds Redis clients: URL, timeouts, retry with backoff, reply parsing, packing."""
+"""The one place that builds Redis clients: one node, Redis Cluster or Sentinel, TLS, timeouts,
+retry with backoff, reply parsing, packing.
+
+The URL's scheme picks the kind (``redis`` ``rediss`` ``unix``: one node; ``redis+cluster``
+``rediss+cluster``: RedisCluster from seed nodes; ``redis+sentinel`` ``rediss+sentinel``: the
+master of a Sentinel service). ``redis_conn_id`` is first turned into such a URL
+(redis_xcom.connection). Nothing here logs or raises a password.
+"""
 
 from __future__ import annotations
 
 import random
 import socket
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import redis
 import redis.backoff
+import redis.cluster
 from redis.backoff import AbstractBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from redis_xcom.config import Settings
+from redis_xcom import connection
+from redis_xcom.config import SECTION, Settings, parse_option
+from redis_xcom.errors import ConfigError
 from redis_xcom.storage.packer import COMMAND_PACKER
+
+# What build_client returns: one node (directly or through Sentinel), or a cluster.
+Client: TypeAlias = "redis.Redis | RedisCluster"
 
 # Transient: a reset or timed-out connection, LOADING after a restart (a ConnectionError
 # subclass in redis-py), or a replica that became read-only during a failover.
@@ -45,35 +62,259 @@ _JITTER_BACKOFF: Callable[..., AbstractBackoff] = getattr(
     redis.backoff, "ExponentialWithJitterBackoff", _ExponentialWithJitterBackoff
 )
 
-
-def endpoint(url: str) -> str:
-    """host:port (or the socket path) of a Redis URL, without user or password."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return parts.path or "?"
-    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
-
-
 # Larger socket reads: fewer system calls and buffer copies for large values.
 SOCKET_READ_SIZE = 256 * 1024
+DEFAULT_PORT = 6379
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
+# TLS options that may be given as URL query parameters too (they win over [redis_xcom]'s).
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
 
 
-def build_client(settings: Settings) -> redis.Redis:
-    """A client for settings.url; redis-py's pool reconnects by itself and resets after fork."""
-    retry = Retry(
+@dataclass(frozen=True)
+class Target:
+    """A parsed URL of any scheme. repr shows no password."""
+
+    scheme: str
+    hosts: tuple[tuple[str, int], ...]
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    db: int = 0
+    # Sentinel only: the monitored master's name.
+    service: str = ""
+    # Query parameters other than the TLS options (passed to redis-py for one node).
+    query: tuple[tuple[str, str], ...] = ()
+    tls: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.scheme.startswith("rediss")
+
+    @property
+    def kind(self) -> str:
+        if self.scheme in CLUSTER_SCHEMES:
+            return "cluster"
+        if self.scheme in SENTINEL_SCHEMES:
+            return "sentinel"
+        return "node"
+
+
+def _host_port(text: str, url_shown: str) -> tuple[str, int]:
+    """One ``host[:port]`` (``[v6]:port`` too) of a multi-host URL."""
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    else:
+        host, _, port_text = text.rpartition(":") if ":" in text else (text, "", "")
+    try:
+        port = int(port_text) if port_text else DEFAULT_PORT
+    except ValueError:
+        raise ConfigError(f"[{SECTION}] url {url_shown!r}: port of {text!r} is not a number") from None
+    if not host:
+        raise ConfigError(f"[{SECTION}] url {url_shown!r}: a host is empty in {text!r}")
+    return host, port
+
+
+def _hosts(hostlist: str, url_shown: str) -> tuple[tuple[str, int], ...]:
+    """The comma-separated ``host:port`` list of a URL (localhost:6379 if empty)."""
+    if not hostlist:
+        return (("localhost", DEFAULT_PORT),)
+    return tuple(_host_port(h, url_shown) for h in hostlist.split(","))
+
+
+def parse_url(url: str, settings: Settings | None = None) -> Target:
+    """The URL's parts, with the TLS options merged from settings (a query parameter wins)."""
+    from redis_xcom.config import redact_url
+
+    shown = redact_url(url)
+    parts = urlsplit(url)
+    scheme = parts.scheme
+    userinfo, at, hostlist = parts.netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    tls: dict[str, Any] = {}
+    if settings is not None:
+        tls = {name: getattr(settings, name) for name in TLS_OPTIONS}
+    for name, value in query:
+        if name in TLS_OPTIONS:
+            tls[name] = parse_option(name, value)
+    if "ssl_cert_reqs" in tls and tls["ssl_cert_reqs"] not in ("required", "optional", "none"):
+        raise ConfigError(
+            f"[{SECTION}] ssl_cert_reqs must be one of required, optional, none; got {tls['ssl_cert_reqs']!r}"
+        )
+    other = tuple((name, value) for name, value in query if name not in TLS_OPTIONS)
+    if scheme == "unix":
+        return Target(scheme, (), username, password, query=other, tls=tls)
+    hosts = _hosts(hostlist, shown)
+    path = [p for p in parts.path.split("/") if p]
+    service = ""
+    if scheme in SENTINEL_SCHEMES:
+        if not path:
+            raise ConfigError(
+                f"[{SECTION}] url {shown!r} names no Sentinel service: write "
+                f"{scheme}://host:port[,host:port...]/<service_name>[/<db>]"
+            )
+        service, path = unquote(path[0]), path[1:]
+    db_text = path[0] if path else dict(query).get("db", "0")
+    try:
+        db = int(db_text)
+    except ValueError:
+        raise ConfigError(f"[{SECTION}] url {shown!r}: the database {db_text!r} is not a number") from None
+    if len(path) > 1 or (scheme not in SENTINEL_SCHEMES and scheme not in CLUSTER_SCHEMES and len(hosts) > 1):
+        raise ConfigError(
+            f"[{SECTION}] url {shown!r} is not understood: one node takes one host:port and /<db>; "
+            "use redis+cluster:// or redis+sentinel:// for several hosts"
+        )
+    if scheme in CLUSTER_SCHEMES and db != 0:
+        raise ConfigError(
+            f"[{SECTION}] url {shown!r} selects database {db}: Redis Cluster has database 0 only; "
+            "drop the /<db> or write /0"
+        )
+    return Target(scheme, hosts, username, password, db, service, other, tls)
+
+
+def _tls_kwargs(target: Target) -> dict[str, Any]:
+    """redis-py's ssl_* arguments for a rediss* target (none otherwise: plain connections refuse them)."""
+    if not target.uses_tls:
+        return {}
+    tls = target.tls
+    reqs = tls.get("ssl_cert_reqs") or "required"
+    kwargs: dict[str, Any] = {
+        "ssl_cert_reqs": reqs,
+        # Python refuses to check a host name on a certificate it does not verify.
+        "ssl_check_hostname": bool(tls.get("ssl_check_hostname", True)) and reqs != "none",
+    }
+    for name in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
+        if tls.get(name):
+            kwargs[name] = tls[name]
+    return kwargs
+
+
+def _retry(settings: Settings) -> Retry:
+    return Retry(
         _JITTER_BACKOFF(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
         retries=settings.retry_attempts,
         supported_errors=RETRIED_ERRORS,
     )
-    return redis.Redis.from_url(
-        settings.url,
-        socket_connect_timeout=settings.socket_connect_timeout,
-        socket_timeout=settings.socket_timeout,
-        retry=retry,
+
+
+def _node_kwargs(settings: Settings) -> dict[str, Any]:
+    """What every connection to a Redis node (one node, a Sentinel's master) is built with."""
+    return {
+        "socket_connect_timeout": settings.socket_connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+        "retry": _retry(settings),
         # redis-py before 6 retries only the errors named here too (Retry's list alone is ignored).
-        retry_on_error=list(RETRIED_ERRORS),
-        health_check_interval=30,
-        client_name="redis-xcom",
-        socket_read_size=SOCKET_READ_SIZE,
-        command_packer=COMMAND_PACKER,
+        "retry_on_error": list(RETRIED_ERRORS),
+        "health_check_interval": 30,
+        "client_name": "redis-xcom",
+        "socket_read_size": SOCKET_READ_SIZE,
+        "command_packer": COMMAND_PACKER,
+    }
+
+
+def _single_client(url: str, target: Target, settings: Settings) -> redis.Redis:
+    # redis-py reads user, password, db and its own query parameters; the TLS ones are ours.
+    plain_url = url.partition("?")[0] + (f"?{urlencode(target.query)}" if target.query else "")
+    return redis.Redis.from_url(plain_url, **_node_kwargs(settings), **_tls_kwargs(target))
+
+
+def _cluster_client(target: Target, settings: Settings) -> RedisCluster:
+    """A RedisCluster discovering the cluster from the seed nodes (the cluster engineer tunes this)."""
+    kwargs: dict[str, Any] = {
+        "startup_nodes": [ClusterNode(host, port) for host, port in target.hosts],
+        "username": target.username,
+        "password": target.password,
+        "socket_connect_timeout": settings.socket_connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+        "retry": _retry(settings),
+        "client_name": "redis-xcom",
+        "socket_read_size": SOCKET_READ_SIZE,
+        **_tls_kwargs(target),
+    }
+    if target.uses_tls:
+        kwargs["ssl"] = True
+    if "retry" not in getattr(redis.cluster, "KWARGS_DISABLED_KEYS", ()):
+        # redis-py before 6 counts cluster-level retries (MOVED, ASK, a node down) separately.
+        kwargs["cluster_error_retry_attempts"] = settings.retry_attempts
+    return RedisCluster(**kwargs)
+
+
+def _sentinel_client(target: Target, settings: Settings) -> redis.Redis:
+    """The master of a Sentinel service: redis-py asks the Sentinels (skipping any that is down)
+    for its address on every new connection, so a failover is followed by reconnecting."""
+    tls = _tls_kwargs(target)
+    if tls:
+        tls["ssl"] = True
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_connect_timeout": settings.socket_connect_timeout,
+        "socket_timeout": settings.socket_timeout,
+        "username": settings.sentinel_username or None,
+        "password": settings.sentinel_password or None,
+        **tls,
+    }
+    sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs)
+    return sentinel.master_for(
+        target.service,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        **_node_kwargs(settings),
+        **tls,
     )
+
+
+def build_client(settings: Settings) -> Client:
+    """A client for settings.url (or redis_conn_id); redis-py's pools reconnect by themselves and
+    reset after a fork."""
+    settings = connection.resolve(settings)
+    url = settings.url
+    target = parse_url(url, settings)
+    if target.kind == "cluster":
+        return _cluster_client(target, settings)
+    if target.kind == "sentinel":
+        return _sentinel_client(target, settings)
+    return _single_client(url, target, settings)
+
+
+def _join(hosts: Any) -> str:
+    return ",".join(f"{host}:{port}" for host, port in hosts)
+
+
+def endpoint(url: str) -> str:
+    """The node(s) a URL names, without user or password: host:port, the socket path, the seed
+    nodes of a cluster, or a Sentinel service and its Sentinels."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return parts.path or "?"
+    hostlist = parts.netloc.rpartition("@")[2]
+    try:
+        hosts = _hosts(hostlist, "")
+    except ConfigError:
+        return hostlist or "?"
+    if parts.scheme in CLUSTER_SCHEMES:
+        return f"{_join(hosts)} (Redis Cluster)"
+    if parts.scheme in SENTINEL_SCHEMES:
+        service = unquote(next((p for p in parts.path.split("/") if p), "?"))
+        return f"the master of Sentinel service {service!r} via Sentinels {_join(hosts)}"
+    return _join(hosts)
+
+
+def describe(client: Any) -> str:
+    """The node(s) a client of build_client talks to, for error messages (never credentials)."""
+    if isinstance(client, RedisCluster):
+        nodes = sorted(client.nodes_manager.startup_nodes)
+        return f"{','.join(nodes)} (Redis Cluster)"
+    pool = getattr(client, "connection_pool", None)
+    if isinstance(pool, SentinelConnectionPool):
+        sentinels = [s.connection_pool.connection_kwargs for s in pool.sentinel_manager.sentinels]
+        where = _join((s.get("host", "?"), s.get("port", DEFAULT_PORT)) for s in sentinels)
+        return f"the master of Sentinel service {pool.service_name!r} via Sentinels {where}"
+    kwargs = getattr(pool, "connection_kwargs", {})
+    if kwargs.get("path"):
+        return str(kwargs["path"])
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', DEFAULT_PORT)}"

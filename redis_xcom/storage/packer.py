@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hiredis
-import redis
 from redis.connection import Encoder, PythonRespSerializer
 from redis.exceptions import DataError
 
@@ -86,6 +85,8 @@ class _CommandPacker(PythonRespSerializer):
 COMMAND_PACKER = _CommandPacker(6000, Encoder("utf-8", "strict", False).encode)
 
 
-def sends_buffer_lists(client: redis.Redis) -> bool:
-    """Whether client packs BufferList arguments: those from build_client do, any other joins them."""
-    return client.connection_pool.connection_kwargs.get("command_packer") is COMMAND_PACKER
+def sends_buffer_lists(client: object) -> bool:
+    """Whether client packs BufferList arguments: those from build_client do, any other joins them
+    (a RedisCluster has no pool of its own and builds its nodes' connections without our packer)."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    return kwargs.get("command_packer") is COMMAND_PACKER

@@ -22,10 +22,12 @@ import logging
 import re
 import socket
 import struct
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 from redis.exceptions import (
     AuthenticationError,
     ExecAbortError,
@@ -34,10 +36,11 @@ from redis.exceptions import (
     RedisError,
     ResponseError,
 )
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError, ReplicationError
 from redis_xcom.storage import cluster
-from redis_xcom.storage.client import RETRIED_ERRORS, endpoint
+from redis_xcom.storage.client import RETRIED_ERRORS, Client, describe, endpoint
 from redis_xcom.storage.packer import Buffer, BufferList, sends_buffer_lists
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,18 @@ def pack_manifest(chunks: int, total: int) -> bytes:
 
 def is_manifest(data: bytes) -> bool:
     return len(data) == _MANIFEST.size and data.startswith(MANIFEST_MAGIC)
+
+
+@dataclass(frozen=True)
+class KeyFacts:
+    """What one key costs and how long it lives (RedisStore.describe)."""
+
+    key: str
+    bytes: int
+    ttl: int  # seconds left; -1 no expiry, -2 gone
+    chunked: bool
+    exists: bool
+    measured_by: str  # "MEMORY USAGE", or "value length" where MEMORY is refused
 
 
 class _Script:
@@ -171,13 +186,20 @@ class _RedisErrors:
         if isinstance(exc, AuthenticationError):
             raise RedisUnavailableError(
                 f"{where} refused the credentials while trying to {action}: {_reason(exc)}. "
-                "Check the user and password in [redis_xcom] url."
+                "Check the user and password in [redis_xcom] url (or its redis_conn_id connection)."
             ) from None
         if isinstance(exc, ReadOnlyError):
             raise RedisUnavailableError(
                 f"{where} is a read-only replica while trying to {action}: {_reason(exc)}. "
                 "A failover may be in progress, or [redis_xcom] url points at a replica; "
                 "the task can be retried once a primary answers."
+            ) from exc
+        if isinstance(exc, RedisConnectionError) and "SSL" in str(exc):
+            raise RedisUnavailableError(
+                f"{where} failed the TLS handshake while trying to {action}: {_reason(exc)}. "
+                "Check [redis_xcom] ssl_ca_certs (the CA that signed the server's certificate), "
+                "ssl_check_hostname (the host must be in the certificate's names), and ssl_certfile / "
+                "ssl_keyfile if the server requires a client certificate."
             ) from exc
         if isinstance(exc, RETRIED_ERRORS):
             raise RedisUnavailableError(
@@ -205,7 +227,10 @@ def _first_error(replies: Sequence[Any]) -> Exception | None:
 
 
 class RedisStore:
-    """Byte values under string keys, in the Redis (one node or a cluster) that settings.url names.
+    """Byte values under string keys, in the Redis (node, cluster or Sentinel's master) of client.
+
+    ``where`` names it in errors: None describes the client; a URL is reduced to its host(s),
+    never keeping credentials.
 
     With ``wait_replicas`` > 0 every write is followed, on its own connection, by ``WAIT
     wait_replicas wait_timeout_ms``, and fails with ReplicationError when fewer replicas confirm it.
@@ -213,8 +238,8 @@ class RedisStore:
 
     def __init__(
         self,
-        client: redis.Redis,
-        url: str,
+        client: Client,
+        where: str | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
@@ -222,7 +247,10 @@ class RedisStore:
         if chunk_bytes <= 0:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
         self.client = client
-        self.endpoint = endpoint(url)
+        if where is None:
+            self.endpoint = describe(client)
+        else:
+            self.endpoint = endpoint(where) if "://" in where else where
         self.chunk_bytes = chunk_bytes
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
@@ -253,15 +281,12 @@ class RedisStore:
 
     def _bulk_limit(self, action: str) -> int:
         if self._server_bulk_limit is None:
-            try:
-                with self._errors(f"{action} (reading proto-max-bulk-len first)"):
-                    reply = self.client.config_get("proto-max-bulk-len")
-                self._server_bulk_limit = int(reply.get("proto-max-bulk-len") or 0)
-            except RedisXComError as exc:
-                if not isinstance(exc.__cause__, ResponseError):
-                    raise
-                # CONFIG is disabled (many managed services): trust [redis_xcom] chunk_bytes.
-                self._server_bulk_limit = 0
+            reply = self._denied_as_none(
+                f"{action} (reading proto-max-bulk-len first)",
+                lambda: self.client.config_get("proto-max-bulk-len"),
+            )
+            # CONFIG denied or renamed away (managed services, ACLs): trust [redis_xcom] chunk_bytes.
+            self._server_bulk_limit = int((reply or {}).get("proto-max-bulk-len") or 0)
         return self._server_bulk_limit
 
     def put(self, key: str, data: Buffer | Sequence[Buffer], ttl: int, index: str | None = None) -> None:
@@ -343,21 +368,21 @@ class RedisStore:
 
     def _owner_name(self, key: str) -> str:
         """The node holding key, for messages: on a cluster, its slot's master."""
-        if not self._cluster:
-            return self.endpoint
-        return str(self.client.get_node_from_key(key).name)  # type: ignore[attr-defined]
+        if isinstance(self.client, RedisCluster):
+            return str(self.client.get_node_from_key(key).name)
+        return self.endpoint
 
     def _on_owner(self, key: str, run: Callable[[redis.Redis], list[Any]]) -> list[Any]:
         """run(a connection to the node holding key): the client itself, or a cluster's slot owner."""
-        if self._cluster:
-            return cluster.on_slot_owner(self.client, key, run)  # type: ignore[arg-type]
+        if isinstance(self.client, RedisCluster):
+            return cluster.on_slot_owner(self.client, key, run)
         return run(self.client)
 
     def _retrying(self, action: Callable[[], Any]) -> Any:
         """On a cluster, action() again through resharding and failover (on one node, redis-py's
         own retry suffices)."""
-        if self._cluster:
-            return cluster.retrying(self.client, action)  # type: ignore[arg-type]
+        if isinstance(self.client, RedisCluster):
+            return cluster.retrying(self.client, action)
         return action()
 
     # -- reading ------------------------------------------------------------------------------
@@ -489,6 +514,25 @@ class RedisStore:
         with self._errors("delete keys of", index):
             return int(self._retrying(unlink_and_drop))
 
+    def unlink_indexed_groups(self, groups: Mapping[str, Sequence[str]]) -> int:
+        """unlink_indexed for the keys of several indexes (each group one run, so one hash slot) in
+        one round trip; returns how many existed."""
+        groups = {index: members for index, members in groups.items() if members}
+        if not groups:
+            return 0
+        with self._errors(f"delete keys of {len(groups)} runs"):
+
+            def unlink_and_drop() -> int:
+                # Each run's keys and index share its hash tag: on a cluster, one slot per UNLINK.
+                pipe = self.client.pipeline(transaction=False)
+                for index, members in groups.items():
+                    pipe.execute_command("UNLINK", *members)  # ClusterPipeline.unlink takes one key only
+                    pipe.srem(index, *members)
+                replies = pipe.execute()
+                return sum(int(deleted) for deleted in replies[::2])
+
+            return int(self._retrying(unlink_and_drop))
+
     def scan(self, pattern: str) -> Iterator[list[str]]:
         """Batches of keys matching a glob pattern, walking the keyspace with SCAN (on a cluster,
         every primary's)."""
@@ -505,8 +549,6 @@ class RedisStore:
                     return
 
     def _scan_primaries(self, pattern: str) -> Iterator[list[str]]:
-        from redis.cluster import RedisCluster
-
         batch: list[str] = []
         found = self.client.scan_iter(
             match=pattern,
@@ -521,18 +563,121 @@ class RedisStore:
         if batch:
             yield batch
 
+    def describe(self, keys: Sequence[str]) -> list[KeyFacts]:
+        """Size, TTL and layout of many keys in one round trip (two where MEMORY is refused).
+
+        Size is MEMORY USAGE (what the key costs Redis, SAMPLES 0: every chunk counted); where the
+        server refuses MEMORY (an ACL, a managed service) it is the value's length (STRLEN, or the
+        length a chunked value's manifest records) and ``KeyFacts.measured_by`` says so.
+        """
+        if not keys:
+            return []
+        with self._errors(f"describe {len(keys)} keys"):
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
+                pipe.ttl(key)
+                pipe.type(key)
+            replies = pipe.execute(raise_on_error=False)
+            sizes, ttls, types = replies[::3], replies[1::3], replies[2::3]
+            for reply in (*ttls, *types):
+                if isinstance(reply, Exception):
+                    raise reply
+            kinds = [t.decode() if isinstance(t, bytes) else str(t) for t in types]
+            measured_by = "MEMORY USAGE"
+            if any(isinstance(size, Exception) for size in sizes):
+                measured_by = "value length"
+                sizes = self._value_lengths(keys, kinds)
+            return [
+                KeyFacts(key, int(size or 0), int(ttl), kind == "list", kind != "none", measured_by)
+                for key, size, ttl, kind in zip(keys, sizes, ttls, kinds, strict=True)
+            ]
+
+    def _value_lengths(self, keys: Sequence[str], kinds: Sequence[str]) -> list[int]:
+        """STRLEN of plain values, the recorded length of chunked ones (their manifest)."""
+        pipe = self.client.pipeline(transaction=False)
+        for key, kind in zip(keys, kinds, strict=True):
+            if kind == "list":
+                pipe.lindex(key, 0)
+            else:
+                pipe.strlen(key)
+        lengths = []
+        for kind, reply in zip(kinds, pipe.execute(raise_on_error=False), strict=True):
+            if isinstance(reply, Exception) or reply is None:
+                lengths.append(0)
+            elif kind == "list":
+                lengths.append(_MANIFEST.unpack(reply)[3] if is_manifest(reply) else 0)
+            else:
+                lengths.append(int(reply))
+        return lengths
+
+    def ages(self, keys: Sequence[str]) -> list[tuple[int | None, int]]:
+        """(OBJECT IDLETIME or None where refused, TTL) of many keys in one round trip.
+
+        IDLETIME is None under an LFU maxmemory-policy (the server keeps no access time) or an ACL
+        refusing OBJECT; TTL is -2 for a key that is gone.
+        """
+        if not keys:
+            return []
+        with self._errors(f"read the age of {len(keys)} keys"):
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.object("idletime", key)
+                pipe.ttl(key)
+            replies = pipe.execute(raise_on_error=False)
+        ages: list[tuple[int | None, int]] = []
+        for idle, ttl in zip(replies[::2], replies[1::2], strict=True):
+            if isinstance(ttl, Exception):
+                raise ttl
+            ages.append((None if isinstance(idle, Exception) or idle is None else int(idle), int(ttl)))
+        return ages
+
+    def exist(self, keys: Sequence[str]) -> list[bool]:
+        """Whether each key exists, in one round trip."""
+        if not keys:
+            return []
+        with self._errors(f"look up {len(keys)} keys"):
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.exists(key)
+            return [bool(found) for found in pipe.execute()]
+
+    def nodes(self) -> dict[str, Any]:
+        """A client per server holding keys: the one server, or every primary of a cluster."""
+        primaries = getattr(self.client, "get_primaries", None)
+        if primaries is None:
+            return {self.endpoint: self.client}
+        return {f"{node.host}:{node.port}": node.redis_connection for node in primaries()}
+
+    def key_count(self) -> int:
+        """Keys in the database (every primary's on a cluster): the total of a keyspace walk."""
+        with self._errors("count keys (DBSIZE)"):
+            return sum(int(node.dbsize()) for node in self.nodes().values())
+
     def ttl(self, key: str) -> int:
         with self._errors("read the TTL of", key):
             return int(self._retrying(lambda: self.client.ttl(key)))
 
     def eviction_policy(self) -> str | None:
-        """maxmemory-policy, or None where CONFIG is disabled (many managed Redis services)."""
+        """maxmemory-policy: from CONFIG GET, else from INFO memory where CONFIG is denied (an ACL,
+        a managed service) or renamed away; None when neither answers."""
+        policy = self._denied_as_none(
+            "read maxmemory-policy", lambda: self.client.config_get("maxmemory-policy")
+        )
+        if policy is not None and policy.get("maxmemory-policy") is not None:
+            return str(policy["maxmemory-policy"])
+        info = self._denied_as_none("read INFO memory", lambda: self.client.info("memory"))
+        if info is None or info.get("maxmemory_policy") is None:
+            return None
+        return str(info["maxmemory_policy"])
+
+    def _denied_as_none(self, action: str, call: Callable[[], Any]) -> Any:
+        """call's reply, or None when the server refuses the command (NOPERM, unknown command);
+        an unreachable server still raises."""
         try:
-            with self._errors("read maxmemory-policy"):
-                reply = self.client.config_get("maxmemory-policy")
+            with self._errors(action):
+                return call()
         except RedisXComError as exc:
             if isinstance(exc.__cause__, ResponseError):
                 return None
             raise
-        policy = reply.get("maxmemory-policy")
-        return None if policy is None else str(policy)

@@ -1,0 +1,30 @@
+"""Dispatch of the operations commands from their parsed arguments."""
+
+from __future__ import annotations
+
+import argparse
+
+from redis_xcom.errors import ConfigError
+from redis_xcom.ops.output import PROBLEM, USAGE, Output
+
+
+def run_command(args: argparse.Namespace) -> int:
+    out = Output(args.json)
+    try:
+        if args.command == "clear":
+            from redis_xcom.keys import Selection
+            from redis_xcom.ops.clear import run_clear
+
+            selection = Selection(args.dag_id, args.run_id, args.task_id, args.map_index, args.key)
+            return run_clear(selection, dry_run=args.dry_run, yes=args.yes, out=out)
+        if args.command == "gc":
+            from redis_xcom.ops.gc import run_gc
+
+            if args.grace < 0:
+                out.note("--grace must be >= 0 seconds")
+                return USAGE
+            return run_gc(grace=args.grace, dry_run=args.dry_run, yes=args.yes, force=args.force, out=out)
+    except ConfigError as exc:
+        out.note(f"redis-xcom {args.command}: {exc}")
+        return PROBLEM
+    raise AssertionError(f"unhandled command {args.command!r}")
