@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	./scripts/ensure-redis-server.sh
+	./scripts/ensure-openssl.sh
 	./scripts/ensure-postgresql.sh
 	$(BIN)/pytest
 
@@ -27,6 +28,7 @@ test: $(STAMP)
 # how the locks are made). `make test-matrix MATRIX=3.0.6` runs one version.
 test-matrix:
 	./scripts/ensure-redis-server.sh
+	./scripts/ensure-openssl.sh
 	./scripts/ensure-postgresql.sh
 	PYTHON=$(PYTHON) ./scripts/test-matrix.sh $(MATRIX)
 
@@ -34,10 +36,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check redis_xcom tests benchmarks
 	$(BIN)/mypy
 
+# The benchmarks start their own redis-server, PostgreSQL and moto (S3) on free loopback ports.
 bench: $(STAMP)
+	./scripts/ensure-redis-server.sh
+	./scripts/ensure-postgresql.sh
 	$(BIN)/python -m benchmarks
 
 bench-smoke: $(STAMP)
+	./scripts/ensure-redis-server.sh
+	./scripts/ensure-postgresql.sh
 	$(BIN)/python -m benchmarks --smoke
 
 clean:

@@ -78,7 +78,14 @@ def _warn_if_evicting(store: RedisStore) -> None:
     except RedisXComError as exc:
         log.debug("Could not read maxmemory-policy: %s", exc)
         return
-    if policy is not None and policy != _SAFE_EVICTION_POLICY:
+    if policy is None:
+        log.warning(
+            "Could not read the maxmemory-policy of Redis at %s (CONFIG GET and INFO are denied or "
+            "disabled there): if it evicts keys, pulls of evicted XCom values will fail with "
+            "XComExpiredError. Make sure it is noeviction (managed services: in the parameter group).",
+            store.endpoint,
+        )
+    elif policy != _SAFE_EVICTION_POLICY:
         log.warning(
             "Redis at %s has maxmemory-policy %r: under memory pressure it may evict XCom values, "
             "and pulls of them will fail with XComExpiredError. Set maxmemory-policy noeviction.",

@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -52,12 +53,16 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
-                if redis.Redis(port=self.port, socket_connect_timeout=0.2).ping():
+                if self.ping():
                     return self
             except redis.ConnectionError:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.dir}/redis.log")
+
+    def ping(self) -> bool:
+        """Whether the server answers (servers without a plain port, or with a password, override it)."""
+        return bool(self.client(socket_connect_timeout=0.2).ping())
 
     def stop(self) -> None:
         """Kill the server at once (SIGKILL): nothing is saved, like a crash."""
@@ -70,8 +75,9 @@ class RedisServer:
         self.stop()
         self.start()
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port)
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """An unrestricted client of the test's own (never the backend's)."""
+        return redis.Redis(port=self.port, **kwargs)
 
     def __enter__(self) -> RedisServer:
         return self.start()

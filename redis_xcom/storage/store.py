@@ -21,11 +21,12 @@ import logging
 import re
 import socket
 import struct
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.exceptions import AuthenticationError, NoScriptError, ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
 from redis_xcom.storage.client import RETRIED_ERRORS, Client, describe, endpoint
@@ -146,13 +147,20 @@ class _RedisErrors:
         if isinstance(exc, AuthenticationError):
             raise RedisUnavailableError(
                 f"{where} refused the credentials while trying to {action}: {_reason(exc)}. "
-                "Check the user and password in [redis_xcom] url."
+                "Check the user and password in [redis_xcom] url (or its redis_conn_id connection)."
             ) from None
         if isinstance(exc, ReadOnlyError):
             raise RedisUnavailableError(
                 f"{where} is a read-only replica while trying to {action}: {_reason(exc)}. "
                 "A failover may be in progress, or [redis_xcom] url points at a replica; "
                 "the task can be retried once a primary answers."
+            ) from exc
+        if isinstance(exc, RedisConnectionError) and "SSL" in str(exc):
+            raise RedisUnavailableError(
+                f"{where} failed the TLS handshake while trying to {action}: {_reason(exc)}. "
+                "Check [redis_xcom] ssl_ca_certs (the CA that signed the server's certificate), "
+                "ssl_check_hostname (the host must be in the certificate's names), and ssl_certfile / "
+                "ssl_keyfile if the server requires a client certificate."
             ) from exc
         if isinstance(exc, RETRIED_ERRORS):
             raise RedisUnavailableError(
@@ -207,15 +215,12 @@ class RedisStore:
 
     def _bulk_limit(self, action: str) -> int:
         if self._server_bulk_limit is None:
-            try:
-                with self._errors(f"{action} (reading proto-max-bulk-len first)"):
-                    reply = self.client.config_get("proto-max-bulk-len")
-                self._server_bulk_limit = int(reply.get("proto-max-bulk-len") or 0)
-            except RedisXComError as exc:
-                if not isinstance(exc.__cause__, ResponseError):
-                    raise
-                # CONFIG is disabled (many managed services): trust [redis_xcom] chunk_bytes.
-                self._server_bulk_limit = 0
+            reply = self._denied_as_none(
+                f"{action} (reading proto-max-bulk-len first)",
+                lambda: self.client.config_get("proto-max-bulk-len"),
+            )
+            # CONFIG denied or renamed away (managed services, ACLs): trust [redis_xcom] chunk_bytes.
+            self._server_bulk_limit = int((reply or {}).get("proto-max-bulk-len") or 0)
         return self._server_bulk_limit
 
     def put(self, key: str, data: Buffer | Sequence[Buffer], ttl: int, index: str | None = None) -> None:
@@ -483,13 +488,25 @@ class RedisStore:
             return int(self.client.ttl(key))
 
     def eviction_policy(self) -> str | None:
-        """maxmemory-policy, or None where CONFIG is disabled (many managed Redis services)."""
+        """maxmemory-policy: from CONFIG GET, else from INFO memory where CONFIG is denied (an ACL,
+        a managed service) or renamed away; None when neither answers."""
+        policy = self._denied_as_none(
+            "read maxmemory-policy", lambda: self.client.config_get("maxmemory-policy")
+        )
+        if policy is not None and policy.get("maxmemory-policy") is not None:
+            return str(policy["maxmemory-policy"])
+        info = self._denied_as_none("read INFO memory", lambda: self.client.info("memory"))
+        if info is None or info.get("maxmemory_policy") is None:
+            return None
+        return str(info["maxmemory_policy"])
+
+    def _denied_as_none(self, action: str, call: Callable[[], Any]) -> Any:
+        """call's reply, or None when the server refuses the command (NOPERM, unknown command);
+        an unreachable server still raises."""
         try:
-            with self._errors("read maxmemory-policy"):
-                reply = self.client.config_get("maxmemory-policy")
+            with self._errors(action):
+                return call()
         except RedisXComError as exc:
             if isinstance(exc.__cause__, ResponseError):
                 return None
             raise
-        policy = reply.get("maxmemory-policy")
-        return None if policy is None else str(policy)
