@@ -36,10 +36,15 @@ lint: $(STAMP)
 	$(BIN)/ruff check redis_xcom tests benchmarks
 	$(BIN)/mypy
 
+# The benchmarks start their own redis-server, PostgreSQL and moto (S3) on free loopback ports.
 bench: $(STAMP)
+	./scripts/ensure-redis-server.sh
+	./scripts/ensure-postgresql.sh
 	$(BIN)/python -m benchmarks
 
 bench-smoke: $(STAMP)
+	./scripts/ensure-redis-server.sh
+	./scripts/ensure-postgresql.sh
 	$(BIN)/python -m benchmarks --smoke
 
 clean:

@@ -38,6 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="airflow: every S x N combination, 50 MB x 200 (10 GB) included",
     )
+    parser.add_argument("--postgres-url", help="a PostgreSQL of your own (default: start one on a free port)")
+    parser.add_argument(
+        "--db", action="append", choices=["postgres", "sqlite"], help="end to end: only these metadata DBs"
+    )
+    parser.add_argument(
+        "--airflow-size", action="append", help="end to end: only these payload sizes (1.0KB, 1.0MB, 50.0MB)"
+    )
+    parser.add_argument("--reps", type=int, default=0, help="repetitions of the Airflow runs (default: 3)")
     parser.add_argument("--report-only", action="store_true", help="rebuild RESULTS.md and chart.png only")
     return parser.parse_args(argv)
 
@@ -60,7 +68,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     failed: list[str] = []
     with provide_redis(args.redis_url) as (url, kind, owned):
-        ctx = BenchContext(url, kind, owned, args.smoke, args.out, full_grid=args.full_grid)
+        ctx = BenchContext(
+            url,
+            kind,
+            owned,
+            args.smoke,
+            args.out,
+            full_grid=args.full_grid,
+            postgres_url=args.postgres_url,
+            databases=tuple(args.db or ()),
+            airflow_points=tuple(args.airflow_size or ()),
+            reps=args.reps,
+        )
         print(f"Redis: {kind}; key prefix {ctx.prefix}; results in {args.out}", flush=True)
         for name in args.only or list(BENCHMARKS):
             try:

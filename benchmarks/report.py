@@ -16,12 +16,21 @@ from benchmarks._common import fmt_bytes, fmt_seconds
 ORDER = ("codec", "backend", "scaling", "airflow")
 BACKEND_LABELS = {
     "default": "default (DB)",
-    "objectstorage": "object storage (file://)",
+    "objectstorage": "object storage (file://)",  # results written before S3 was measured
+    "objectstorage_s3": "object storage on S3 (moto)",
+    "objectstorage_file": "object storage, local disk (file://, upper bound)",
     "redis_xcom": "redis-xcom",
 }
+AIRFLOW_BACKENDS = ("default", "objectstorage_s3", "objectstorage_file", "redis_xcom")
 CODEC_GOAL_SHAPE = "records_20000"
 CODEC_GOAL = 12.0
-COLORS = {"default": "#7f8c8d", "objectstorage": "#2980b9", "redis_xcom": "#c0392b"}
+COLORS = {
+    "default": "#7f8c8d",
+    "objectstorage": "#2980b9",
+    "objectstorage_s3": "#e67e22",
+    "objectstorage_file": "#2980b9",
+    "redis_xcom": "#c0392b",
+}
 
 
 def load(out: Path) -> dict[str, dict[str, Any]]:
@@ -278,6 +287,7 @@ def airflow_section(doc: dict[str, Any]) -> str:
             if not b.get("ok_runs"):
                 rows.append(
                     [
+                        row.get("db", "sqlite"),
                         row.get("shape", "text"),
                         fmt_bytes(row["size"]),
                         row["n"],
@@ -300,10 +310,11 @@ def airflow_section(doc: dict[str, Any]) -> str:
                 speed = ratio_text(s["median"], [s["p25"], s["p75"]]) if s else ""
             rows.append(
                 [
+                    row.get("db", "sqlite"),
                     row.get("shape", "text"),
                     fmt_bytes(row["size"]),
                     row["n"],
-                    label,
+                    f"{label} ({b['ok_runs']} runs)",
                     f"{fmt_seconds(x['median'])} [{fmt_seconds(x['p25'])} - {fmt_seconds(x['p75'])}]",
                     fmt_seconds(b["dag_run_s"]["median"]),
                     (
@@ -324,6 +335,7 @@ def airflow_section(doc: dict[str, Any]) -> str:
         + f" {doc.get('repetitions', '?')} repetition(s).\n\n"
         + table(
             [
+                "metadata DB",
                 "payload",
                 "S",
                 "N",
@@ -332,7 +344,7 @@ def airflow_section(doc: dict[str, Any]) -> str:
                 "DAG run",
                 "producers (sum) / consumer",
                 "wall (process)",
-                "DB file growth",
+                "DB growth (PostgreSQL: xcom table; SQLite: file)",
                 "xcom.value bytes",
                 "payload outside DB",
                 "redis-xcom speed-up (XCom phase)",
@@ -456,13 +468,21 @@ def _chart_codec(ax: Any, doc: dict[str, Any] | None) -> None:
     return None
 
 
-BAR_WIDTH = 0.27
+BAR_WIDTH = 0.2  # four backends side by side per point
 
 
 def _backend_bars(rows: list[dict[str, Any]]) -> list[tuple[str, list[float]]]:
     """Each backend with the x positions of its bars: one group of three per (shape, S, N)."""
-    backends = ("default", "objectstorage", "redis_xcom")
-    return [(b, [j + (i - 1) * BAR_WIDTH for j in range(len(rows))]) for i, b in enumerate(backends)]
+    present = {b for r in rows for b in r["backends"]}
+    backends = [b for b in (*AIRFLOW_BACKENDS, "objectstorage") if b in present]
+    middle = (len(backends) - 1) / 2
+    return [(b, [j + (i - middle) * BAR_WIDTH for j in range(len(rows))]) for i, b in enumerate(backends)]
+
+
+def _chart_rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows a chart shows: PostgreSQL's when there are any (what deployments run)."""
+    rows = doc["rows"]
+    return [r for r in rows if r.get("db") == "postgres"] or rows
 
 
 def _finish_airflow_axes(ax: Any, rows: list[dict[str, Any]], ylabel: str, title: str) -> None:
@@ -474,20 +494,20 @@ def _finish_airflow_axes(ax: Any, rows: list[dict[str, Any]], ylabel: str, title
 
 
 def _point_label(row: dict[str, Any]) -> str:
-    return f"{row.get('shape', 'text')}\n{fmt_bytes(row['size'])}\nx {row['n']}"
+    return f"{row.get('shape', 'text')}\n{fmt_bytes(row['size'])}\nx {row['n']}\n{row.get('db', 'sqlite')}"
 
 
 def _chart_airflow_db(ax: Any, doc: dict[str, Any] | None) -> None:
     if not doc or not doc.get("rows"):
         return _empty(ax, "airflow")
-    rows = doc["rows"]
+    rows = _chart_rows(doc)
     for backend, xs in _backend_bars(rows):
         growth = [max(r["backends"].get(backend, {}).get("db_growth_bytes", 0), 0) / 1024 for r in rows]
         ax.bar(
             xs, [max(g, 0.5) for g in growth], BAR_WIDTH, label=BACKEND_LABELS[backend], color=COLORS[backend]
         )
     _finish_airflow_axes(
-        ax, rows, "metadata DB (SQLite file) growth per run, KB (log)", "3. Metadata DB growth per DAG run"
+        ax, rows, "metadata DB growth per run, KB (log)", "3. Metadata DB growth per DAG run"
     )
     return None
 
@@ -518,7 +538,7 @@ def _chart_backend(ax: Any, doc: dict[str, Any] | None) -> None:
 def _chart_airflow(ax: Any, doc: dict[str, Any] | None) -> None:
     if not doc or not doc.get("rows"):
         return _empty(ax, "airflow")
-    rows = doc["rows"]
+    rows = _chart_rows(doc)
     for backend, xs in _backend_bars(rows):
         meds, lo, hi = [], [], []
         for r in rows:

@@ -118,6 +118,8 @@ class AirflowHome:
         self.path = Path(path).resolve()
         self.env: dict[str, str] = dict(env or {})
         self.owned = owned
+        # Another metadata DB than this home's SQLite file (a PostgreSQL database the caller made).
+        self.database_url: str | None = None
         self.dags_folder.mkdir(parents=True, exist_ok=True)
         self.command_logs.mkdir(parents=True, exist_ok=True)
         self._counter = 0
@@ -219,12 +221,12 @@ class AirflowHome:
         )
         base.update(self.env)
         base.update(env or {})
-        # Whatever the caller asked for, this home's DB and folders it is.
+        # Whatever the caller asked for, this home's DB (or database_url) and folders it is.
         base.update(
             {
                 "AIRFLOW_HOME": str(self.path),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.db_path}",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.database_url or f"sqlite:///{self.db_path}",
             }
         )
         return base
