@@ -491,10 +491,7 @@ class RedisStore:
         primaries = getattr(self.client, "get_primaries", None)
         if primaries is None:
             return {self.endpoint: self.client}
-        return {
-            f"{node.host}:{node.port}": node.redis_connection
-            for node in primaries()
-        }
+        return {f"{node.host}:{node.port}": node.redis_connection for node in primaries()}
 
     def key_count(self) -> int:
         """Keys in the database (every primary's on a cluster): the total of a keyspace walk."""
