@@ -37,6 +37,7 @@ from redis.exceptions import (
     ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.sentinel import MasterNotFoundError
 
 from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError, ReplicationError
 from redis_xcom.storage import cluster
@@ -68,6 +69,13 @@ def _reason(exc: Exception) -> str:
     if exc.args and isinstance(exc.args[0], str):
         exc.args = (_PIPELINE_ANNOTATION.sub("", exc.args[0]), *exc.args[1:])
     return str(exc)
+
+
+def _sentinel_reason(exc: Exception) -> str:
+    """MasterNotFoundError without the reprs of every Sentinel client: what each Sentinel answered."""
+    head, _, rest = str(exc).partition(" : ")
+    answers = re.findall(r" - ([A-Za-z_:]+)", rest)
+    return f"{head} (the Sentinels answered: {', '.join(answers)})" if answers else head
 
 
 def pack_manifest(chunks: int, total: int) -> bytes:
@@ -193,6 +201,13 @@ class _RedisErrors:
                 f"{where} is a read-only replica while trying to {action}: {_reason(exc)}. "
                 "A failover may be in progress, or [redis_xcom] url points at a replica; "
                 "the task can be retried once a primary answers."
+            ) from exc
+        if isinstance(exc, MasterNotFoundError):
+            raise RedisUnavailableError(
+                f"{where}: no Sentinel named a master while trying to {action}: {_sentinel_reason(exc)}. "
+                "Check that the Sentinels and the master are running, the service name in [redis_xcom] "
+                "url, and sentinel_username / sentinel_password (the Sentinels' own credentials); the "
+                "task can be retried once a master is elected."
             ) from exc
         if isinstance(exc, RedisConnectionError) and "SSL" in str(exc):
             raise RedisUnavailableError(
