@@ -171,3 +171,25 @@ def test_page_shows_the_values_and_a_dataframes_rows_in_chromium(browser: Any, s
     assert "<script>alert('xss')</script>" in text  # shown as text, never run
     assert browser.find_elements(By.CSS_SELECTOR, "section.xcom script") == []
     print(f"screenshots in {served.output}")
+
+
+def test_task_instance_tab_of_airflows_ui_shows_the_values(browser: Any, served: Served) -> None:
+    """Airflow 3.1+ shows the page as a tab of the task instance (external_views), in an iframe that
+    sends only the _token cookie; the UI leaves {MAP_INDEX} unfilled for a task that is not mapped."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _logged_in(browser, served)
+    # The UI's own route of the tab: the task instance's path + plugin/<url_route>.
+    browser.get(f"{served.api_url}/dags/{DAG_ID}/runs/{served.run_id}/tasks/weather/plugin/redis-xcom-values")
+    WebDriverWait(browser, 60).until(
+        expected_conditions.frame_to_be_available_and_switch_to_it((By.CSS_SELECTOR, "iframe"))
+    )
+    WebDriverWait(browser, 60).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "table.rows td"))
+    )
+    cells = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "table.rows td")]
+    browser.switch_to.default_content()
+    browser.save_screenshot(str(served.output / "ui-tab.png"))
+    assert cells[:2] == ["Lisbon", "21.5"]
