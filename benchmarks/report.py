@@ -173,6 +173,9 @@ def backend_section(doc: dict[str, Any]) -> str:
                 else "",
                 fmt_seconds(r["codec_only_s"]),
                 ratio_text(r["ratio_median"], [r["ratio_p25"], r["ratio_p75"]]),
+                f"{r['index_ratio_median']:.2f}x / {r['backend_over_indexed_median']:.2f}x"
+                if r.get("index_ratio_median")
+                else "",
                 f"{r['goal_ratio']}x" if r["goal_ratio"] else "",
             ]
         )
@@ -188,6 +191,7 @@ def backend_section(doc: dict[str, Any]) -> str:
                 "store only (x bare)",
                 "codec only",
                 "backend / bare",
+                "index script / bare; backend / index script",
                 "goal",
             ],
             rows,
