@@ -99,3 +99,12 @@ def get_connection(conn_id: str) -> Any:
     """
     hook = _first_module("airflow.sdk.bases.hook", "airflow.hooks.base").BaseHook
     return hook.get_connection(conn_id)
+
+
+def load_xcom_machinery() -> None:
+    """Import the SDK's XCom module before redis_xcom.backend in a process that has not loaded Airflow.
+
+    That module resolves [core] xcom_backend when it is imported; reached from inside our backend's
+    own import, it would find redis_xcom.backend half-imported and log a warning per attempt.
+    """
+    importlib.import_module("airflow.sdk.execution_time.xcom")

@@ -206,6 +206,7 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Redis XCom",
         "description": "A fast, safe Redis-backed XCom backend for Apache Airflow 3.",
         "versions": [__version__],
+        "plugins": [{"name": "redis_xcom", "plugin-class": "redis_xcom.ui.plugin.RedisXComPlugin"}],
         "config": {
             SECTION: {
                 "description": "redis-xcom: the Redis-backed XCom backend "

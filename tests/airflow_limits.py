@@ -20,7 +20,7 @@ SLASH_KEY_REASON = (
 )
 PYDANTIC_REASON = (
     "Airflow 3.0's serde has no pydantic support (added in 3.1): it refuses a pydantic model with "
-    "\"cannot serialize object of type <class ...>\", so no backend built on it can store one"
+    '"cannot serialize object of type <class ...>", so no backend built on it can store one'
 )
 MAPPED_RETRY_REASON = (
     "Airflow 3.0's task runner clears a retried task's XComs with XCom.delete(key, dag_id, task_id, "

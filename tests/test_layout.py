@@ -74,6 +74,25 @@ def test_only_the_command_line_entry_point_imports_ops() -> None:
     assert not offenders, sorted(offenders)
 
 
+def test_nothing_imports_the_ui_and_the_ui_imports_no_ops() -> None:
+    """The UI plugin is reached only through its entry point (airflow.plugins, the provider info)."""
+    offenders = {
+        f"{module} imports {imported}"
+        for module, imported_set in MODULES.items()
+        for imported in imported_set
+        if (not _in(module, "redis_xcom.ui") and _in(imported, "redis_xcom.ui"))
+        or (_in(module, "redis_xcom.ui") and _in(imported, "redis_xcom.ops"))
+    }
+    assert not offenders, sorted(offenders)
+
+
+def test_the_ui_plugin_module_imports_only_airflows_plugin_base() -> None:
+    """Airflow imports plugins in every process: the plugin module must stay that cheap (the app is
+    imported on the api-server's first request to it)."""
+    imported = MODULES["redis_xcom.ui.plugin"] - {"__future__", "typing"}
+    assert imported == {"airflow.plugins_manager", "redis_xcom.ui.app"}
+
+
 def test_no_import_cycles() -> None:
     def visit(module: str, path: tuple[str, ...]) -> None:
         for nxt in _internal(module):

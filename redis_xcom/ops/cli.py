@@ -113,6 +113,34 @@ def _add_ops_commands(commands: argparse._SubParsersAction) -> None:
     gc.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     gc.add_argument("--force", action="store_true", help="delete even when more than half would go")
 
+    stats = commands.add_parser(
+        "stats",
+        parents=[common],
+        help="what uses the memory: keys and bytes per DAG, largest values, TTLs, the server",
+        description=(
+            "Keys and bytes per DAG, the largest XComs, chunked values and a histogram of the TTLs "
+            "left, from a walk of the values under key_prefix; then each server's memory, maxmemory, "
+            "eviction policy, persistence and version. " + exits
+        ),
+    )
+    stats.add_argument(
+        "--top", type=int, default=10, metavar="N", help="largest XComs and DAGs shown (default 10)"
+    )
+
+    doctor = commands.add_parser(
+        "doctor",
+        parents=[common],
+        help="check the configuration and the Redis it names",
+        description=(
+            "Check [redis_xcom] and its source, the connection and its latency, TLS and auth, that "
+            "every command the backend sends is allowed, the eviction policy, persistence, maxmemory "
+            "headroom, proto-max-bulk-len against chunk_bytes, the cluster or Sentinel, and "
+            "[core] xcom_backend. Each check prints ok, warning or fail with what to do. Exit code 0 "
+            "when nothing failed (warnings too, unless --strict), 1 on a failure."
+        ),
+    )
+    doctor.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -128,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             keep_home=args.keep_home,
             timeout=args.timeout,
         )
-    if args.command in ("clear", "gc"):
+    if args.command in ("clear", "gc", "stats", "doctor"):
         from redis_xcom.ops.commands import run_command
 
         return run_command(args)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from redis_xcom import airflow_compat
 from redis_xcom.errors import ConfigError
 from redis_xcom.ops.output import PROBLEM, USAGE, Output
 
 
 def run_command(args: argparse.Namespace) -> int:
     out = Output(args.json)
+    airflow_compat.load_xcom_machinery()
     try:
         if args.command == "clear":
             from redis_xcom.keys import Selection
@@ -24,6 +26,14 @@ def run_command(args: argparse.Namespace) -> int:
                 out.note("--grace must be >= 0 seconds")
                 return USAGE
             return run_gc(grace=args.grace, dry_run=args.dry_run, yes=args.yes, force=args.force, out=out)
+        if args.command == "stats":
+            from redis_xcom.ops.stats import run_stats
+
+            return run_stats(top=args.top, out=out)
+        if args.command == "doctor":
+            from redis_xcom.ops.doctor import run_doctor
+
+            return run_doctor(strict=args.strict, out=out)
     except ConfigError as exc:
         out.note(f"redis-xcom {args.command}: {exc}")
         return PROBLEM

@@ -63,4 +63,3 @@ class AirflowXComTable:
                 self.queries += 1
                 found = ((dag_id, keys.key_of_reference(value)) for dag_id, value in rows)
                 yield [(dag_id, k) for dag_id, k in found if k is not None and k.startswith(head)]
-

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 import redis
 import redis.backoff
 import redis.cluster
-from redis.backoff import AbstractBackoff
+from redis.backoff import AbstractBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
@@ -255,6 +255,9 @@ def _sentinel_client(target: Target, settings: Settings) -> redis.Redis:
         "socket_timeout": settings.socket_timeout,
         "username": settings.sentinel_username or None,
         "password": settings.sentinel_password or None,
+        # Each Sentinel is asked once per discovery (one that is down is skipped at once); the
+        # master connection's own Retry repeats the whole discovery.
+        "retry": Retry(NoBackoff(), 0),
         **tls,
     }
     sentinel = Sentinel(list(target.hosts), sentinel_kwargs=sentinel_kwargs)

@@ -1,0 +1,149 @@
+"""`redis-xcom stats`: what the XCom values cost Redis, by DAG, largest first, and each server's state.
+
+One walk of the values under key_prefix (SCAN batches; MEMORY USAGE, TTL and TYPE pipelined per
+batch); only the per-DAG totals and the N largest values are kept, never the keyspace.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis_xcom import backend, keys
+from redis_xcom.errors import RedisXComError
+from redis_xcom.ops.output import OK, PROBLEM, Output, human_bytes
+from redis_xcom.ops.progress import progress
+
+# Upper bounds (seconds) of the TTL histogram's buckets; the last one takes the rest.
+TTL_BUCKETS: tuple[tuple[str, float], ...] = (
+    ("< 1 hour", 3600),
+    ("1 hour - 1 day", 86400),
+    ("1 - 7 days", 7 * 86400),
+    ("> 7 days", float("inf")),
+)
+NO_TTL = "no TTL"
+
+
+@dataclass
+class Usage:
+    values: int = 0
+    bytes: int = 0
+    chunked: int = 0
+    chunked_bytes: int = 0
+    measured_by: str = "MEMORY USAGE"
+    dag_keys: Counter[str] = field(default_factory=Counter)
+    dag_bytes: Counter[str] = field(default_factory=Counter)
+    ttls: Counter[str] = field(default_factory=Counter)
+    largest: list[tuple[int, str]] = field(default_factory=list)  # a min-heap of the top N
+
+
+def ttl_bucket(ttl: int) -> str:
+    if ttl < 0:
+        return NO_TTL
+    return next(name for name, bound in TTL_BUCKETS if ttl <= bound)
+
+
+def survey(top: int) -> Usage:
+    store = backend.runtime().store
+    head = backend.runtime().settings.key_prefix + ":{"
+    usage = Usage()
+    with progress("stats: walking values", store.key_count()) as bar:
+        for batch in store.scan(head + "*"):
+            values = [k for k in batch if k.startswith(head) and keys.parse_key(k) is not None]
+            for facts in store.describe(values):
+                coords = keys.parse_key(facts.key)
+                if not facts.exists or coords is None:
+                    continue
+                usage.values += 1
+                usage.bytes += facts.bytes
+                usage.measured_by = facts.measured_by
+                usage.dag_keys[coords.dag_id] += 1
+                usage.dag_bytes[coords.dag_id] += facts.bytes
+                usage.ttls[ttl_bucket(facts.ttl)] += 1
+                if facts.chunked:
+                    usage.chunked += 1
+                    usage.chunked_bytes += facts.bytes
+                if top > 0:
+                    if len(usage.largest) < top:
+                        heapq.heappush(usage.largest, (facts.bytes, facts.key))
+                    else:
+                        heapq.heappushpop(usage.largest, (facts.bytes, facts.key))
+            bar.advance(len(batch))
+    return usage
+
+
+def servers() -> dict[str, dict[str, Any]]:
+    """Memory, limits, policy, persistence and version of each server holding keys."""
+    found = {}
+    for name, node in backend.runtime().store.nodes().items():
+        info = node.info()
+        found[name] = {
+            "redis_version": info.get("redis_version"),
+            "used_memory": info.get("used_memory"),
+            "maxmemory": info.get("maxmemory"),
+            "maxmemory_policy": info.get("maxmemory_policy"),
+            "aof_enabled": bool(info.get("aof_enabled")),
+            "rdb_last_save_time": info.get("rdb_last_save_time"),
+            "keys": int(node.dbsize()),
+        }
+    return found
+
+
+def run_stats(*, top: int, out: Output) -> int:
+    try:
+        usage = survey(top)
+        nodes = servers()
+    except RedisXComError as exc:
+        out.note(f"redis-xcom stats failed: {exc}")
+        return PROBLEM
+    except Exception as exc:  # a server query outside the store (INFO) failed
+        out.note(f"redis-xcom stats failed: {type(exc).__name__}: {exc}")
+        return PROBLEM
+    largest = sorted(usage.largest, reverse=True)
+    prefix = backend.runtime().settings.key_prefix
+    out.line(
+        f"{usage.values} XCom values under key_prefix {prefix!r}: {human_bytes(usage.bytes)} "
+        f"({usage.measured_by})"
+    )
+    out.line(f"Chunked values: {usage.chunked} ({human_bytes(usage.chunked_bytes)})")
+    out.line("")
+    out.line(f"{'DAG':<40} {'values':>8} {'bytes':>12}")
+    for dag_id, size in usage.dag_bytes.most_common(top):
+        out.line(f"{dag_id:<40} {usage.dag_keys[dag_id]:>8} {human_bytes(size):>12}")
+    if len(usage.dag_bytes) > top:
+        out.line(f"... and {len(usage.dag_bytes) - top} more DAGs")
+    out.line("")
+    out.line(f"Largest {len(largest)} values:")
+    for size, redis_key in largest:
+        out.line(f"  {human_bytes(size):>10}  {redis_key}")
+    out.line("")
+    out.line("TTL left:")
+    for name in [n for n, _ in TTL_BUCKETS] + [NO_TTL]:
+        out.line(f"  {name:<16} {usage.ttls[name]:>8}")
+    for name, node in nodes.items():
+        out.line("")
+        policy = node["maxmemory_policy"]
+        limit = human_bytes(node["maxmemory"]) if node["maxmemory"] else "none"
+        out.line(
+            f"Server {name}: Redis {node['redis_version']}, {human_bytes(node['used_memory'] or 0)} used, "
+            f"maxmemory {limit}, policy {policy}, appendonly {'yes' if node['aof_enabled'] else 'no'}, "
+            f"{node['keys']} keys"
+        )
+    out.document(
+        {
+            "key_prefix": prefix,
+            "values": usage.values,
+            "bytes": usage.bytes,
+            "bytes_measured_by": usage.measured_by,
+            "chunked": {"values": usage.chunked, "bytes": usage.chunked_bytes},
+            "dags": {
+                d: {"values": usage.dag_keys[d], "bytes": b} for d, b in usage.dag_bytes.most_common(top)
+            },
+            "largest": [{"key": k, "bytes": b} for b, k in largest],
+            "ttl_histogram": {n: usage.ttls[n] for n in [n for n, _ in TTL_BUCKETS] + [NO_TTL]},
+            "servers": nodes,
+        }
+    )
+    return OK

@@ -1,0 +1,38 @@
+"""`redis-xcom stats` against a real redis-server: per DAG, largest, chunked, TTLs, the server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from redis_xcom.ops import cli
+from tests.redis_process import RedisServer
+from tests.xcom_calls import push, redis_key
+
+pytestmark = pytest.mark.integration
+
+
+def test_stats_reports_usage_by_dag_largest_chunked_and_the_server(
+    fresh_redis_server: RedisServer, xcom_settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", fresh_redis_server.url)
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__CHUNK_BYTES", "4096")
+    for i in range(5):
+        push("s" * 100, dag_id="small", task_id=f"t{i}")
+    big = redis_key(push(b"b" * 20_000, dag_id="big", task_id="huge"))  # chunked: above chunk_bytes
+    push(b"m" * 3000, dag_id="big", task_id="medium")
+    fresh_redis_server.client().set("xcom-not-ours", b"x" * 50_000)  # outside key_prefix: not counted
+    assert cli.main(["stats", "--json", "--top", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["values"] == 7
+    assert report["dags"]["small"]["values"] == 5 and report["dags"]["big"]["values"] == 2
+    assert report["dags"]["big"]["bytes"] > 23_000
+    assert report["largest"][0]["key"] == big and len(report["largest"]) == 2
+    assert report["chunked"]["values"] == 1
+    assert report["ttl_histogram"]["1 - 7 days"] == 7
+    (server,) = report["servers"].values()
+    assert server["redis_version"].startswith("7.") and server["maxmemory_policy"] == "noeviction"
+    assert cli.main(["stats"]) == 0
+    out = capsys.readouterr().out
+    assert "7 XCom values under key_prefix 'xcom'" in out and "Chunked values: 1" in out
