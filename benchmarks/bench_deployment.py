@@ -28,6 +28,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
 from benchmarks._common import BenchContext, backend_env, fmt_bytes, fmt_seconds, rmtree, summary
@@ -41,12 +42,17 @@ NAME = "deployment"
 KB, MB = 1024, 1024 * 1024
 BACKENDS = ("default", "objectstorage_s3", "redis_xcom")
 MAPPED = 64
-SIZES = (1 * KB, 1 * MB, 10 * MB)
-PARALLELISM = (2, 4, 8)
 MEMORY_POINT = (50 * MB, 10)  # S, N
-MEMORY_PARALLELISM = 2
+# (K, [(S, N)]): the goals' points first (K = 8 at 1 KB and 1 MB), then how 1 MB scales with K,
+# then 10 MB.
+PHASES = [
+    (8, [(1 * KB, MAPPED), (1 * MB, MAPPED)]),
+    (2, [(1 * MB, MAPPED)]),
+    (4, [(1 * MB, MAPPED)]),
+    (8, [(10 * MB, MAPPED)]),
+]
 # One tiny point with redis-xcom only (each scheduler start costs ~20 s); the full run has them all.
-SMOKE_POINTS = [(2, 1 * KB, 4)]  # (K, S, N)
+SMOKE_PHASES = [(2, [(1 * KB, 4)])]  # (K, [(S, N)]): one scheduler per backend and phase
 SMOKE_BACKENDS = ("redis_xcom",)
 SMOKE_MEMORY = (2 * MB, 2)
 RUN_TIMEOUT_S = 900
@@ -120,6 +126,7 @@ class Bench:
             "LocalExecutor", root / "home", postgres.sqlalchemy_url(self.database), settings
         )
         self.api = AirflowApi(self.deployment.api_url)
+        self.api.http.timeout = httpx.Timeout(300)  # an api-server busy with 50 MB values answers late
         self.scheduler: Component | None = None
         self.warmup_dag = ""
 
@@ -183,7 +190,21 @@ class Bench:
         return Meters(pids, self.ctx.client())
 
     def run_dag(self, dag_id: str) -> dict[str, Any]:
-        """Trigger one run, wait for it, return its figures."""
+        """Trigger one run, wait for it, return its figures; an error is recorded, not raised."""
+        try:
+            return self._run_dag(dag_id)
+        except Exception as exc:  # one failed point must not lose the others' figures
+            print(f"  {dag_id}: ERROR {type(exc).__name__}: {exc}", flush=True)
+            return {
+                "ok": False,
+                "state": f"error: {type(exc).__name__}: {exc}"[:500],
+                "dag_run_s": None,
+                "cpu_s": {},
+                "xcom_table_growth_bytes": 0,
+                "task_states": {},
+            }
+
+    def _run_dag(self, dag_id: str) -> dict[str, Any]:
         meters = self.meters()
         xcom_before = self.postgres.xcom_table_bytes(self.database)
         cpu_before = meters.read()
@@ -194,7 +215,12 @@ class Bench:
         deadline = started + RUN_TIMEOUT_S
         while time.monotonic() < deadline:
             self.deployment.assert_running()
-            state = self.api.run_state(dag_id, run_id)
+            # Read from the DB, not the api-server: a busy api-server (the default backend's large
+            # values) would time our polls out, and our polls would count in its CPU.
+            (found,) = self.postgres.query(
+                self.database, "SELECT state FROM dag_run WHERE dag_id = %s AND run_id = %s", (dag_id, run_id)
+            )
+            state = str(found["state"])
             if state in TERMINAL_RUN_STATES:
                 break
             time.sleep(0.5)
@@ -272,12 +298,10 @@ def _print(point: str, backend: str, r: dict[str, Any]) -> None:
 
 
 def run(ctx: BenchContext) -> dict[str, Any]:
-    points = (
-        SMOKE_POINTS
-        if ctx.smoke
-        else [(k, MB, MAPPED) for k in PARALLELISM] + [(8, s, MAPPED) for s in SIZES if s != MB]
-    )
+    phases = SMOKE_PHASES if ctx.smoke else PHASES
+    points = [(k, s, n) for k, sizes in phases for s, n in sizes]
     memory_size, memory_n = SMOKE_MEMORY if ctx.smoke else MEMORY_POINT
+    memory_k = phases[0][0]
     reps = 1 if ctx.smoke else (ctx.reps or 1)
     backends = SMOKE_BACKENDS if ctx.smoke else BACKENDS
     root = Path(tempfile.mkdtemp(prefix="redis-xcom-bench-deploy-"))
@@ -297,14 +321,12 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         stack.callback(bench.stop)
         bench.start(dag_files)
         print(f"  deployment up: {postgres.kind}, S3 on moto, LocalExecutor", flush=True)
-        # Per K one scheduler per backend, the backends rotated so none always runs first; the
-        # memory DAG runs once per backend, with the scheduler of its parallelism.
-        by_k: dict[int, list[tuple[int, int]]] = {}
-        for k, s, n in points:
-            by_k.setdefault(k, []).append((s, n))
+        # Per phase one scheduler per backend, the backends rotated so none always runs first; the
+        # memory DAG runs once per backend, with the first phase's scheduler. The goals' points come
+        # first, and the figures so far are written after every run (a long run can be cut short).
         order = 0
         for rep in range(reps):
-            for k, sizes in sorted(by_k.items()):
+            for k, sizes in phases:
                 shift = order % len(backends)
                 order += 1
                 for backend in backends[shift:] + backends[:shift]:
@@ -314,10 +336,30 @@ def run(ctx: BenchContext) -> dict[str, Any]:
                         result.update({"backend": backend, "parallelism": k, "size": s, "n": n, "rep": rep})
                         runs.append(result)
                         _print(f"K={k} {n} x {fmt_bytes(s)}", backend, result)
-                    if rep == 0 and k == MEMORY_PARALLELISM:
+                        _write_partial(ctx, _doc(runs, memory, memory_size, memory_n, memory_k, reps))
+                    if rep == 0 and (k, sizes) == phases[0]:
                         memory[backend] = _memory_run(
                             bench, mem_dag, backend, f"{memory_n} x {fmt_bytes(memory_size)}"
                         )
+                        _write_partial(ctx, _doc(runs, memory, memory_size, memory_n, memory_k, reps))
+    (ctx.out / f"{NAME}.partial.json").unlink(missing_ok=True)
+    return _doc(runs, memory, memory_size, memory_n, memory_k, reps)
+
+
+def _write_partial(ctx: BenchContext, doc: dict[str, Any]) -> None:
+    """The figures so far, next to where the final results go (removed once they are written)."""
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    (ctx.out / f"{NAME}.partial.json").write_text(json.dumps(doc, indent=1, default=str))
+
+
+def _doc(
+    runs: list[dict[str, Any]],
+    memory: dict[str, Any],
+    memory_size: int,
+    memory_n: int,
+    memory_k: int,
+    reps: int,
+) -> dict[str, Any]:
     rows = _aggregate(runs)
     return {
         "description": __doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else "",
@@ -325,7 +367,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         "repetitions": reps,
         "rows": rows,
         "runs": runs,
-        "memory": {"size": memory_size, "n": memory_n, "parallelism": MEMORY_PARALLELISM, "backends": memory},
+        "memory": {"size": memory_size, "n": memory_n, "parallelism": memory_k, "backends": memory},
         "goals": _goals(rows, memory, memory_size),
     }
 
