@@ -79,7 +79,9 @@ class Collector:
             orphans = [k for k, _ in values if k not in referenced]
             report.referenced += len(values) - len(orphans)
             old = []
-            for redis_key, (idle, ttl_left) in zip(orphans, self.store.ages(orphans), strict=True):
+            # With no grace every orphan is old enough: its age is not worth a round trip.
+            ages = self.store.ages(orphans) if self.grace else [(None, 0)] * len(orphans)
+            for redis_key, (idle, ttl_left) in zip(orphans, ages, strict=True):
                 age = age_of(idle, ttl_left, self.ttl)
                 if age is None:
                     continue  # expired meanwhile
