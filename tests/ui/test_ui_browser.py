@@ -173,6 +173,32 @@ def test_page_shows_the_values_and_a_dataframes_rows_in_chromium(browser: Any, s
     print(f"screenshots in {served.output}")
 
 
+def test_page_by_url_takes_the_token_airflow_3_0s_ui_keeps_in_local_storage(
+    browser: Any, served: Served
+) -> None:
+    """Airflow 3.0's UI moves the login token from the _token cookie to localStorage: the page's 401
+    answer hands it over (as a cookie scoped to /redis-xcom) once, and the values show."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(served.api_url + "/api/v2/monitor/health")
+    browser.delete_all_cookies()
+    browser.execute_script(
+        "sessionStorage.clear(); localStorage.setItem('token', arguments[0]);", served.token
+    )
+    try:
+        browser.get(f"{served.api_url}/redis-xcom/dags/{DAG_ID}/runs/{served.run_id}/tasks/weather")
+        WebDriverWait(browser, 30).until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "table.rows td"))
+        )
+        assert browser.find_element(By.CSS_SELECTOR, "table.rows td").text == "Lisbon"
+        assert browser.get_cookie("_token")["path"] == "/redis-xcom"
+    finally:
+        browser.execute_script("localStorage.clear(); sessionStorage.clear();")
+        browser.delete_all_cookies()
+
+
 def test_task_instance_tab_of_airflows_ui_shows_the_values(browser: Any, served: Served) -> None:
     """Airflow 3.1+ shows the page as a tab of the task instance (external_views), in an iframe that
     sends only the _token cookie; the UI leaves {MAP_INDEX} unfilled for a task that is not mapped."""
