@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 import requests
+from airflow.plugins_manager import AirflowPlugin
 
 from tests.deployment.airflow_deployment import AirflowDeployment, wait_until
 from tests.redis_process import RedisServer
@@ -67,6 +68,8 @@ def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
     with deployment:
         deployment.add_dags([Path(__file__).parent / "dags" / "ui_values.py"])
         deployment.run("db-migrate", ["db", "migrate"], timeout=600)
+        # The DAG in the DB first: 3.0's `dags test` does not write it, and the UI and REST API need it.
+        deployment.run("reserialize", ["dags", "reserialize"], timeout=600)
         deployment.run("dags-test", ["dags", "test", DAG_ID], timeout=600)
         api = deployment.start(
             "api-server",
@@ -86,11 +89,13 @@ def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) 
         )
         assert login.status_code == 201, login.text
         token = login.json()["access_token"]
-        runs = requests.get(
+        listed = requests.get(
             f"{deployment.api_url}/api/v2/dags/{DAG_ID}/dagRuns",
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
-        ).json()["dag_runs"]
+        )
+        assert listed.status_code == 200, listed.text
+        runs = listed.json()["dag_runs"]
         assert [r["state"] for r in runs] == ["success"], runs
         output = tmp_path_factory.mktemp("ui-screenshots")
         yield Served(deployment.api_url, runs[0]["dag_run_id"], token, output)
@@ -206,6 +211,8 @@ def test_task_instance_tab_of_airflows_ui_shows_the_values(browser: Any, served:
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
+    if not hasattr(AirflowPlugin, "external_views"):
+        pytest.skip("Airflow 3.0 has no external_views: there the page is opened by URL (tested above)")
     _logged_in(browser, served)
     # The UI's own route of the tab: the task instance's path + plugin/<url_route>.
     browser.get(f"{served.api_url}/dags/{DAG_ID}/runs/{served.run_id}/tasks/weather/plugin/redis-xcom-values")
