@@ -49,11 +49,22 @@ class _Runtime:
 
 _runtime_lock = threading.Lock()
 _runtime_cache: dict[int, _Runtime] = {}
+# os.getpid() is a system call (slow in sandboxes) on every push and pull; the pid only changes in
+# a forked child, where this hook runs.
+_pid = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _runtime() -> _Runtime:
     """Settings, codec and store of this process, built on first use (and again after a fork)."""
-    pid = os.getpid()
+    pid = _pid
     runtime = _runtime_cache.get(pid)
     if runtime is not None:
         return runtime

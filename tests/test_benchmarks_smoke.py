@@ -27,7 +27,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=420,
+        timeout=900,
         check=False,
     )
     assert proc.returncode == 0, (
@@ -91,10 +91,24 @@ def run_payload(run: dict) -> int:
     return int(run["size"]) * int(run["n"])
 
 
+def test_deployment_run_and_worker_memory(results: Path) -> None:
+    doc = _load(results, "deployment")
+    (row,) = doc["rows"]
+    ours = row["backends"]["redis_xcom"]
+    assert ours["errors"] == 0 and ours["runs"] == 1  # the consumer checked every value
+    assert _positive(ours["dag_run_s"]["median"]) and _positive(ours["cpu_s"]["api_server"])
+    memory = doc["memory"]["backends"]["redis_xcom"]
+    assert memory["run"]["ok"]
+    for role, tasks in (("produce", doc["memory"]["n"]), ("consume", 1)):
+        assert memory[role]["tasks"] == tasks
+        # The value itself is in the task's memory while it is pushed or pulled: at least 1x the payload.
+        assert memory[role]["task"]["ratio_to_payload"]["median"] >= 0.9
+
+
 def test_report_and_chart(results: Path) -> None:
     text = (results / "RESULTS.md").read_text()
     assert "## Goals" in text and "SMOKE RUN" in text
-    for section in ("Backend push+pull", "End to end in Airflow", "Scaling"):
+    for section in ("Backend push+pull", "End to end in Airflow", "A real deployment", "Scaling"):
         assert section in text
     png = (results / "chart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000

@@ -64,15 +64,19 @@ def group_by_slot(keys: Iterable[str]) -> dict[int, list[str]]:
     return groups
 
 
-def _schedule(client: RedisCluster) -> tuple[int, Any]:
-    """Attempts and backoff of the client's Retry (built from [redis_xcom] retry_*), or defaults."""
+def _schedule(client: RedisCluster) -> tuple[int, Any, float]:
+    """Attempts, backoff and time budget of the client's Retry (built from [redis_xcom] retry_*)."""
     retry = getattr(client, "retry", None)
     attempts = getattr(retry, "_retries", None)
     backoff = getattr(retry, "_backoff", None)
     if not isinstance(attempts, int) or backoff is None:
-        return _DEFAULT_ATTEMPTS, _DEFAULT_BACKOFF
+        attempts, backoff = _DEFAULT_ATTEMPTS, _DEFAULT_BACKOFF
     # At least a few: a failover takes several round trips of refreshing the slot map.
-    return max(attempts, 3), backoff
+    attempts = max(attempts, 3)
+    # redis-py 6+ retries inside each attempt too: the budget keeps the nested retries bounded.
+    cap = getattr(backoff, "_cap", None)
+    budget = attempts * (cap if isinstance(cap, int | float) and cap > 0 else 2.0)
+    return attempts, backoff, max(budget, 1.0)
 
 
 def _refresh(client: RedisCluster, exc: Exception) -> None:
@@ -86,20 +90,22 @@ def _refresh(client: RedisCluster, exc: Exception) -> None:
 
 
 def retrying(client: RedisCluster, action: Callable[[], T]) -> T:
-    """action(), again with backoff while the cluster reshards or fails over, for a bounded time."""
-    attempts, backoff = _schedule(client)
+    """action(), again with backoff while the cluster reshards or fails over: at most retry_attempts
+    more times and retry_attempts x retry_backoff_cap seconds, then its last error."""
+    attempts, backoff, budget = _schedule(client)
     backoff.reset()
+    deadline = time.monotonic() + budget
     failures = 0
     while True:
         try:
             return action()
         except TRANSIENT as exc:
             failures += 1
-            if failures > attempts:
+            pause = 0.0 if isinstance(exc, MovedError) else backoff.compute(failures)
+            if failures > attempts or time.monotonic() + pause > deadline:
                 raise
             _refresh(client, exc)
-            if not isinstance(exc, MovedError):
-                time.sleep(backoff.compute(failures))
+            time.sleep(pause)
 
 
 def on_slot_owner(client: RedisCluster, key: str, run: Callable[[redis.Redis], list[Any]]) -> list[Any]:
