@@ -260,3 +260,12 @@ def test_wait_replicas_on_one_node_confirms_each_push_or_fails_clearly(
     assert "key='late'" in str(info.value) and "0 replica(s) within 300 ms" in str(info.value)
     assert _runtime().store.wait_replicas == 1
     assert parse_key(redis_key(references[0])) is not None
+
+
+def test_demo_reaches_a_cluster_through_its_url(redis_cluster: RedisClusterProcesses) -> None:
+    from redis_xcom.ops.demo import unreachable_reason
+    from tests.cluster_process import free_cluster_ports
+
+    assert unreachable_reason(redis_cluster.url) is None
+    nowhere = f"redis+cluster://127.0.0.1:{free_cluster_ports(1)[0]}/0"
+    assert unreachable_reason(nowhere, timeout=0.5) is not None
