@@ -28,7 +28,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from redis_xcom import connection
-from redis_xcom.config import SECTION, Settings, parse_option
+from redis_xcom.config import SECTION, Settings, parse_option, redact_url
 from redis_xcom.errors import ConfigError
 from redis_xcom.storage.packer import COMMAND_PACKER
 
@@ -124,8 +124,6 @@ def _hosts(hostlist: str, url_shown: str) -> tuple[tuple[str, int], ...]:
 
 def parse_url(url: str, settings: Settings | None = None) -> Target:
     """The URL's parts, with the TLS options merged from settings (a query parameter wins)."""
-    from redis_xcom.config import redact_url
-
     shown = redact_url(url)
     parts = urlsplit(url)
     scheme = parts.scheme
@@ -168,6 +166,13 @@ def parse_url(url: str, settings: Settings | None = None) -> Target:
         raise ConfigError(
             f"[{SECTION}] url {shown!r} is not understood: one node takes one host:port and /<db>; "
             "use redis+cluster:// or redis+sentinel:// for several hosts"
+        )
+    unknown = sorted({name for name, _ in other} - {"db"})
+    if unknown and scheme in (*CLUSTER_SCHEMES, *SENTINEL_SCHEMES):
+        # redis-py would ignore them here: say so rather than drop a setting silently.
+        raise ConfigError(
+            f"[{SECTION}] url {shown!r}: query parameters {', '.join(unknown)} are not understood with "
+            f"{scheme}://; only {', '.join(TLS_OPTIONS)} are (the other options go in [{SECTION}])"
         )
     if scheme in CLUSTER_SCHEMES and db != 0:
         raise ConfigError(

@@ -46,8 +46,8 @@ def test_bytes_show_their_size_and_a_hex_head(ui: UI) -> None:
     ui.push("blob", b"PK\x03\x04" + bytes(range(256)) * 20)
     preview = ui.xcoms()["blob"]["preview"]
     assert preview["kind"] == "bytes" and preview["type"] == "bytes"
-    assert preview["text"].startswith("5124 bytes\n00000000  50 4b 03 04 00 01")
-    assert preview["truncated"]
+    assert preview["text"].startswith("5124 bytes (the first 256 shown)\n00000000  50 4b 03 04 00 01")
+    assert len(preview["text"].splitlines()) == 1 + 256 // 16
 
 
 def test_dataframe_shows_its_first_rows_shape_and_dtypes(ui: UI) -> None:

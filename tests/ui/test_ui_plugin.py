@@ -62,6 +62,7 @@ def test_the_mounted_app_serves_the_page_under_the_plugins_prefix(ui: UI) -> Non
     client = TestClient(parent)
     url = f"{URL_PREFIX}/dags/{DAG}/runs/{RUN}/tasks/extract"
     assert client.get(url).status_code == 401  # the first request builds the app
+    assert client.get(f"{URL_PREFIX}/docs").status_code == 404  # nothing is served without the check
     from redis_xcom.ui.app import xcom_rows
 
     # The lazily built app is a fresh one: give it the test's rows as well.
