@@ -270,3 +270,31 @@ def test_demo_reaches_a_cluster_through_its_url(redis_cluster: RedisClusterProce
     assert unreachable_reason(redis_cluster.url) is None
     nowhere = f"redis+cluster://127.0.0.1:{free_cluster_ports(1)[0]}/0"
     assert unreachable_reason(nowhere, timeout=0.5) is not None
+
+
+def _push_and_pull_in_child(reference: str, queue: Any) -> None:
+    from redis_xcom.backend import _runtime as child_runtime
+    from redis_xcom.backend import _runtime_cache
+
+    try:
+        inherited = next(iter(_runtime_cache.values())).store.client  # the parent's, copied by fork
+        mine = push("from the child", task_id="child")
+        queue.put((pull(reference), pull(mine), child_runtime().store.client is not inherited))
+    except Exception as exc:  # reported to the parent, which fails the test with it
+        queue.put(repr(exc))
+
+
+def test_a_forked_task_process_builds_its_own_cluster_client(fake_redis: RedisCluster) -> None:
+    import multiprocessing
+
+    reference = push("from the parent")
+    parent_client = _runtime().store.client
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_push_and_pull_in_child, args=(reference, queue))
+    child.start()
+    answer = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert not isinstance(answer, str), answer
+    assert answer == ("from the parent", "from the child", True)
+    assert _runtime().store.client is parent_client and pull(reference) == "from the parent"
