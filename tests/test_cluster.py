@@ -48,7 +48,7 @@ from tests.test_reliability_keys import (  # noqa: F401
     test_clear_on_real_redis_over_adversarial_ids_takes_exactly_the_selection_with_its_chunks,
 )
 
-# Not the frozen-server, proto-max-bulk-len and no-copy ones (one node's), nor those naming its port.
+# Not the frozen-server and proto-max-bulk-len ones (one node's), nor one naming the node's port.
 from tests.test_store import (  # noqa: F401  with their fixtures ns and small_chunks
     ns,
     small_chunks,
@@ -59,6 +59,7 @@ from tests.test_store import (  # noqa: F401  with their fixtures ns and small_c
     test_exact_chunk_size_boundaries_round_trip,
     test_foreign_list_is_an_error_never_data,
     test_get_many_mixes_plain_chunked_and_missing_in_order,
+    test_large_push_sends_the_value_without_copying_it,
     test_rewrites_leave_no_orphan_chunks,
     test_small_value_is_one_plain_string,
     test_unlink_counts_values_chunked_or_not,

@@ -246,7 +246,28 @@ def _cluster_client(target: Target, settings: Settings) -> RedisCluster:
     if "retry" not in getattr(redis.cluster, "KWARGS_DISABLED_KEYS", ()):
         # redis-py before 6 counts cluster-level retries (MOVED, ASK, a node down) separately.
         kwargs["cluster_error_retry_attempts"] = settings.retry_attempts
-    return RedisCluster(**kwargs)
+    cluster = RedisCluster(**kwargs)
+    _pack_with_buffers(cluster)
+    return cluster
+
+
+def _pack_with_buffers(cluster: RedisCluster) -> None:
+    """Our command packer on every node connection, now and after a refresh of the slot map:
+    RedisCluster drops command_packer from its keyword arguments, and without it a large value
+    would be joined (copied) before it is sent."""
+    nodes_manager = getattr(cluster, "nodes_manager", None)
+    if not isinstance(getattr(nodes_manager, "connection_kwargs", None), dict):
+        return
+    # Nodes built as from_url builds them (a ConnectionPool of the kwargs), which passes the packer
+    # on to each connection; Redis(host, port, **kwargs) would refuse it.
+    nodes_manager.from_url = True  # type: ignore[union-attr]
+    nodes_manager.connection_kwargs["command_packer"] = COMMAND_PACKER  # type: ignore[union-attr]
+    for node in cluster.get_nodes():
+        if node.redis_connection is not None:
+            pool = node.redis_connection.connection_pool
+            pool.connection_kwargs["command_packer"] = COMMAND_PACKER
+            pool.disconnect()  # the slot map was read on a connection without it
+            pool.reset()
 
 
 def _sentinel_client(target: Target, settings: Settings) -> redis.Redis:

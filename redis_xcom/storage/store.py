@@ -271,7 +271,7 @@ class RedisStore:
         self.wait_timeout_ms = wait_timeout_ms
         self._cluster = cluster.is_cluster(client)
         # A client of build_client sends a value's buffers as they are; any other gets them joined.
-        self._gathers = not self._cluster and sends_buffer_lists(client)
+        self._gathers = sends_buffer_lists(client)
         # proto-max-bulk-len of the server, read once when a value first needs it; 0 = not readable.
         self._server_bulk_limit: int | None = None
 
