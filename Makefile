@@ -21,6 +21,7 @@ test: $(STAMP)
 	./scripts/ensure-redis-server.sh
 	./scripts/ensure-openssl.sh
 	./scripts/ensure-postgresql.sh
+	./scripts/ensure-chromium.sh
 	$(BIN)/pytest
 
 # The suite against Airflow 3.0.6, 3.1.8 and 3.2.2, each in its own .venvs/airflow-<version>

@@ -23,6 +23,8 @@ BENCHMARKS = {
     "backend": "benchmarks.bench_backend",
     "scaling": "benchmarks.bench_scaling",
     "airflow": "benchmarks.bench_airflow",
+    "deployment": "benchmarks.bench_deployment",
+    "cluster": "benchmarks.bench_cluster",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

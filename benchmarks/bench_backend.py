@@ -4,6 +4,8 @@ Per shape, side by side in one process and interleaved round by round:
   bare_setget   client.set(key, data, ex=ttl) + client.get(key), data = the codec's bytes of the value
   backend       ExclusiveRedisXCom.serialize_value(...) + deserialize_value(...) (codec, key, store)
   store_only    RedisStore.put + RedisStore.get of those bytes (MULTI/EXEC, chunking): the Redis part
+  bare_indexed  bare redis-py EVALSHA of the backend's SET-and-index script + GET (small values):
+                what the run index costs Redis, without any of the backend's client-side code
   codec_only    Codec.encode + Codec.decode, no Redis: the part of the overhead that is the codec
 The headline is backend / bare_setget per round (median and IQR of those ratios).
 """
@@ -13,12 +15,15 @@ from __future__ import annotations
 import cProfile
 import io
 import pstats
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
 from benchmarks._common import BenchContext, configure_backend, fmt_bytes, fmt_seconds, timed
+from redis_xcom.storage.store import _SET_AND_INDEX as SET_AND_INDEX
+from redis_xcom.storage.store import SCRIPT_VALUE_MAX
 
 NAME = "backend"
 TTL = 3600
@@ -39,16 +44,16 @@ def _records(n: int) -> list[dict[str, Any]]:
 def shapes(smoke: bool) -> list[Shape]:
     if smoke:
         return [
-            Shape("small dict", lambda: {"status": "ok", "rows": 3, "ids": [1, 2, 3]}, 5, 1.2),
-            Shape("1 KB str", lambda: "x" * 1024, 5, 1.2),
+            Shape("small dict", lambda: {"status": "ok", "rows": 3, "ids": [1, 2, 3]}, 5, 1.1),
+            Shape("1 KB str", lambda: "x" * 1024, 5, 1.1),
             Shape("2k records", lambda: _records(2_000), 3),
         ]
     return [
-        Shape("small dict", lambda: {"status": "ok", "rows": 3, "ids": [1, 2, 3]}, 41, 1.2),
-        Shape("1 KB str", lambda: "x" * 1024, 41, 1.2),
+        Shape("small dict", lambda: {"status": "ok", "rows": 3, "ids": [1, 2, 3]}, 41, 1.1),
+        Shape("1 KB str", lambda: "x" * 1024, 41, 1.1),
         Shape("20k records", lambda: _records(20_000), 25),
         Shape("1 MB bytes", lambda: b"\x01" * (1 << 20), 31),
-        Shape("64 MB bytes", lambda: bytes(64 << 20), 15, 1.1),
+        Shape("64 MB bytes", lambda: bytes(64 << 20), 15, 1.0),
     ]
 
 
@@ -81,12 +86,23 @@ def _variants(ctx: BenchContext, value: Any) -> dict[str, Callable[[], object]]:
 
     # Same answer both ways, or the comparison means nothing.
     assert backend() == value
-    return {
+    variants = {
         "bare_setget": bare_setget,
         "backend": backend,
         "store_only": store_only,
         "codec_only": codec_only,
     }
+    if len(data) <= SCRIPT_VALUE_MAX:
+        sha = bare.script_load(SET_AND_INDEX.text)
+        index_key = f"{ctx.prefix}:{{bench/r1}}#index"
+        indexed_key = f"{ctx.prefix}:{{bench/r1}}:bare:-1:k"
+
+        def bare_indexed() -> object:
+            bare.evalsha(sha, 2, indexed_key, index_key, data, TTL)
+            return bare.get(indexed_key)
+
+        variants["bare_indexed"] = bare_indexed
+    return variants
 
 
 def _short(filename: str) -> str:
@@ -144,6 +160,19 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             "ratio_p25": ratio["p25"],
             "ratio_p75": ratio["p75"],
             "codec_ratio_median": v["codec_only"]["ratio"]["median"],
+            # Redis's own cost of the run index (bare EVALSHA of the script / bare SET), and the
+            # backend's client-side cost over that (backend / bare EVALSHA).
+            "index_ratio_median": v["bare_indexed"]["ratio"]["median"] if "bare_indexed" in v else None,
+            "backend_over_indexed_median": (
+                statistics.median(
+                    a / b
+                    for a, b in zip(
+                        v["backend"]["raw_seconds"], v["bare_indexed"]["raw_seconds"], strict=True
+                    )
+                )
+                if "bare_indexed" in v
+                else None
+            ),
             "timing": timing,
         }
         rows.append(row)
@@ -151,7 +180,13 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             f"  {shape.name:>12} ({fmt_bytes(len(encoded))}): bare {fmt_seconds(row['bare_setget_s'])}, "
             f"backend {fmt_seconds(row['backend_s'])}, store {fmt_seconds(row['store_only_s'])}, "
             f"codec {fmt_seconds(row['codec_only_s'])}; "
-            f"backend/bare {ratio['median']:.3f}x [IQR {ratio['p25']:.3f}-{ratio['p75']:.3f}]",
+            f"backend/bare {ratio['median']:.3f}x [IQR {ratio['p25']:.3f}-{ratio['p75']:.3f}]"
+            + (
+                f"; index script/bare {row['index_ratio_median']:.3f}x, "
+                f"backend/index script {row['backend_over_indexed_median']:.3f}x"
+                if row["index_ratio_median"] is not None
+                else ""
+            ),
             flush=True,
         )
         if shape.name in ("small dict", "64 MB bytes", "20k records"):

@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmarks._common import fmt_bytes, fmt_seconds
 
-ORDER = ("codec", "backend", "scaling", "airflow")
+ORDER = ("codec", "backend", "scaling", "airflow", "deployment")
 BACKEND_LABELS = {
     "default": "default (DB)",
     "objectstorage": "object storage (file://)",  # results written before S3 was measured
@@ -173,6 +173,9 @@ def backend_section(doc: dict[str, Any]) -> str:
                 else "",
                 fmt_seconds(r["codec_only_s"]),
                 ratio_text(r["ratio_median"], [r["ratio_p25"], r["ratio_p75"]]),
+                f"{r['index_ratio_median']:.2f}x / {r['backend_over_indexed_median']:.2f}x"
+                if r.get("index_ratio_median")
+                else "",
                 f"{r['goal_ratio']}x" if r["goal_ratio"] else "",
             ]
         )
@@ -188,6 +191,7 @@ def backend_section(doc: dict[str, Any]) -> str:
                 "store only (x bare)",
                 "codec only",
                 "backend / bare",
+                "index script / bare; backend / index script",
                 "goal",
             ],
             rows,
@@ -360,11 +364,85 @@ def airflow_section(doc: dict[str, Any]) -> str:
     return text
 
 
+def deployment_section(doc: dict[str, Any]) -> str:
+    rows = []
+    for row in doc.get("rows", []):
+        for backend, b in row["backends"].items():
+            if not b.get("runs"):
+                continue
+            cpu = b.get("cpu_s", {})
+            run = b.get("dag_run_s")
+            speed = "" if backend == "redis_xcom" else row.get(f"speedup_vs_{backend}")
+            rows.append(
+                [
+                    row["parallelism"],
+                    f"{row['n']} x {fmt_bytes(row['size'])}",
+                    BACKEND_LABELS.get(backend, backend),
+                    f"{fmt_seconds(run['median'])} [{fmt_seconds(run['min'])} - {fmt_seconds(run['max'])}]"
+                    if run
+                    else "failed",
+                    *(f"{cpu[k]:.1f} s" if cpu.get(k) is not None else "n/a" for k in CPU_COLUMNS),
+                    fmt_bytes(b.get("xcom_table_growth_bytes", 0)),
+                    f"{b['errors']} / {b['runs']}",
+                    f"{speed:.2f}x" if isinstance(speed, float) else "",
+                ]
+            )
+    text = (
+        doc["description"]
+        + f" {doc.get('repetitions', '?')} repetition(s) per point.\n\n"
+        + table(
+            [
+                "K",
+                "producers x S",
+                "backend",
+                "DAG run: median [min - max]",
+                "CPU api-server",
+                "CPU PostgreSQL",
+                "CPU scheduler + workers + tasks",
+                "CPU Redis",
+                "CPU moto (S3)",
+                "xcom table growth",
+                "errors / runs",
+                "redis-xcom speed-up (DAG run)",
+            ],
+            rows,
+        )
+    )
+    memory = doc.get("memory", {})
+    mem_rows = []
+    for backend, m in memory.get("backends", {}).items():
+        for role in ("produce", "consume"):
+            if role not in m:
+                continue
+            r = m[role]
+            mem_rows.append(
+                [
+                    BACKEND_LABELS.get(backend, backend),
+                    f"{role}r ({r['tasks']} task(s), {fmt_bytes(r['payload_bytes'])} each)",
+                    f"{fmt_bytes(r['task']['peak_growth_bytes'])} = "
+                    f"{r['task']['ratio_to_payload']['median']:.2f}x",
+                    f"{fmt_bytes(r['supervisor']['peak_growth_bytes'])} = "
+                    f"{r['supervisor']['ratio_to_payload']['median']:.2f}x",
+                ]
+            )
+    if mem_rows:
+        text += (
+            f"\n\nWorker memory, {memory['n']} producers of {fmt_bytes(memory['size'])} and a consumer "
+            f"pulling all of them (K = {memory['parallelism']}): growth of the peak RSS over the push or "
+            "the pull (the value itself included), and its ratio to the payload.\n\n"
+            + table(["backend", "task", "task process", "its supervisor process"], mem_rows)
+        )
+    return text
+
+
+CPU_COLUMNS = ("api_server", "postgres", "scheduler_and_tasks", "redis", "moto")
+
 SECTIONS = {
     "codec": ("1. Codec", codec_section),
     "backend": ("2. Backend push+pull against bare redis-py", backend_section),
     "scaling": ("4. Scaling: pulling mapped outputs, clearing a run", scaling_section),
     "airflow": ("3. End to end in Airflow (`airflow dags test`)", airflow_section),
+    "deployment": ("5. A real deployment: concurrency, CPU, DB growth, worker memory", deployment_section),
 }
 
 
@@ -390,8 +468,8 @@ def markdown(docs: dict[str, dict[str, Any]]) -> str:
     if smoke:
         parts.append("- **SMOKE RUN**: tiny sizes, few rounds; these figures only show the suite works.")
     parts += ["", "![benchmark chart](chart.png)", "", "## Goals", "", goals_table(goals(docs))]
-    for name in ("codec", "backend", "airflow", "scaling"):
-        if name in docs:
+    for name in ("codec", "backend", "airflow", "deployment", "scaling"):
+        if name in docs and name in SECTIONS:
             title, section = SECTIONS[name]
             try:
                 body = section(docs[name])
@@ -410,7 +488,7 @@ def chart(docs: dict[str, dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 3, figsize=(20, 10))
+    fig, axes = plt.subplots(3, 3, figsize=(20, 15))
     fig.suptitle(
         "redis-xcom benchmarks (medians; error bars p25-p75)"
         + (" - SMOKE" if any(d.get("smoke") for d in docs.values()) else "")
@@ -421,6 +499,9 @@ def chart(docs: dict[str, dict[str, Any]], path: Path) -> None:
     _chart_airflow_db(axes[1][0], docs.get("airflow"))
     _chart_pull(axes[1][1], docs.get("scaling"))
     _chart_clear(axes[1][2], docs.get("scaling"))
+    _chart_deployment_time(axes[2][0], docs.get("deployment"))
+    _chart_deployment_cpu(axes[2][1], docs.get("deployment"))
+    _chart_memory(axes[2][2], docs.get("deployment"))
     from matplotlib.ticker import FuncFormatter
 
     plain = FuncFormatter(lambda v, _pos: f"{v:g}")
@@ -562,6 +643,70 @@ def _chart_airflow(ax: Any, doc: dict[str, Any] | None) -> None:
         "XCom phase of the DAG run (s, log)",
         "3. End to end, airflow dags test: N producers of S bytes + consumer",
     )
+    return None
+
+
+DEPLOYMENT_BACKENDS = ("default", "objectstorage_s3", "redis_xcom")
+
+
+def _deployment_bars(ax: Any, doc: dict[str, Any], value: Any, ylabel: str, title: str) -> None:
+    rows = doc["rows"]
+    middle = (len(DEPLOYMENT_BACKENDS) - 1) / 2
+    for i, backend in enumerate(DEPLOYMENT_BACKENDS):
+        xs = [j + (i - middle) * 0.27 for j in range(len(rows))]
+        ys = [value(r["backends"].get(backend, {})) or 0 for r in rows]
+        ax.bar(xs, ys, 0.27, label=BACKEND_LABELS[backend], color=COLORS[backend])
+    labels = [f"K={r['parallelism']}\n{r['n']} x {fmt_bytes(r['size'])}" for r in rows]
+    ax.set_xticks(range(len(rows)), labels, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
+def _chart_deployment_time(ax: Any, doc: dict[str, Any] | None) -> None:
+    if not doc or not doc.get("rows"):
+        return _empty(ax, "deployment")
+    _deployment_bars(
+        ax,
+        doc,
+        lambda b: b.get("dag_run_s", {}).get("median"),
+        "DAG run (s, log)",
+        "5. Real deployment (LocalExecutor, PostgreSQL): DAG run time",
+    )
+    return None
+
+
+def _chart_deployment_cpu(ax: Any, doc: dict[str, Any] | None) -> None:
+    if not doc or not doc.get("rows"):
+        return _empty(ax, "deployment")
+    _deployment_bars(
+        ax,
+        doc,
+        lambda b: b.get("cpu_s", {}).get("api_server"),
+        "api-server CPU per DAG run (s, log)",
+        "5. Real deployment: api-server CPU",
+    )
+    return None
+
+
+def _chart_memory(ax: Any, doc: dict[str, Any] | None) -> None:
+    backends = (doc or {}).get("memory", {}).get("backends", {})
+    if not backends:
+        return _empty(ax, "memory")
+    names = [b for b in DEPLOYMENT_BACKENDS if b in backends]
+    for i, role in enumerate(("produce", "consume")):
+        xs = [j + (i - 0.5) * 0.35 for j in range(len(names))]
+        ys = [
+            backends[b].get(role, {}).get("task", {}).get("ratio_to_payload", {}).get("median", 0)
+            for b in names
+        ]
+        ax.bar(xs, ys, 0.35, label=f"{role}r task process")
+    ax.axhline(2.0, color="black", linestyle="dashed", linewidth=0.8)
+    ax.set_xticks(range(len(names)), [BACKEND_LABELS[b] for b in names], fontsize=8)
+    ax.set_ylabel("peak RSS growth / payload")
+    ax.set_title("5. Worker memory per value (dashed: goal 2x)")
+    ax.legend(fontsize=8)
     return None
 
 

@@ -20,7 +20,13 @@ from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
 from redis_xcom import airflow_compat, keys, metrics
 from redis_xcom.codec import Codec
 from redis_xcom.config import Settings, get_settings
-from redis_xcom.errors import CodecError, RedisXComError, ValueTooLargeError, XComExpiredError
+from redis_xcom.errors import (
+    CodecError,
+    RedisXComError,
+    ReplicationError,
+    ValueTooLargeError,
+    XComExpiredError,
+)
 from redis_xcom.storage import client
 from redis_xcom.storage.store import RedisStore
 
@@ -43,11 +49,22 @@ class _Runtime:
 
 _runtime_lock = threading.Lock()
 _runtime_cache: dict[int, _Runtime] = {}
+# os.getpid() is a system call (slow in sandboxes) on every push and pull; the pid only changes in
+# a forked child, where this hook runs.
+_pid = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _runtime() -> _Runtime:
     """Settings, codec and store of this process, built on first use (and again after a fork)."""
-    pid = os.getpid()
+    pid = _pid
     runtime = _runtime_cache.get(pid)
     if runtime is not None:
         return runtime
@@ -55,7 +72,12 @@ def _runtime() -> _Runtime:
         if pid not in _runtime_cache:
             settings = get_settings()
             # One client (one connection pool) per process: a forked child builds its own.
-            store = RedisStore(client.build_client(settings), chunk_bytes=settings.chunk_bytes)
+            store = RedisStore(
+                client.build_client(settings),
+                chunk_bytes=settings.chunk_bytes,
+                wait_replicas=settings.wait_replicas,
+                wait_timeout_ms=settings.wait_timeout_ms,
+            )
             codec = Codec(settings.compression, settings.compression_threshold)
             _runtime_cache.clear()
             _runtime_cache[pid] = _Runtime(settings, codec, store)
@@ -142,6 +164,9 @@ class ExclusiveRedisXCom(BaseXCom):
         redis_key, index = keys.build_key_and_index(runtime.settings.key_prefix, coords)
         try:
             runtime.store.put(redis_key, parts, runtime.settings.ttl, index)
+        except ReplicationError as exc:
+            _count_failure(exc)
+            raise ReplicationError(f"{coords.describe()}: {exc}") from None
         except RedisXComError as exc:
             _count_failure(exc)
             raise

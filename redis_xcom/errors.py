@@ -37,3 +37,7 @@ class DisallowedClassError(CodecError):
 
 class ValueTooLargeError(RedisXComError):
     """The serialized value exceeds [redis_xcom] max_value_bytes; nothing was written."""
+
+
+class ReplicationError(RedisXComError):
+    """Fewer replicas than [redis_xcom] wait_replicas confirmed a write within wait_timeout_ms."""

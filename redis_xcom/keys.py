@@ -13,6 +13,7 @@ share a key, and a glob pattern built from encoded ids cannot match outside its 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -91,6 +92,9 @@ def build_key(prefix: str, coords: XComCoordinates) -> str:
     return build_key_and_index(prefix, coords)[0]
 
 
+# A task pushes and pulls the same few coordinates: three regex checks and two f-strings per push
+# become one dict lookup (bounded, so a long-lived process never grows it without end).
+@functools.lru_cache(maxsize=1024)
 def build_key_and_index(prefix: str, coords: XComCoordinates) -> tuple[str, str]:
     """The value key of coords and its run's index key (the run tag is encoded once for both)."""
     tag = run_tag(prefix, coords.dag_id, coords.run_id)

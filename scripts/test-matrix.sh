@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 MATRIX_PYTHON=${MATRIX_PYTHON:-3.11}  # the locks are compiled for 3.11 (scripts/make-locks.sh)
 DEPLOYMENT_VERSIONS=" 3.0.6 "
-SUITE=(-m "not deployment" --ignore=tests/test_benchmarks_smoke.py)
+SUITE=(-m "not deployment and not browser" --ignore=tests/test_benchmarks_smoke.py)
 
 versions=("$@")
 if [ ${#versions[@]} -eq 0 ]; then

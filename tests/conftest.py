@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.cluster_process import RedisClusterProcesses
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 
 if TYPE_CHECKING:
@@ -63,3 +64,21 @@ def real_backend(
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", redis_server.url)
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__KEY_PREFIX", prefix)
     return prefix
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterProcesses]:
+    """A Redis Cluster of 3 masters with a replica each, started by the suite for the session."""
+    if REDIS_SERVER is None:
+        pytest.skip(MISSING_REASON)
+    with RedisClusterProcesses() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def fresh_redis_cluster() -> Iterator[RedisClusterProcesses]:
+    """A Redis Cluster of the test's own, free to reshard or to kill a master of."""
+    if REDIS_SERVER is None:
+        pytest.skip(MISSING_REASON)
+    with RedisClusterProcesses() as cluster:
+        yield cluster

@@ -27,7 +27,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=420,
+        timeout=900,
         check=False,
     )
     assert proc.returncode == 0, (
@@ -91,10 +91,37 @@ def run_payload(run: dict) -> int:
     return int(run["size"]) * int(run["n"])
 
 
+def test_deployment_run_and_worker_memory(results: Path) -> None:
+    doc = _load(results, "deployment")
+    (row,) = doc["rows"]
+    ours = row["backends"]["redis_xcom"]
+    assert ours["errors"] == 0 and ours["runs"] == 1  # the consumer checked every value
+    assert _positive(ours["dag_run_s"]["median"]) and _positive(ours["cpu_s"]["api_server"])
+    memory = doc["memory"]["backends"]["redis_xcom"]
+    assert memory["run"]["ok"]
+    for role, tasks in (("produce", doc["memory"]["n"]), ("consume", 1)):
+        assert memory[role]["tasks"] == tasks
+        # The value itself is in the task's memory while it is pushed or pulled: at least 1x the payload.
+        assert memory[role]["task"]["ratio_to_payload"]["median"] >= 0.9
+
+
+def test_cluster_figures(results: Path) -> None:
+    doc = _load(results, "cluster")
+    assert {r["shape"] for r in doc["rows"]} == {"small dict", "1 MB bytes"}
+    for row in doc["rows"]:
+        assert all(_positive(row[k]) for k in ("bare_setget_s", "backend_s", "ratio_median"))
+        assert row["ratio_p25"] <= row["ratio_median"] <= row["ratio_p75"]
+    spread = doc["spread"]
+    # One value and one run index per run, every key on some master, every master holding some.
+    assert sum(spread["keys_per_master"].values()) == 2 * spread["runs"]
+    assert len(spread["keys_per_master"]) == 3 and min(spread["keys_per_master"].values()) > 0
+    assert spread["max_over_mean"] >= 1.0
+
+
 def test_report_and_chart(results: Path) -> None:
     text = (results / "RESULTS.md").read_text()
     assert "## Goals" in text and "SMOKE RUN" in text
-    for section in ("Backend push+pull", "End to end in Airflow", "Scaling"):
+    for section in ("Backend push+pull", "End to end in Airflow", "A real deployment", "Scaling"):
         assert section in text
     png = (results / "chart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000

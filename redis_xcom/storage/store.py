@@ -16,6 +16,7 @@ reads the whole list with one LRANGE and checks it against its manifest before r
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -25,10 +26,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import AuthenticationError, NoScriptError, ReadOnlyError, RedisError, ResponseError
+import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import (
+    AuthenticationError,
+    ExecAbortError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.sentinel import MasterNotFoundError
 
-from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError
+from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError, ReplicationError
+from redis_xcom.storage import cluster
 from redis_xcom.storage.client import RETRIED_ERRORS, Client, describe, endpoint
 from redis_xcom.storage.packer import Buffer, BufferList, sends_buffer_lists
 
@@ -57,6 +70,13 @@ def _reason(exc: Exception) -> str:
     if exc.args and isinstance(exc.args[0], str):
         exc.args = (_PIPELINE_ANNOTATION.sub("", exc.args[0]), *exc.args[1:])
     return str(exc)
+
+
+def _sentinel_reason(exc: Exception) -> str:
+    """MasterNotFoundError without the reprs of every Sentinel client: what each Sentinel answered."""
+    head, _, rest = str(exc).partition(" : ")
+    answers = re.findall(r" - ([A-Za-z_:]+)", rest)
+    return f"{head} (the Sentinels answered: {', '.join(answers)})" if answers else head
 
 
 def pack_manifest(chunks: int, total: int) -> bytes:
@@ -121,6 +141,34 @@ def _slices(parts: Sequence[Buffer], size: int) -> Iterator[BufferList]:
         yield BufferList(current)
 
 
+Command = tuple[Any, ...]
+
+
+def _index_update(index: str, key: str, ttl: int) -> Command:
+    """The index update as a command of a MULTI: EVAL, not EVALSHA (a NOSCRIPT inside MULTI would
+    fail that one command only)."""
+    return ("EVAL", _INDEX.text, 1, index, key, ttl)
+
+
+def _pipelined(
+    conn: redis.Redis, commands: Sequence[Command], atomic: bool, wait_replicas: int = 0, wait_ms: int = 0
+) -> list[Any]:
+    """Every reply of commands sent in one round trip on one connection: wrapped in MULTI/EXEC when
+    atomic, followed by WAIT when wait_replicas (WAIT counts the replicas that have every write made
+    on that connection so far). A non-transactional pipeline with MULTI/EXEC of our own, because
+    redis-py's transactional one cannot be followed by WAIT."""
+    pipe = conn.pipeline(transaction=False)
+    if atomic:
+        pipe.execute_command("MULTI")
+    for command in commands:
+        pipe.execute_command(*command)
+    if atomic:
+        pipe.execute_command("EXEC")
+    if wait_replicas:
+        pipe.execute_command("WAIT", wait_replicas, wait_ms)
+    return list(pipe.execute(raise_on_error=False))
+
+
 def _is_wrong_type(exc: ResponseError) -> bool:
     """GET on a list: the value is chunked."""
     return "WRONGTYPE" in str(exc)
@@ -140,7 +188,7 @@ class _RedisErrors:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None or not isinstance(exc, RedisError | socket.timeout):
+        if exc is None or not isinstance(exc, RedisError | RedisClusterException | socket.timeout):
             return
         action = f"{self.action} {self.subject!r}" if self.subject != "" else self.action
         where = f"Redis at {self.endpoint}"
@@ -155,12 +203,25 @@ class _RedisErrors:
                 "A failover may be in progress, or [redis_xcom] url points at a replica; "
                 "the task can be retried once a primary answers."
             ) from exc
+        if isinstance(exc, MasterNotFoundError):
+            raise RedisUnavailableError(
+                f"{where}: no Sentinel named a master while trying to {action}: {_sentinel_reason(exc)}. "
+                "Check that the Sentinels and the master are running, the service name in [redis_xcom] "
+                "url, and sentinel_username / sentinel_password (the Sentinels' own credentials); the "
+                "task can be retried once a master is elected."
+            ) from exc
         if isinstance(exc, RedisConnectionError) and "SSL" in str(exc):
             raise RedisUnavailableError(
                 f"{where} failed the TLS handshake while trying to {action}: {_reason(exc)}. "
                 "Check [redis_xcom] ssl_ca_certs (the CA that signed the server's certificate), "
                 "ssl_check_hostname (the host must be in the certificate's names), and ssl_certfile / "
                 "ssl_keyfile if the server requires a client certificate."
+            ) from exc
+        if isinstance(exc, cluster.TRANSIENT) and not isinstance(exc, RETRIED_ERRORS):
+            raise RedisUnavailableError(
+                f"{where} kept redirecting or refusing while trying to {action}: {_reason(exc)}. "
+                "A resharding or failover did not settle within [redis_xcom] retry_attempts and "
+                "retry_backoff_cap; check CLUSTER INFO / redis-cli --cluster check, and retry the task."
             ) from exc
         if isinstance(exc, RETRIED_ERRORS):
             raise RedisUnavailableError(
@@ -171,15 +232,39 @@ class _RedisErrors:
         raise RedisXComError(f"{where} failed to {action}: {_reason(exc)}") from exc
 
 
+def _first_error(replies: Sequence[Any]) -> Exception | None:
+    """The error to raise from a MULTI/EXEC's replies: a refused command's own error rather than the
+    EXECABORT it caused, else an error inside EXEC's reply."""
+    errors = [r for r in replies if isinstance(r, Exception) and not isinstance(r, ExecAbortError)]
+    if errors:
+        return errors[0]
+    for reply in replies:
+        if isinstance(reply, ExecAbortError):
+            return reply
+        if isinstance(reply, list):
+            inner = next((r for r in reply if isinstance(r, Exception)), None)
+            if inner is not None:
+                return inner
+    return None
+
+
 class RedisStore:
     """Byte values under string keys, in the Redis (node, cluster or Sentinel's master) of client.
 
     ``where`` names it in errors: None describes the client; a URL is reduced to its host(s),
     never keeping credentials.
+
+    With ``wait_replicas`` > 0 every write is followed, on its own connection, by ``WAIT
+    wait_replicas wait_timeout_ms``, and fails with ReplicationError when fewer replicas confirm it.
     """
 
     def __init__(
-        self, client: Client, where: str | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+        self,
+        client: Client,
+        where: str | None = None,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         if chunk_bytes <= 0:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
@@ -189,6 +274,9 @@ class RedisStore:
         else:
             self.endpoint = endpoint(where) if "://" in where else where
         self.chunk_bytes = chunk_bytes
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self._cluster = cluster.is_cluster(client)
         # A client of build_client sends a value's buffers as they are; any other gets them joined.
         self._gathers = sends_buffer_lists(client)
         # proto-max-bulk-len of the server, read once when a value first needs it; 0 = not readable.
@@ -229,7 +317,8 @@ class RedisStore:
         ``data`` is one buffer or several whose concatenation is the value (sent without joining
         them). Small values: one ``SET key value EX ttl``, or with an index one EVALSHA of a script
         doing that SET and the index update (one round trip, about the cost of a bare SET).
-        Larger ones: SET and the index update in one MULTI/EXEC; chunked values likewise.
+        Larger ones: SET and the index update in one MULTI/EXEC; chunked values likewise. All in
+        the key's slot (the index shares the run's hash tag), so on a cluster too.
         """
         if isinstance(data, bytes | bytearray | memoryview):
             parts: list[Buffer] = [data]
@@ -242,34 +331,81 @@ class RedisStore:
         with self._errors("write", key):
             if size <= piece:
                 if index is None:
-                    self.client.set(key, value, ex=ttl)  # type: ignore[arg-type]
+                    self._write(key, [("SET", key, value, "EX", ttl)], atomic=False)
                 elif size <= SCRIPT_VALUE_MAX:
                     small = value if len(parts) == 1 else b"".join(parts)
-                    self._run_script(_SET_AND_INDEX, 2, key, index, small, ttl)
+                    self._run_script(_SET_AND_INDEX, key, index, small, ttl)
                 else:
                     # Lua copies its arguments: a large value goes through a plain SET in a MULTI.
-                    pipe = self.client.pipeline(transaction=True)
-                    pipe.set(key, value, ex=ttl)  # type: ignore[arg-type]
-                    pipe.eval(_INDEX.text, 1, index, key, ttl)
-                    pipe.execute()
+                    self._write(key, [("SET", key, value, "EX", ttl), _index_update(index, key, ttl)])
                 return
-            pipe = self.client.pipeline(transaction=True)
-            pipe.unlink(key)
-            pipe.rpush(key, pack_manifest(-(-size // piece), size))
+            commands: list[Command] = [
+                ("UNLINK", key),
+                ("RPUSH", key, pack_manifest(-(-size // piece), size)),
+            ]
             for chunk in _slices(parts, piece):
-                pipe.rpush(key, chunk[0] if len(chunk) == 1 else chunk)  # type: ignore[arg-type]
-            pipe.expire(key, ttl)
+                commands.append(("RPUSH", key, chunk[0] if len(chunk) == 1 else chunk))
+            commands.append(("EXPIRE", key, ttl))
             if index is not None:
-                # EVAL, not EVALSHA: a NOSCRIPT inside MULTI would fail that one command only.
-                pipe.eval(_INDEX.text, 1, index, key, ttl)
-            pipe.execute()
+                commands.append(_index_update(index, key, ttl))
+            self._write(key, commands)
 
-    def _run_script(self, script: _Script, numkeys: int, *args: object) -> object:
+    def _run_script(self, script: _Script, key: str, index: str, value: object, ttl: int) -> None:
         try:
-            return self.client.evalsha(script.sha, numkeys, *args)  # type: ignore[arg-type]
+            self._write(key, [("EVALSHA", script.sha, 2, key, index, value, ttl)], atomic=False)
         except NoScriptError:
             # A restarted or failed-over server forgot the script: EVAL sends it and caches it again.
-            return self.client.eval(script.text, numkeys, *args)  # type: ignore[arg-type]
+            self._write(key, [("EVAL", script.text, 2, key, index, value, ttl)], atomic=False)
+
+    def _write(self, key: str, commands: list[Command], atomic: bool = True) -> None:
+        """commands (all in key's slot) in one round trip, in a MULTI/EXEC when atomic, then WAIT
+        on the same connection when wait_replicas asks for it."""
+        wait = self.wait_replicas
+        if not wait and not atomic:
+            # One command: RedisCluster routes it by its keys and follows MOVED/ASK itself.
+            if self._cluster:
+                self._retrying(lambda: self.client.execute_command(*commands[0]))
+            else:
+                self.client.execute_command(*commands[0])
+            return
+        replies = self._on_owner(
+            key, lambda conn: _pipelined(conn, commands, atomic, wait, self.wait_timeout_ms)
+        )
+        error = _first_error(replies)
+        if error is not None:
+            raise error
+        if wait:
+            self._check_replicas(key, replies[-1])
+
+    def _check_replicas(self, key: str, acknowledged: object) -> None:
+        if isinstance(acknowledged, int) and acknowledged >= self.wait_replicas:
+            return
+        node = self._owner_name(key)
+        raise ReplicationError(
+            f"the write of {key!r} to Redis at {node} was confirmed by {acknowledged} replica(s) within "
+            f"{self.wait_timeout_ms} ms, fewer than [redis_xcom] wait_replicas = {self.wait_replicas}: "
+            "a failover now could lose it. Check the replicas (INFO replication); the task can be "
+            "retried, or lower wait_replicas / raise wait_timeout_ms."
+        )
+
+    def _owner_name(self, key: str) -> str:
+        """The node holding key, for messages: on a cluster, its slot's master."""
+        if isinstance(self.client, RedisCluster):
+            return str(self.client.get_node_from_key(key).name)
+        return self.endpoint
+
+    def _on_owner(self, key: str, run: Callable[[redis.Redis], list[Any]]) -> list[Any]:
+        """run(a connection to the node holding key): the client itself, or a cluster's slot owner."""
+        if isinstance(self.client, RedisCluster):
+            return cluster.on_slot_owner(self.client, key, run)
+        return run(self.client)
+
+    def _retrying(self, action: Callable[[], Any]) -> Any:
+        """On a cluster, action() again through resharding and failover (on one node, redis-py's
+        own retry suffices)."""
+        if isinstance(self.client, RedisCluster):
+            return cluster.retrying(self.client, action)
+        return action()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -277,7 +413,7 @@ class RedisStore:
         """The bytes stored under key, or None when they are gone (expired, evicted, deleted)."""
         with self._errors("read", key):
             try:
-                data: bytes | None = self.client.get(key)  # type: ignore[assignment]
+                data: bytes | None = self._retrying(lambda: self.client.get(key))
             except ResponseError as exc:
                 if not _is_wrong_type(exc):
                     raise
@@ -285,14 +421,12 @@ class RedisStore:
             return data
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        """Values of many keys in one round trip (a pipeline of GETs); chunked ones take one more each."""
+        """Values of many keys in one round trip per node (a pipeline of GETs); chunked ones take
+        one more each."""
         if not keys:
             return []
         with self._errors(f"read {len(keys)} keys"):
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.get(key)
-            found: list[bytes | Exception | None] = pipe.execute(raise_on_error=False)
+            found: list[bytes | Exception | None] = self._retrying(lambda: self._get_pipelined(keys))
             values: list[bytes | None] = []
             for key, data in zip(keys, found, strict=True):
                 if isinstance(data, Exception):
@@ -302,16 +436,32 @@ class RedisStore:
                 values.append(data)
             return values
 
+    def _get_pipelined(self, keys: Sequence[str]) -> list[Any]:
+        # On a cluster redis-py groups the GETs per node: one round trip per node, never per key.
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(key)
+        found: list[Any] = pipe.execute(raise_on_error=False)
+        if self._cluster:
+            # A resharding or failover answered for some keys: read them all again.
+            transient = next((f for f in found if isinstance(f, cluster.TRANSIENT)), None)
+            if transient is not None:
+                raise transient
+        return found
+
     def _get_chunked(self, key: str) -> bytes | None:
         """A chunked value, read whole and checked against its manifest.
 
         GET and LRANGE in one MULTI/EXEC: exactly one succeeds, so a value rewritten since the first
         GET (plain or chunked) is read consistently either way.
         """
-        pipe = self.client.pipeline(transaction=True)
-        pipe.get(key)
-        pipe.lrange(key, 0, -1)
-        plain, parts = pipe.execute(raise_on_error=False)
+        replies = self._on_owner(
+            key, lambda conn: _pipelined(conn, [("GET", key), ("LRANGE", key, 0, -1)], atomic=True)
+        )
+        executed = replies[-1]
+        if isinstance(executed, Exception):
+            raise _first_error(replies) or executed
+        plain, parts = executed
         if not isinstance(plain, Exception):
             return plain
         if isinstance(parts, Exception):
@@ -319,19 +469,20 @@ class RedisStore:
         if not parts:
             return None
         manifest, chunks = parts[0], parts[1:]
+        where = self._owner_name(key)
         if len(manifest) != _MANIFEST.size or not manifest.startswith(MANIFEST_MAGIC):
             raise CorruptPayloadError(
-                f"Redis key {key!r} at {self.endpoint} holds a list that redis-xcom did not write"
+                f"Redis key {key!r} at {where} holds a list that redis-xcom did not write"
             )
         _magic, version, count, total = _MANIFEST.unpack(manifest)
         if version != MANIFEST_VERSION:
             raise CorruptPayloadError(
-                f"Redis key {key!r} at {self.endpoint} holds a chunk manifest of unknown version {version}"
+                f"Redis key {key!r} at {where} holds a chunk manifest of unknown version {version}"
             )
         got = sum(len(chunk) for chunk in chunks)
         if len(chunks) != count or got != total:
             raise CorruptPayloadError(
-                f"Redis key {key!r} at {self.endpoint} is truncated or altered: its manifest announces "
+                f"Redis key {key!r} at {where} is truncated or altered: its manifest announces "
                 f"{count} chunks and {total} bytes, the list holds {len(chunks)} chunks and {got} bytes"
             )
         return b"".join(chunks)
@@ -339,18 +490,31 @@ class RedisStore:
     # -- deleting and listing -----------------------------------------------------------------
 
     def unlink(self, keys: Sequence[str]) -> int:
-        """Delete values, chunked or not, without blocking Redis; returns how many existed."""
+        """Delete values, chunked or not, without blocking Redis; returns how many existed.
+
+        On a cluster: one UNLINK per hash slot (never cross-slot), pipelined per node."""
         if not keys:
             return 0
         with self._errors(f"delete {len(keys)} keys"):
-            return int(self.client.unlink(*keys))
+            if not self._cluster:
+                return int(self.client.unlink(*keys))
+            groups = list(cluster.group_by_slot(keys).values())
+
+            def unlink_per_slot() -> int:
+                pipe = self.client.pipeline(transaction=False)
+                for group in groups:
+                    pipe.execute_command("UNLINK", *group)  # ClusterPipeline.unlink takes one key only
+                return sum(int(n) for n in pipe.execute())
+
+            return int(self._retrying(unlink_per_slot))
 
     def index_members(self, index: str) -> Iterator[list[str]]:
         """Batches of the keys a run's index names, walking the set with SSCAN."""
         with self._errors("read the index", index):
             cursor = 0
             while True:
-                cursor, found = self.client.sscan(index, cursor=cursor, count=SCAN_BATCH)
+                step = functools.partial(self.client.sscan, index, cursor=cursor, count=SCAN_BATCH)
+                cursor, found = self._retrying(step)
                 if found:
                     yield [k.decode() if isinstance(k, bytes) else k for k in found]
                 if cursor == 0:
@@ -360,12 +524,17 @@ class RedisStore:
         """Delete values and drop them from their run's index in one round trip; returns how many existed."""
         if not keys:
             return 0
-        with self._errors("delete keys of", index):
+
+        def unlink_and_drop() -> int:
+            # The index and its keys share the run's hash tag: one slot, one node.
             pipe = self.client.pipeline(transaction=False)
-            pipe.unlink(*keys)
+            pipe.execute_command("UNLINK", *keys)  # ClusterPipeline.unlink takes one key only
             pipe.srem(index, *keys)  # an emptied set disappears by itself
             deleted, _ = pipe.execute()
             return int(deleted)
+
+        with self._errors("delete keys of", index):
+            return int(self._retrying(unlink_and_drop))
 
     def unlink_indexed_groups(self, groups: Mapping[str, Sequence[str]]) -> int:
         """unlink_indexed for the keys of several indexes (each group one run, so one hash slot) in
@@ -374,16 +543,25 @@ class RedisStore:
         if not groups:
             return 0
         with self._errors(f"delete keys of {len(groups)} runs"):
-            pipe = self.client.pipeline(transaction=False)
-            for index, members in groups.items():
-                pipe.unlink(*members)
-                pipe.srem(index, *members)
-            replies = pipe.execute()
-            return sum(int(deleted) for deleted in replies[::2])
+
+            def unlink_and_drop() -> int:
+                # Each run's keys and index share its hash tag: on a cluster, one slot per UNLINK.
+                pipe = self.client.pipeline(transaction=False)
+                for index, members in groups.items():
+                    pipe.execute_command("UNLINK", *members)  # ClusterPipeline.unlink takes one key only
+                    pipe.srem(index, *members)
+                replies = pipe.execute()
+                return sum(int(deleted) for deleted in replies[::2])
+
+            return int(self._retrying(unlink_and_drop))
 
     def scan(self, pattern: str) -> Iterator[list[str]]:
-        """Batches of keys matching a glob pattern, walking the keyspace with SCAN."""
+        """Batches of keys matching a glob pattern, walking the keyspace with SCAN (on a cluster,
+        every primary's)."""
         with self._errors("scan for", pattern):
+            if self._cluster:
+                yield from self._scan_primaries(pattern)
+                return
             cursor = 0
             while True:
                 cursor, found = self.client.scan(cursor=cursor, match=pattern, count=SCAN_BATCH)
@@ -391,6 +569,21 @@ class RedisStore:
                     yield [k.decode() if isinstance(k, bytes) else k for k in found]
                 if cursor == 0:
                     return
+
+    def _scan_primaries(self, pattern: str) -> Iterator[list[str]]:
+        batch: list[str] = []
+        found = self.client.scan_iter(
+            match=pattern,
+            count=SCAN_BATCH,
+            target_nodes=RedisCluster.PRIMARIES,
+        )
+        for k in found:
+            batch.append(k.decode() if isinstance(k, bytes) else k)
+            if len(batch) >= SCAN_BATCH:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def describe(self, keys: Sequence[str]) -> list[KeyFacts]:
         """Size, TTL and layout of many keys in one round trip (two where MEMORY is refused).
@@ -485,7 +678,7 @@ class RedisStore:
 
     def ttl(self, key: str) -> int:
         with self._errors("read the TTL of", key):
-            return int(self.client.ttl(key))
+            return int(self._retrying(lambda: self.client.ttl(key)))
 
     def eviction_policy(self) -> str | None:
         """maxmemory-policy: from CONFIG GET, else from INFO memory where CONFIG is denied (an ACL,

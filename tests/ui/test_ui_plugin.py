@@ -41,10 +41,13 @@ def test_airflows_plugin_manager_mounts_the_app_and_the_task_instance_tab() -> N
 
 
 def test_importing_the_plugin_builds_no_app_and_touches_no_redis() -> None:
+    """What the plugin adds to Airflow's own plugin base (which imports fastapi itself on 3.0)."""
     code = (
-        "import sys, redis_xcom.ui.plugin\n"
-        "print(','.join(m for m in ('redis_xcom.ui.app', 'redis_xcom.backend', 'redis', 'fastapi', 'pandas') "
-        "if m in sys.modules))\n"
+        "import sys, airflow.plugins_manager\n"
+        "before = set(sys.modules)\n"
+        "import redis_xcom.ui.plugin\n"
+        "heavy = ('redis_xcom.ui.app', 'redis_xcom.backend', 'redis', 'fastapi', 'jinja2', 'pandas')\n"
+        "print(','.join(m for m in heavy if m in sys.modules and m not in before))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -59,6 +62,7 @@ def test_the_mounted_app_serves_the_page_under_the_plugins_prefix(ui: UI) -> Non
     client = TestClient(parent)
     url = f"{URL_PREFIX}/dags/{DAG}/runs/{RUN}/tasks/extract"
     assert client.get(url).status_code == 401  # the first request builds the app
+    assert client.get(f"{URL_PREFIX}/docs").status_code == 404  # nothing is served without the check
     from redis_xcom.ui.app import xcom_rows
 
     # The lazily built app is a fresh one: give it the test's rows as well.
