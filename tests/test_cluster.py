@@ -20,7 +20,7 @@ import redis
 from redis.cluster import RedisCluster, key_slot
 
 from redis_xcom import CorruptPayloadError, ExclusiveRedisXCom, ReplicationError
-from redis_xcom.backend import _runtime
+from redis_xcom.backend import _runtime, reset_runtime
 from redis_xcom.keys import parse_key
 from redis_xcom.storage.store import RedisStore
 from tests.cluster_process import RedisClusterProcesses, flush_cluster, use_cluster
@@ -208,7 +208,8 @@ def test_wait_for_more_replicas_than_exist_fails_naming_the_xcom_and_the_numbers
     assert time.monotonic() - started < 5
     message = str(info.value)
     assert "task_id='load'" in message and "map_index=2" in message
-    assert "1 replica(s) within 200 ms" in message and "wait_replicas = 2" in message
+    # The one replica confirms, unless the machine is too loaded for it to within 200 ms.
+    assert re.search(r"[01] replica\(s\) within 200 ms", message) and "wait_replicas = 2" in message
 
 
 def test_a_truncated_chunked_value_is_an_error_naming_the_node_that_holds_it(
@@ -238,7 +239,8 @@ def primary_with_replica() -> Iterator[tuple[RedisServer, RedisServer]]:
         primary.client().config_set("repl-diskless-sync-delay", 0)  # the replica syncs at once
         with RedisServer(["--replicaof", "127.0.0.1", str(primary.port)]) as replica:
             deadline = time.monotonic() + 10
-            while replica.client().info("replication").get("master_link_status") != "up":
+            # Until the primary counts the replica as online: WAIT counts only those.
+            while "online" not in str(primary.client().info("replication").get("slave0", "")):
                 assert time.monotonic() < deadline, "the replica did not sync"
                 time.sleep(0.05)
             yield primary, replica
@@ -250,12 +252,14 @@ def test_wait_replicas_on_one_node_confirms_each_push_or_fails_clearly(
     primary, replica = primary_with_replica
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", primary.url)
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__WAIT_REPLICAS", "1")
-    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__WAIT_TIMEOUT_MS", "300")
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__WAIT_TIMEOUT_MS", "3000")  # a loaded CI machine
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__CHUNK_BYTES", "4096")
     references = [push("small"), push(os.urandom(6000), key="medium"), push(os.urandom(50_000), key="big")]
     for reference in references:
         assert replica.client().exists(redis_key(reference)) == 1
     replica.stop()
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__WAIT_TIMEOUT_MS", "300")
+    reset_runtime()
     with pytest.raises(ReplicationError) as info:
         push("after the replica died", key="late")
     assert "key='late'" in str(info.value) and "0 replica(s) within 300 ms" in str(info.value)
@@ -270,3 +274,31 @@ def test_demo_reaches_a_cluster_through_its_url(redis_cluster: RedisClusterProce
     assert unreachable_reason(redis_cluster.url) is None
     nowhere = f"redis+cluster://127.0.0.1:{free_cluster_ports(1)[0]}/0"
     assert unreachable_reason(nowhere, timeout=0.5) is not None
+
+
+def _push_and_pull_in_child(reference: str, queue: Any) -> None:
+    from redis_xcom.backend import _runtime as child_runtime
+    from redis_xcom.backend import _runtime_cache
+
+    try:
+        inherited = next(iter(_runtime_cache.values())).store.client  # the parent's, copied by fork
+        mine = push("from the child", task_id="child")
+        queue.put((pull(reference), pull(mine), child_runtime().store.client is not inherited))
+    except Exception as exc:  # reported to the parent, which fails the test with it
+        queue.put(repr(exc))
+
+
+def test_a_forked_task_process_builds_its_own_cluster_client(fake_redis: RedisCluster) -> None:
+    import multiprocessing
+
+    reference = push("from the parent")
+    parent_client = _runtime().store.client
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_push_and_pull_in_child, args=(reference, queue))
+    child.start()
+    answer = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert not isinstance(answer, str), answer
+    assert answer == ("from the parent", "from the child", True)
+    assert _runtime().store.client is parent_client and pull(reference) == "from the parent"

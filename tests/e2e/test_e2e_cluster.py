@@ -18,6 +18,7 @@ def test_e2e_dag_on_a_redis_cluster(e2e: E2E, redis_cluster: RedisClusterProcess
     prefix = f"e2e-cluster-{uuid.uuid4().hex[:8]}"
     env = backend_settings(redis_cluster.url, prefix, TTL)
     env["AIRFLOW__REDIS_XCOM__WAIT_REPLICAS"] = "1"  # every push confirmed by its master's replica
+    env["AIRFLOW__REDIS_XCOM__WAIT_TIMEOUT_MS"] = "3000"  # room for a loaded CI machine
     home = e2e.home.clone(env=env, prefix="redis-xcom-e2e-cluster-")
     try:
         conf = {"odd_keys": [key for key in ODD_KEYS if carried(key)]}
