@@ -5,13 +5,15 @@
 #  * a virtualenv of its own in .venvs/airflow-<version> (gitignored), made with `uv venv` and
 #    `uv pip install -c locks/airflow-<version>.txt -e '.[all,test]'`; skipped when neither the lock
 #    nor pyproject.toml changed since the last install (a stamp holds their checksum);
-#  * the suite with that venv's pytest, `-m "not deployment"`: unit + e2e, i.e. every test not
+#  * the suite with that venv's pytest, `-m "not deployment and not browser"`: unit + e2e, i.e. every test not
 #    marked integration (unit tests, and e2e tests through `airflow dags test`) and the e2e tests
 #    also marked integration; and the integration tests too. Those take under a minute and are what
 #    exercise redis-py's retries and connections, and redis-py differs here: the celery extra of
 #    Airflow 3.0 to 3.2 pins redis-py 5.2.1 (kombu's cap), where constraints.txt has 8.x.
 #    tests/test_benchmarks_smoke.py is left out: it exercises the benchmark programs (extra
 #    [bench]), not the backend on this Airflow.
+#    The UI plugin's browser test (marker browser) is left out too: it runs in `make test` only,
+#    for CI time; its unit tests run here.
 #  * on 3.0.6 only (the oldest), the tests of a real deployment: -m deployment.
 # Every version runs even after one fails; a summary line per version follows, and the exit code
 # is non-zero when any version failed.
