@@ -67,7 +67,8 @@ def gc(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
 
 # Three `airflow dags test` runs and two gc processes: minutes on a loaded machine.
 @pytest.mark.timeout(1500)
-@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+# PostgreSQL with the deployment tests: `make test`, and the matrix on 3.0.6 only; SQLite everywhere.
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.deployment)])
 def test_gc_deletes_exactly_the_orphans_of_deleted_rows(
     database: str, fresh_redis_server: RedisServer, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
