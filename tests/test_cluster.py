@@ -67,7 +67,7 @@ from tests.test_store import (  # noqa: F401  with their fixtures ns and small_c
 )
 from tests.xcom_calls import pull, push, redis_key, value_keys
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.topology]
 
 
 class _ClusterAsServer:

@@ -20,7 +20,7 @@ from redis_xcom.keys import parse_key
 from tests.cluster_process import RedisClusterProcesses, use_cluster
 from tests.xcom_calls import pull, push, redis_key
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.topology]
 
 
 @dataclass

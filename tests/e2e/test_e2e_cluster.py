@@ -11,7 +11,7 @@ from tests.e2e.conftest import E2E, TTL, describe
 from tests.e2e.test_e2e_xcom import DAG_ID, MAPPED_INPUT, ODD_KEYS, carried
 from tests.xcom_checks import assert_rows_agree_with_redis, backend_settings, stored_value
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.topology]
 
 
 def test_e2e_dag_on_a_redis_cluster(e2e: E2E, redis_cluster: RedisClusterProcesses) -> None:

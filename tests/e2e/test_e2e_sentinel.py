@@ -14,7 +14,7 @@ from tests.e2e.test_e2e_xcom import DAG_ID, MAPPED_INPUT, ODD_KEYS, carried
 from tests.topologies.sentinel import MASTER_PASSWORD, SENTINEL_PASSWORD, SERVICE, SentinelDeployment
 from tests.xcom_checks import assert_rows_agree_with_redis, backend_settings, stored_value
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.topology]
 
 
 def test_e2e_dag_through_sentinel_named_by_an_airflow_connection(e2e: E2E) -> None:
