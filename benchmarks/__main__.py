@@ -24,6 +24,7 @@ BENCHMARKS = {
     "scaling": "benchmarks.bench_scaling",
     "airflow": "benchmarks.bench_airflow",
     "deployment": "benchmarks.bench_deployment",
+    "cluster": "benchmarks.bench_cluster",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

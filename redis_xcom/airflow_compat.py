@@ -59,26 +59,32 @@ def send_to_supervisor(message: Any) -> Any:
 
 @functools.cache
 def airflow_stats() -> Any:
-    """Airflow's Stats: the SDK's module from 3.2 (``airflow.stats`` is a deprecated shim there),
-    core's metaclass-configured class before. Either has incr / timing.
+    """Airflow's Stats (incr / timing): the SDK's from 3.2 (``airflow.stats`` is a deprecated shim
+    there), core's self-configuring class before.
 
-    The SDK's Stats stays a no-op until a process calls its ``initialize`` (the task runner does,
-    ``airflow dags test`` and scripts do not): it is initialized here from [metrics] the way the
-    task runner does it, so that metrics reach statsd / Datadog / OpenTelemetry from any process.
+    The SDK's Stats stays a no-op until the process initializes it (the task runner does;
+    ``airflow dags test`` and scripts do not): it is initialized here from [metrics] as the task
+    runner does, so metrics reach statsd / Datadog / OpenTelemetry from any process. 3.3 keeps the
+    backend in its module (``initialize(factory=, export_legacy_names=)``), 3.2 in the class.
     """
     try:
-        stats = importlib.import_module("airflow.sdk.observability.stats")
+        module = importlib.import_module("airflow.sdk.observability.stats")
     except ImportError:
         return importlib.import_module("airflow.stats").Stats
-    shared = importlib.import_module(stats.initialize.__module__)
-    if getattr(shared, "_factory", "unknown") is None:
-        from airflow.sdk.observability.metrics import stats_utils
+    stats = module.Stats
+    from airflow.sdk.observability.metrics import stats_utils
 
-        stats.initialize(
-            factory=stats_utils.get_stats_factory(),
-            export_legacy_names=airflow_conf().getboolean("metrics", "legacy_names_on", fallback=True),
-        )
-    return stats.Stats
+    if hasattr(module, "initialize"):
+        shared = importlib.import_module(module.initialize.__module__)
+        if getattr(shared, "_factory", "unknown") is None:
+            module.initialize(
+                factory=stats_utils.get_stats_factory(),
+                export_legacy_names=airflow_conf().getboolean("metrics", "legacy_names_on", fallback=True),
+            )
+    elif getattr(stats, "factory", "unknown") is None:
+        factory_for: Any = stats_utils.get_stats_factory  # 3.2's takes the Stats class
+        stats.initialize(factory=factory_for(stats))
+    return stats
 
 
 def metrics_enabled() -> bool:

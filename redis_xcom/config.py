@@ -120,6 +120,12 @@ class Settings:
                 f"[{SECTION}] wait_replicas and wait_timeout_ms must be >= 0, got "
                 f"{self.wait_replicas} and {self.wait_timeout_ms}"
             )
+        if self.wait_replicas and not 0 < self.wait_timeout_ms < self.socket_timeout * 1000:
+            # WAIT 0 blocks forever, and a WAIT longer than the socket timeout is cut off and retried whole.
+            raise ConfigError(
+                f"[{SECTION}] wait_timeout_ms must be above 0 and below socket_timeout "
+                f"({self.socket_timeout * 1000:g} ms) when wait_replicas is set, got {self.wait_timeout_ms}"
+            )
         if self.ui_preview_bytes <= 0 or self.ui_max_decode_bytes <= 0:
             raise ConfigError(f"[{SECTION}] ui_preview_bytes and ui_max_decode_bytes must be positive")
 

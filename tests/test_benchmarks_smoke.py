@@ -105,6 +105,19 @@ def test_deployment_run_and_worker_memory(results: Path) -> None:
         assert memory[role]["task"]["ratio_to_payload"]["median"] >= 0.9
 
 
+def test_cluster_figures(results: Path) -> None:
+    doc = _load(results, "cluster")
+    assert {r["shape"] for r in doc["rows"]} == {"small dict", "1 MB bytes"}
+    for row in doc["rows"]:
+        assert all(_positive(row[k]) for k in ("bare_setget_s", "backend_s", "ratio_median"))
+        assert row["ratio_p25"] <= row["ratio_median"] <= row["ratio_p75"]
+    spread = doc["spread"]
+    # One value and one run index per run, every key on some master, every master holding some.
+    assert sum(spread["keys_per_master"].values()) == 2 * spread["runs"]
+    assert len(spread["keys_per_master"]) == 3 and min(spread["keys_per_master"].values()) > 0
+    assert spread["max_over_mean"] >= 1.0
+
+
 def test_report_and_chart(results: Path) -> None:
     text = (results / "RESULTS.md").read_text()
     assert "## Goals" in text and "SMOKE RUN" in text

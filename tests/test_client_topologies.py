@@ -158,6 +158,7 @@ def test_plain_redis_takes_no_tls_options_even_when_set() -> None:
         ("rediss://h:1?ssl_check_hostname=perhaps", "ssl_check_hostname must be bool"),
         ("redis://h1:1,h2:2/0", "use redis\\+cluster:// or redis\\+sentinel://"),
         ("redis+cluster://h1:port/0", "is not a number"),
+        ("redis+sentinel://s1:26379/mymaster?socket_timeout=3", "socket_timeout are not understood"),
     ],
 )
 def test_bad_urls_fail_clearly_without_the_password(url: str, message: str) -> None:

@@ -15,12 +15,12 @@ import pytest
 import redis
 from redis.cluster import key_slot
 
-from redis_xcom import RedisUnavailableError, RedisXComError
+from redis_xcom import RedisUnavailableError, RedisXComError, ReplicationError
 from redis_xcom.keys import parse_key
 from tests.cluster_process import RedisClusterProcesses, use_cluster
 from tests.xcom_calls import pull, push, redis_key
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.topology]
 
 
 @dataclass
@@ -69,7 +69,10 @@ class Load:
     def run(self) -> None:
         i = 0
         while not self.stop.is_set():
-            self.step(i)
+            try:
+                self.step(i)
+            except Exception as exc:  # anything but a RedisXComError is a bug: the check names it
+                self.failures.append(exc)
             i += 1
 
     def __enter__(self) -> Load:
@@ -197,6 +200,27 @@ def test_a_master_killed_mid_load_loses_nothing_acknowledged_with_wait_replicas(
     assert load.slowest < 2 * 12 * 1.0 + 5
     for failure in load.failures:
         # Only while the slot had no master, or no replica for WAIT: never a silent loss.
-        assert isinstance(failure, RedisUnavailableError | RedisXComError)
+        assert isinstance(failure, RedisUnavailableError | ReplicationError), repr(failure)
         assert "127.0.0.1:" in str(failure), failure
     check_afterwards(cluster, load)
+
+
+def test_a_migration_that_never_settles_fails_in_bounded_time_naming_the_node(
+    fresh_redis_cluster: RedisClusterProcesses, xcom_settings: pytest.MonkeyPatch
+) -> None:
+    cluster = fresh_redis_cluster
+    _settings(xcom_settings, cluster, retry_attempts="3", retry_backoff_cap="0.5")
+    push("before", dag_id="load", run_id="stuck", task_id="t0")
+    slot = key_slot(b"load/stuck")
+    source = cluster.client().nodes_manager.get_node_from_slot(slot).port
+    target = next(p for p in cluster.master_ports() if p != source)
+    # MIGRATING with no IMPORTING on the other side: a new key is sent back and forth for ever.
+    redis.Redis(port=source).execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", _node_id(target))
+    started = time.monotonic()
+    with pytest.raises(RedisUnavailableError) as info:
+        push("never stored", dag_id="load", run_id="stuck", task_id="new")
+    # retry_attempts x retry_backoff_cap, plus the redirections redis-py follows itself
+    assert time.monotonic() - started < 3 * 0.5 + 10
+    assert "127.0.0.1:" in str(info.value) and "retry_attempts" in str(info.value)
+    redis.Redis(port=source).execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
+    assert pull(push("after", dag_id="load", run_id="stuck", task_id="new")) == "after"

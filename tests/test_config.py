@@ -75,3 +75,18 @@ def test_client_uses_the_configured_timeouts_and_retry() -> None:
     assert kwargs["retry"]._retries == 4  # get_retries() is redis-py 6+
     # redis-py 5 retries only errors also named in retry_on_error (the Retry's own list is not enough).
     assert set(RETRIED_ERRORS) <= set(kwargs["retry_on_error"])
+
+
+@pytest.mark.parametrize("timeout_ms", ["0", "5000", "9000"])
+def test_wait_timeout_must_end_before_the_socket_timeout(
+    xcom_settings: pytest.MonkeyPatch, timeout_ms: str
+) -> None:
+    # WAIT 0 would block a push forever; a WAIT outliving the socket timeout is cut off and retried whole.
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__WAIT_REPLICAS", "1")
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__SOCKET_TIMEOUT", "5")
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__WAIT_TIMEOUT_MS", timeout_ms)
+    with pytest.raises(ConfigError, match="wait_timeout_ms must be above 0 and below socket_timeout"):
+        get_settings()
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__WAIT_TIMEOUT_MS", "1000")
+    reset_settings()
+    assert get_settings().wait_timeout_ms == 1000

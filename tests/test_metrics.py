@@ -113,3 +113,9 @@ def test_nothing_is_sent_when_metrics_are_off(
 ) -> None:
     run_task_like_process(tmp_path, fresh_redis_server, False, listener.getsockname()[1])
     assert received(listener) == {}
+
+
+def test_the_readme_lists_every_metric() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    for name, (kind, meaning) in metrics.METRICS.items():
+        assert f"| `{name}` | {kind} | {meaning} |" in readme, name

@@ -22,6 +22,7 @@ from tests.xcom_calls import pull, push
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.topology,
     pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server binary not found; make test installs it"),
 ]
 PREFIX = "xcomtest"

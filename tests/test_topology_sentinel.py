@@ -19,6 +19,7 @@ from tests.xcom_calls import pull, push, redis_key
 
 pytestmark = [
     pytest.mark.integration,
+    pytest.mark.topology,
     pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server binary not found; make test installs it"),
 ]
 PREFIX = "xcomsentinel"

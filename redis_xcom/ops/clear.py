@@ -76,8 +76,8 @@ def run_clear(selection: keys.Selection, *, dry_run: bool, yes: bool, out: Outpu
         "deleted": 0,
     }
     size = f"{human_bytes(found.bytes)} ({found.measured_by})"
-    verb = "Would delete" if dry_run else "Selected"
-    out.line(f"{verb} {found.keys} XCom values, {size}, selected by {_describe(selection)}.")
+    verb = "Would delete" if dry_run else "Found"
+    out.line(f"{verb} {found.keys} XCom values, {size}, matching {_describe(selection)}.")
     for shown in found.sample:
         out.line(f"  {shown}")
     if found.keys > len(found.sample):

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from redis_xcom import keys
 from redis_xcom.config import Settings, redact_url
+from redis_xcom.errors import RedisXComError
 from redis_xcom.ops.airflow_run import AirflowCommandError, AirflowHome, CommandResult, XComRow
 
 DAG_ID = "redis_xcom_demo"
@@ -78,16 +79,29 @@ class RedisTarget:
 def unreachable_reason(url: str, timeout: float = 2.0) -> str | None:
     """None when a PING to url answers, else why not (without the password)."""
     import redis
+    from redis.exceptions import RedisClusterException
 
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        # build_client: redis+cluster:// and redis+sentinel:// URLs too.
+        client = _client(url, timeout, retry_attempts=0)
         try:
             client.ping()
         finally:
             client.close()
-    except (redis.RedisError, OSError, ValueError) as exc:
+    except (redis.RedisError, RedisClusterException, RedisXComError, OSError, ValueError) as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
+
+
+def _client(url: str, timeout: float, retry_attempts: int = 3) -> Any:
+    """The client the backend would build for url (one node, a cluster or a Sentinel's master)."""
+    from redis_xcom.storage.client import build_client
+
+    return build_client(
+        Settings(
+            url=url, socket_connect_timeout=timeout, socket_timeout=timeout, retry_attempts=retry_attempts
+        )
+    )
 
 
 def choose_redis(
@@ -317,9 +331,7 @@ def run_demo(
         say("[3/3] comparing the xcom table with Redis")
         say()
         run_id = home.latest_run(DAG_ID).run_id
-        import redis
-
-        client = redis.Redis.from_url(target.url, socket_connect_timeout=5, socket_timeout=10)
+        client = _client(target.url, 10)
         try:
             report = inspect_run(home, client, run_id, prefix, ttl)
             report.checks.insert(
@@ -344,7 +356,9 @@ def run_demo(
             say()
             if not target.embedded and not keep_keys:
                 found = _scan(client, keys.run_tag(prefix, DAG_ID, run_id) + ":*")
+                # The run's keys share its hash tag: one slot, so one UNLINK even on a cluster.
                 removed = client.unlink(*found) if found else 0
+                client.unlink(keys.run_index_key(prefix, DAG_ID, run_id))
                 say(f"Removed the run's {removed} keys from Redis (--keep-keys keeps them).")
         finally:
             client.close()

@@ -22,6 +22,8 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from redis_xcom import backend, keys
 from redis_xcom.errors import RedisXComError
 from redis_xcom.ops.metadata import AirflowXComTable, XComTable
@@ -79,7 +81,9 @@ class Collector:
             orphans = [k for k, _ in values if k not in referenced]
             report.referenced += len(values) - len(orphans)
             old = []
-            for redis_key, (idle, ttl_left) in zip(orphans, self.store.ages(orphans), strict=True):
+            # With no grace every orphan is old enough: its age is not worth a round trip.
+            ages = self.store.ages(orphans) if self.grace else [(None, 0)] * len(orphans)
+            for redis_key, (idle, ttl_left) in zip(orphans, ages, strict=True):
                 age = age_of(idle, ttl_left, self.ttl)
                 if age is None:
                     continue  # expired meanwhile
@@ -113,6 +117,13 @@ def run_gc(
     except RedisXComError as exc:
         out.note(f"redis-xcom gc failed: {exc}")
         return PROBLEM
+    except SQLAlchemyError as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        out.note(
+            f"redis-xcom gc could not read the xcom table of the metadata DB ({first_line}). Run it "
+            "where [database] sql_alchemy_conn names the DB of the Airflow that writes to this Redis."
+        )
+        return PROBLEM
     _print_survey(survey, grace, dry_run, out)
     summary = _summary(survey, grace, dry_run)
     if dry_run or not survey.to_delete:
@@ -136,8 +147,8 @@ def run_gc(
             for scanned, old in collector.batches(done):
                 done.deleted += store.unlink_indexed_groups(keys.group_by_run_index(old))
                 bar.advance(scanned)
-    except RedisXComError as exc:
-        out.note(f"redis-xcom gc failed after deleting {done.deleted} values: {exc}")
+    except (RedisXComError, SQLAlchemyError) as exc:
+        out.note(f"redis-xcom gc failed after deleting {done.deleted} values: {str(exc).splitlines()[0]}")
         return PROBLEM
     summary["deleted"] = done.deleted
     out.line(f"Deleted {done.deleted} values.")

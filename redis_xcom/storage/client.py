@@ -28,7 +28,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from redis_xcom import connection
-from redis_xcom.config import SECTION, Settings, parse_option
+from redis_xcom.config import SECTION, Settings, parse_option, redact_url
 from redis_xcom.errors import ConfigError
 from redis_xcom.storage.packer import COMMAND_PACKER
 
@@ -124,8 +124,6 @@ def _hosts(hostlist: str, url_shown: str) -> tuple[tuple[str, int], ...]:
 
 def parse_url(url: str, settings: Settings | None = None) -> Target:
     """The URL's parts, with the TLS options merged from settings (a query parameter wins)."""
-    from redis_xcom.config import redact_url
-
     shown = redact_url(url)
     parts = urlsplit(url)
     scheme = parts.scheme
@@ -168,6 +166,13 @@ def parse_url(url: str, settings: Settings | None = None) -> Target:
         raise ConfigError(
             f"[{SECTION}] url {shown!r} is not understood: one node takes one host:port and /<db>; "
             "use redis+cluster:// or redis+sentinel:// for several hosts"
+        )
+    unknown = sorted({name for name, _ in other} - {"db"})
+    if unknown and scheme in (*CLUSTER_SCHEMES, *SENTINEL_SCHEMES):
+        # redis-py would ignore them here: say so rather than drop a setting silently.
+        raise ConfigError(
+            f"[{SECTION}] url {shown!r}: query parameters {', '.join(unknown)} are not understood with "
+            f"{scheme}://; only {', '.join(TLS_OPTIONS)} are (the other options go in [{SECTION}])"
         )
     if scheme in CLUSTER_SCHEMES and db != 0:
         raise ConfigError(
@@ -241,7 +246,28 @@ def _cluster_client(target: Target, settings: Settings) -> RedisCluster:
     if "retry" not in getattr(redis.cluster, "KWARGS_DISABLED_KEYS", ()):
         # redis-py before 6 counts cluster-level retries (MOVED, ASK, a node down) separately.
         kwargs["cluster_error_retry_attempts"] = settings.retry_attempts
-    return RedisCluster(**kwargs)
+    cluster = RedisCluster(**kwargs)
+    _pack_with_buffers(cluster)
+    return cluster
+
+
+def _pack_with_buffers(cluster: RedisCluster) -> None:
+    """Our command packer on every node connection, now and after a refresh of the slot map:
+    RedisCluster drops command_packer from its keyword arguments, and without it a large value
+    would be joined (copied) before it is sent."""
+    nodes_manager = getattr(cluster, "nodes_manager", None)
+    if not isinstance(getattr(nodes_manager, "connection_kwargs", None), dict):
+        return
+    # Nodes built as from_url builds them (a ConnectionPool of the kwargs), which passes the packer
+    # on to each connection; Redis(host, port, **kwargs) would refuse it.
+    nodes_manager.from_url = True  # type: ignore[union-attr]
+    nodes_manager.connection_kwargs["command_packer"] = COMMAND_PACKER  # type: ignore[union-attr]
+    for node in cluster.get_nodes():
+        if node.redis_connection is not None:
+            pool = node.redis_connection.connection_pool
+            pool.connection_kwargs["command_packer"] = COMMAND_PACKER
+            pool.disconnect()  # the slot map was read on a connection without it
+            pool.reset()
 
 
 def _sentinel_client(target: Target, settings: Settings) -> redis.Redis:

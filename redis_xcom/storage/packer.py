@@ -86,7 +86,8 @@ COMMAND_PACKER = _CommandPacker(6000, Encoder("utf-8", "strict", False).encode)
 
 
 def sends_buffer_lists(client: object) -> bool:
-    """Whether client packs BufferList arguments: those from build_client do, any other joins them
-    (a RedisCluster has no pool of its own and builds its nodes' connections without our packer)."""
-    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", {})
+    """Whether client packs BufferList arguments: those from build_client do (a RedisCluster's
+    through its nodes manager, which builds every node's connections), any other joins them."""
+    owner = getattr(client, "connection_pool", None) or getattr(client, "nodes_manager", None)
+    kwargs = getattr(owner, "connection_kwargs", {})
     return kwargs.get("command_packer") is COMMAND_PACKER

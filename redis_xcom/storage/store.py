@@ -33,6 +33,7 @@ from redis.exceptions import (
     ExecAbortError,
     NoScriptError,
     ReadOnlyError,
+    RedisClusterException,
     RedisError,
     ResponseError,
 )
@@ -187,7 +188,7 @@ class _RedisErrors:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None or not isinstance(exc, RedisError | socket.timeout):
+        if exc is None or not isinstance(exc, RedisError | RedisClusterException | socket.timeout):
             return
         action = f"{self.action} {self.subject!r}" if self.subject != "" else self.action
         where = f"Redis at {self.endpoint}"
@@ -215,6 +216,12 @@ class _RedisErrors:
                 "Check [redis_xcom] ssl_ca_certs (the CA that signed the server's certificate), "
                 "ssl_check_hostname (the host must be in the certificate's names), and ssl_certfile / "
                 "ssl_keyfile if the server requires a client certificate."
+            ) from exc
+        if isinstance(exc, cluster.TRANSIENT) and not isinstance(exc, RETRIED_ERRORS):
+            raise RedisUnavailableError(
+                f"{where} kept redirecting or refusing while trying to {action}: {_reason(exc)}. "
+                "A resharding or failover did not settle within [redis_xcom] retry_attempts and "
+                "retry_backoff_cap; check CLUSTER INFO / redis-cli --cluster check, and retry the task."
             ) from exc
         if isinstance(exc, RETRIED_ERRORS):
             raise RedisUnavailableError(
@@ -271,7 +278,7 @@ class RedisStore:
         self.wait_timeout_ms = wait_timeout_ms
         self._cluster = cluster.is_cluster(client)
         # A client of build_client sends a value's buffers as they are; any other gets them joined.
-        self._gathers = not self._cluster and sends_buffer_lists(client)
+        self._gathers = sends_buffer_lists(client)
         # proto-max-bulk-len of the server, read once when a value first needs it; 0 = not readable.
         self._server_bulk_limit: int | None = None
 

@@ -105,6 +105,10 @@ def create_app() -> FastAPI:
     app = FastAPI(
         title="redis-xcom",
         description="The values behind redis-xcom references",
+        # No schema or docs pages: they would be the app's only routes without the access check.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
         dependencies=[Depends(access)],
     )
     # Airflow's DAG-access check asks for the user through get_user: ours accepts the UI's cookie too.

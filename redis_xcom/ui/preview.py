@@ -151,8 +151,8 @@ def _bytes_preview(name: str, head: bytes, size: int, budget: int) -> Preview:
         text = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
         lines.append(f"{offset:08x}  {row.hex(' '):<47}  {text}")
     body, truncated = _bounded([line + "\n" for line in lines], budget)
-    more = size > len(head)
-    return Preview(name, "bytes", f"{size} bytes\n{body}", truncated=truncated or more)
+    shown = f" (the first {len(head)} shown)" if size > len(head) else ""
+    return Preview(name, "bytes", f"{size} bytes{shown}\n{body}", truncated=truncated)
 
 
 def _cell(value: object) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,16 +127,11 @@ class ValueReader:
                 )
                 continue
             readable.append(view)
-        found = self.store.get_many([str(view.redis_key) for view in readable])
         decoded: dict[int, tuple[Any, RedisXComError | None]] = {}
-        for view, data in zip(readable, found, strict=True):
+        for view, data in self._read(readable, limit):
             if data is None:  # expired between the two round trips
-                view.state, view.message, view.size_bytes, view.ttl_seconds = (
-                    EXPIRED,
-                    self._gone(),
-                    None,
-                    None,
-                )
+                view.state, view.message = EXPIRED, self._gone()
+                view.size_bytes = view.ttl_seconds = None
                 continue
             try:
                 value = self.codec.decode(data)
@@ -150,6 +145,20 @@ class ValueReader:
             else:
                 view.preview = preview(value, self.settings.ui_preview_bytes)
         return [decoded.get(id(view), (None, None)) for view in views]
+
+    def _read(self, views: list[XComView], limit: int) -> Iterator[tuple[XComView, bytes | None]]:
+        """Raw values in batches of at most about limit bytes (one round trip each): a page of many
+        large XComs never holds more than one batch of raw bytes at once."""
+        batch: list[XComView] = []
+        total = 0
+        for view in [*views, None]:
+            size = 0 if view is None else view.size_bytes or 0
+            if batch and (view is None or total + size > limit):
+                yield from zip(batch, self.store.get_many([str(v.redis_key) for v in batch]), strict=True)
+                batch, total = [], 0
+            if view is not None:
+                batch.append(view)
+                total += size
 
     def _gone(self) -> str:
         return (

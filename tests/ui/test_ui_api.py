@@ -11,6 +11,7 @@ import pytest
 
 from redis_xcom.codec import Codec
 from redis_xcom.storage.client import build_client as real_build_client
+from redis_xcom.storage.store import RedisStore
 from tests.ui.auth_manager import DENIED_DAG
 from tests.ui.conftest import DAG, RUN, UI
 
@@ -46,8 +47,8 @@ def test_bytes_show_their_size_and_a_hex_head(ui: UI) -> None:
     ui.push("blob", b"PK\x03\x04" + bytes(range(256)) * 20)
     preview = ui.xcoms()["blob"]["preview"]
     assert preview["kind"] == "bytes" and preview["type"] == "bytes"
-    assert preview["text"].startswith("5124 bytes\n00000000  50 4b 03 04 00 01")
-    assert preview["truncated"]
+    assert preview["text"].startswith("5124 bytes (the first 256 shown)\n00000000  50 4b 03 04 00 01")
+    assert len(preview["text"].splitlines()) == 1 + 256 // 16
 
 
 def test_dataframe_shows_its_first_rows_shape_and_dtypes(ui: UI) -> None:
@@ -245,3 +246,22 @@ def test_a_chunked_value_shows_its_whole_size_and_decodes(ui: UI) -> None:
     shown = ui.xcoms()["chunked"]
     assert shown["state"] == "value" and shown["size_bytes"] == len(Codec().encode("y" * 5000))
     assert shown["preview"]["text"] == '"' + "y" * 5000 + '"'
+
+
+def test_large_values_are_read_in_batches_under_ui_max_decode_bytes(
+    ui: UI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ui.configure(ui_max_decode_bytes="30000")
+    for i in range(5):
+        ui.push(f"part{i}", "z" * 12_000)
+    batches: list[int] = []
+    real_get_many = RedisStore.get_many
+
+    def counted(self: RedisStore, keys: list[str]) -> list[bytes | None]:
+        batches.append(len(keys))
+        return real_get_many(self, keys)
+
+    monkeypatch.setattr(RedisStore, "get_many", counted)
+    shown = ui.xcoms()
+    assert all(x["state"] == "value" for x in shown.values()) and len(shown) == 5
+    assert batches == [2, 2, 1]  # two values of about 12 KB per batch of at most 30000 bytes
