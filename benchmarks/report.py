@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmarks._common import fmt_bytes, fmt_seconds
 
-ORDER = ("codec", "backend", "scaling", "airflow", "deployment")
+ORDER = ("codec", "backend", "scaling", "airflow", "deployment", "cluster")
 BACKEND_LABELS = {
     "default": "default (DB)",
     "objectstorage": "object storage (file://)",  # results written before S3 was measured
