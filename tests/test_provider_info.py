@@ -58,7 +58,9 @@ def _airflow(home: Path, *args: str) -> str:
 
 @pytest.mark.e2e
 def test_airflow_lists_the_provider_and_its_config(tmp_path: Path) -> None:
-    providers = json.loads(_airflow(tmp_path, "providers", "list", "--output", "json"))
+    listing = _airflow(tmp_path, "providers", "list", "--output", "json")
+    # Airflow 3.0 logs to stdout before the JSON: the listing is the line that is one JSON array.
+    providers = json.loads(next(line for line in listing.splitlines() if line.startswith("[{")))
     ours = [p for p in providers if p["package_name"] == "redis-xcom"]
     assert ours, f"redis-xcom missing from `airflow providers list`: {[p['package_name'] for p in providers]}"
     listed = _airflow(tmp_path, "config", "list", "--section", "redis_xcom", "--include-descriptions")
@@ -66,5 +68,6 @@ def test_airflow_lists_the_provider_and_its_config(tmp_path: Path) -> None:
         assert f"{option.name} =" in listed, option.name
         assert option.description[:40] in listed, option.name
     # The defaults come from the provider's table, with nothing in airflow.cfg.
-    assert _airflow(tmp_path, "config", "get-value", "redis_xcom", "ttl").strip() == "604800"
-    assert _airflow(tmp_path, "config", "get-value", "redis_xcom", "key_prefix").strip() == "xcom"
+    # (the value is the last line: Airflow 3.0 logs to stdout first)
+    assert _airflow(tmp_path, "config", "get-value", "redis_xcom", "ttl").splitlines()[-1] == "604800"
+    assert _airflow(tmp_path, "config", "get-value", "redis_xcom", "key_prefix").splitlines()[-1] == "xcom"
