@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.cluster_process import RedisClusterProcesses
+from tests.postgres_process import PostgresServer, missing_reason
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 
 if TYPE_CHECKING:
@@ -18,6 +19,16 @@ def redis_server() -> Iterator[RedisServer]:
     if REDIS_SERVER is None:
         pytest.skip(MISSING_REASON)
     with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the suite's own; each test that needs one gets a database in it."""
+    reason = missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with PostgresServer() as server:
         yield server
 
 

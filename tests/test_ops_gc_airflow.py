@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 
 from redis_xcom import keys
 from redis_xcom.ops.airflow_run import AirflowHome
-from tests.postgres_process import PostgresServer, missing_reason
+from tests.postgres_process import PostgresServer
 from tests.redis_process import RedisServer
 from tests.xcom_calls import value_keys
 from tests.xcom_checks import backend_settings
@@ -37,15 +36,6 @@ from airflow.utils.session import create_session
 with create_session() as session:
     session.delete(session.scalar(select(DagRun).where(DagRun.run_id == sys.argv[1])))
 """
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresServer]:
-    reason = missing_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with PostgresServer() as server:
-        yield server
 
 
 def run(

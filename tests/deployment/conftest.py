@@ -18,19 +18,9 @@ from tests.deployment.connections import own_client
 from tests.deployment.metadata import MetadataDB
 from tests.deployment.rest_api import AirflowApi
 from tests.deployment.scenario import MIGRATE_TIMEOUT, TTL, Outcome, XComStore, dag_files, run_scenario
-from tests.postgres_process import PostgresServer, missing_reason
+from tests.postgres_process import PostgresServer
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 from tests.xcom_checks import backend_settings
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of the suite's own; each deployment gets a database of its own in it."""
-    reason = missing_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with PostgresServer() as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
