@@ -47,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--airflow-size", action="append", help="end to end: only these payload sizes (1.0KB, 1.0MB, 50.0MB)"
     )
+    parser.add_argument(
+        "--airflow-shape", action="append", choices=["text", "records"], help="end to end: only these shapes"
+    )
     parser.add_argument("--reps", type=int, default=0, help="repetitions of the Airflow runs (default: 3)")
     parser.add_argument("--report-only", action="store_true", help="rebuild RESULTS.md and chart.png only")
     return parser.parse_args(argv)
@@ -80,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             postgres_url=args.postgres_url,
             databases=tuple(args.db or ()),
             airflow_points=tuple(args.airflow_size or ()),
+            airflow_shapes=tuple(args.airflow_shape or ()),
             reps=args.reps,
         )
         print(f"Redis: {kind}; key prefix {ctx.prefix}; results in {args.out}", flush=True)

@@ -36,6 +36,7 @@ class BenchContext:
     postgres_url: str | None = None  # a PostgreSQL of your own; default: the suite starts one
     databases: tuple[str, ...] = ()  # end to end: metadata DBs to run on (default: all)
     airflow_points: tuple[str, ...] = ()  # end to end: only these sizes, e.g. ("50.0MB",)
+    airflow_shapes: tuple[str, ...] = ()  # end to end: only these payload shapes ("text", "records")
     reps: int = 0  # repetitions of the end-to-end and deployment runs (0: each benchmark's own)
     # Every key the suite writes starts with this prefix, so a shared Redis is left as it was.
     prefix: str = field(default_factory=lambda: f"redis-xcom-bench-{secrets.token_hex(4)}")

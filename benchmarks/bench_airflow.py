@@ -1,11 +1,12 @@
 """Item 3: end to end in Airflow: N mapped tasks each push S bytes, one consumer pulls them all.
 
-Two payload shapes of S bytes: ``text``, one string of S characters, and ``records``, a list of
-dicts (rows as a database query returns them) whose JSON is about S bytes. Text is memory-bound
-for every backend (JSON of a plain ASCII string is a copy); records are what XComs usually carry,
-and where serialization costs the most. Records are built once, when the DAG file is parsed, so
-the measured phase is moving them, not making them (building 50 MB of dicts takes longer than
-serializing them); text is cheap to build in the task.
+Two payload shapes of S bytes: ``text``, one string of S characters of CSV rows that compresses
+as real text does (about 2.9x under gzip; benchmarks/payloads.py says why it is no longer one
+repeated character), and ``records``, a list of dicts (rows as a database query returns them)
+whose JSON is about S bytes. Text is mostly memory-bound for a backend that does not compress;
+records are what XComs usually carry, and where serialization costs the most. Records are built
+once, when the DAG file is parsed, so the measured phase is moving them, not making them (building
+50 MB of dicts takes longer than serializing them); text is cheap to build in the task.
 
 Each combination runs through ``airflow dags test`` (a subprocess: the XCom backend is chosen at
 import time) with four backends, interleaved run by run:
@@ -41,6 +42,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import payloads
 from benchmarks._common import BenchContext, backend_env, dir_size, fmt_bytes, fmt_seconds, rmtree, summary
 from benchmarks.services import MotoS3, Postgres
 from redis_xcom.ops.airflow_run import AirflowHome
@@ -115,6 +117,9 @@ N = {n}
 REGIONS = ("emea", "amer", "apac", "latam")
 
 
+{text_payload}
+
+
 def row(j: int) -> dict:
     return {{"id": j, "customer": f"customer-{{j:08d}}", "amount": j * 0.25, "active": j % 3 == 0,
             "region": REGIONS[j % 4], "items": [j % 7, j % 11, j % 13]}}
@@ -136,7 +141,7 @@ def bench():
     def produce(i: int):
         if SHAPE == "records":
             return ROWS
-        return chr(97 + i % 26) * SIZE
+        return text_payload(SIZE, i)
 
     @task
     def consume(ti=None) -> int:
@@ -148,6 +153,7 @@ def bench():
             return len(values) * len(ROWS)
         total = sum(len(v) for v in values)
         assert total == N * SIZE, total
+        assert all(v[:64] == text_payload(64, i) for i, v in enumerate(values))
         return total
 
     produced = produce.expand(i=list(range(N)))
@@ -182,7 +188,7 @@ def prepare(root: Path, grid: list[tuple[str, int, int]], services: Services) ->
     for shape, size, n in grid:
         dag_id = dag_id_for(shape, size, n)
         (template.dags_folder / f"{dag_id}.py").write_text(
-            DAG_TEMPLATE.format(shape=shape, size=size, n=n, dag_id=dag_id)
+            DAG_TEMPLATE.format(shape=shape, size=size, n=n, dag_id=dag_id, text_payload=payloads.source())
         )
     template.migrate()
     with closing(sqlite3.connect(template.db_path)) as conn:
@@ -472,6 +478,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         grid, reps = FEASIBLE_GRID, 2
     if ctx.airflow_points:
         grid = [p for p in grid if fmt_bytes(p[1]).replace(" ", "") in ctx.airflow_points]
+    if ctx.airflow_shapes:
+        grid = [p for p in grid if p[0] in ctx.airflow_shapes]
     reps = ctx.reps or reps
     databases = ctx.databases or DATABASES
     points = [
@@ -531,4 +539,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
 
 
 if __name__ == "__main__":  # a quick look at one generated DAG
-    print(DAG_TEMPLATE.format(shape="records", size=KB, n=3, dag_id=dag_id_for("records", KB, 3)))
+    print(
+        DAG_TEMPLATE.format(
+            shape="records", size=KB, n=3, dag_id=dag_id_for("records", KB, 3), text_payload=payloads.source()
+        )
+    )

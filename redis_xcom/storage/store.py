@@ -24,7 +24,7 @@ import socket
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import redis
 from redis.cluster import RedisCluster
@@ -174,8 +174,58 @@ def _is_wrong_type(exc: ResponseError) -> bool:
     return "WRONGTYPE" in str(exc)
 
 
+# What redis-py (and the socket under it) raises; _raise_translated turns each into a RedisXComError.
+_REDIS_FAILURES = (RedisError, RedisClusterException, socket.timeout)
+
+
+def _raise_translated(exc: Exception, endpoint: str, action: str, subject: object) -> NoReturn:
+    """Raise the RedisXComError for exc (one of _REDIS_FAILURES) while trying to ``action subject``:
+    what failed, where, and what to check. The message is built only here, on failure."""
+    action = f"{action} {subject!r}" if subject != "" else action
+    where = f"Redis at {endpoint}"
+    if isinstance(exc, AuthenticationError):
+        raise RedisUnavailableError(
+            f"{where} refused the credentials while trying to {action}: {_reason(exc)}. "
+            "Check the user and password in [redis_xcom] url (or its redis_conn_id connection)."
+        ) from None
+    if isinstance(exc, ReadOnlyError):
+        raise RedisUnavailableError(
+            f"{where} is a read-only replica while trying to {action}: {_reason(exc)}. "
+            "A failover may be in progress, or [redis_xcom] url points at a replica; "
+            "the task can be retried once a primary answers."
+        ) from exc
+    if isinstance(exc, MasterNotFoundError):
+        raise RedisUnavailableError(
+            f"{where}: no Sentinel named a master while trying to {action}: {_sentinel_reason(exc)}. "
+            "Check that the Sentinels and the master are running, the service name in [redis_xcom] "
+            "url, and sentinel_username / sentinel_password (the Sentinels' own credentials); the "
+            "task can be retried once a master is elected."
+        ) from exc
+    if isinstance(exc, RedisConnectionError) and "SSL" in str(exc):
+        raise RedisUnavailableError(
+            f"{where} failed the TLS handshake while trying to {action}: {_reason(exc)}. "
+            "Check [redis_xcom] ssl_ca_certs (the CA that signed the server's certificate), "
+            "ssl_check_hostname (the host must be in the certificate's names), and ssl_certfile / "
+            "ssl_keyfile if the server requires a client certificate."
+        ) from exc
+    if isinstance(exc, cluster.TRANSIENT) and not isinstance(exc, RETRIED_ERRORS):
+        raise RedisUnavailableError(
+            f"{where} kept redirecting or refusing while trying to {action}: {_reason(exc)}. "
+            "A resharding or failover did not settle within [redis_xcom] retry_attempts and "
+            "retry_backoff_cap; check CLUSTER INFO / redis-cli --cluster check, and retry the task."
+        ) from exc
+    if isinstance(exc, RETRIED_ERRORS):
+        raise RedisUnavailableError(
+            f"{where} is unreachable while trying to {action}: {_reason(exc)}. "
+            "Check that it is running and that [redis_xcom] url points at it; "
+            "the task can be retried once it is back."
+        ) from exc
+    raise RedisXComError(f"{where} failed to {action}: {_reason(exc)}") from exc
+
+
 class _RedisErrors:
-    """A plain context manager (cheaper than contextlib's) for the error translation of one call."""
+    """A context manager translating the errors of one call (_raise_translated); the hot paths
+    (put and get of small values) use try/except directly, which costs nothing when nothing fails."""
 
     __slots__ = ("action", "endpoint", "subject")
 
@@ -188,48 +238,8 @@ class _RedisErrors:
         return None
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None or not isinstance(exc, RedisError | RedisClusterException | socket.timeout):
-            return
-        action = f"{self.action} {self.subject!r}" if self.subject != "" else self.action
-        where = f"Redis at {self.endpoint}"
-        if isinstance(exc, AuthenticationError):
-            raise RedisUnavailableError(
-                f"{where} refused the credentials while trying to {action}: {_reason(exc)}. "
-                "Check the user and password in [redis_xcom] url (or its redis_conn_id connection)."
-            ) from None
-        if isinstance(exc, ReadOnlyError):
-            raise RedisUnavailableError(
-                f"{where} is a read-only replica while trying to {action}: {_reason(exc)}. "
-                "A failover may be in progress, or [redis_xcom] url points at a replica; "
-                "the task can be retried once a primary answers."
-            ) from exc
-        if isinstance(exc, MasterNotFoundError):
-            raise RedisUnavailableError(
-                f"{where}: no Sentinel named a master while trying to {action}: {_sentinel_reason(exc)}. "
-                "Check that the Sentinels and the master are running, the service name in [redis_xcom] "
-                "url, and sentinel_username / sentinel_password (the Sentinels' own credentials); the "
-                "task can be retried once a master is elected."
-            ) from exc
-        if isinstance(exc, RedisConnectionError) and "SSL" in str(exc):
-            raise RedisUnavailableError(
-                f"{where} failed the TLS handshake while trying to {action}: {_reason(exc)}. "
-                "Check [redis_xcom] ssl_ca_certs (the CA that signed the server's certificate), "
-                "ssl_check_hostname (the host must be in the certificate's names), and ssl_certfile / "
-                "ssl_keyfile if the server requires a client certificate."
-            ) from exc
-        if isinstance(exc, cluster.TRANSIENT) and not isinstance(exc, RETRIED_ERRORS):
-            raise RedisUnavailableError(
-                f"{where} kept redirecting or refusing while trying to {action}: {_reason(exc)}. "
-                "A resharding or failover did not settle within [redis_xcom] retry_attempts and "
-                "retry_backoff_cap; check CLUSTER INFO / redis-cli --cluster check, and retry the task."
-            ) from exc
-        if isinstance(exc, RETRIED_ERRORS):
-            raise RedisUnavailableError(
-                f"{where} is unreachable while trying to {action}: {_reason(exc)}. "
-                "Check that it is running and that [redis_xcom] url points at it; "
-                "the task can be retried once it is back."
-            ) from exc
-        raise RedisXComError(f"{where} failed to {action}: {_reason(exc)}") from exc
+        if isinstance(exc, _REDIS_FAILURES):
+            _raise_translated(exc, self.endpoint, self.action, self.subject)
 
 
 def _first_error(replies: Sequence[Any]) -> Exception | None:
@@ -274,9 +284,16 @@ class RedisStore:
         else:
             self.endpoint = endpoint(where) if "://" in where else where
         self.chunk_bytes = chunk_bytes
+        # Values up to this size are written by the SET-and-index script (never chunked: Redis
+        # accepts any bulk string up to 1 MiB whatever its proto-max-bulk-len).
+        self._script_max = min(SCRIPT_VALUE_MAX, chunk_bytes)
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
-        self._cluster = cluster.is_cluster(client)
+        # Exactly one is set: isinstance on a redis-py client class walks its typing Protocol bases
+        # (microseconds per check), too slow for every push and pull.
+        self._cluster_client: RedisCluster | None = client if isinstance(client, RedisCluster) else None
+        self._node: redis.Redis | None = None if isinstance(client, RedisCluster) else client
+        self._cluster = self._cluster_client is not None
         # A client of build_client sends a value's buffers as they are; any other gets them joined.
         self._gathers = sends_buffer_lists(client)
         # proto-max-bulk-len of the server, read once when a value first needs it; 0 = not readable.
@@ -326,15 +343,20 @@ class RedisStore:
         else:
             parts = list(data) if self._gathers or len(data) == 1 else [b"".join(data)]
             size = sum(len(part) for part in parts)
+        if index is not None and size <= self._script_max:
+            # Nearly every XCom: one EVALSHA, with no pipeline, context manager or chunk planning.
+            small = parts[0] if len(parts) == 1 else b"".join(parts)
+            try:
+                self._run_script(_SET_AND_INDEX, key, index, small, ttl)
+            except _REDIS_FAILURES as exc:
+                _raise_translated(exc, self.endpoint, "write", key)
+            return
         value: object = parts[0] if len(parts) == 1 else BufferList(parts)
         piece = self.chunk_size(size)
         with self._errors("write", key):
             if size <= piece:
                 if index is None:
                     self._write(key, [("SET", key, value, "EX", ttl)], atomic=False)
-                elif size <= SCRIPT_VALUE_MAX:
-                    small = value if len(parts) == 1 else b"".join(parts)
-                    self._run_script(_SET_AND_INDEX, key, index, small, ttl)
                 else:
                     # Lua copies its arguments: a large value goes through a plain SET in a MULTI.
                     self._write(key, [("SET", key, value, "EX", ttl), _index_update(index, key, ttl)])
@@ -390,35 +412,41 @@ class RedisStore:
 
     def _owner_name(self, key: str) -> str:
         """The node holding key, for messages: on a cluster, its slot's master."""
-        if isinstance(self.client, RedisCluster):
-            return str(self.client.get_node_from_key(key).name)
+        if self._cluster_client is not None:
+            return str(self._cluster_client.get_node_from_key(key).name)
         return self.endpoint
 
     def _on_owner(self, key: str, run: Callable[[redis.Redis], list[Any]]) -> list[Any]:
         """run(a connection to the node holding key): the client itself, or a cluster's slot owner."""
-        if isinstance(self.client, RedisCluster):
-            return cluster.on_slot_owner(self.client, key, run)
-        return run(self.client)
+        if self._cluster_client is not None:
+            return cluster.on_slot_owner(self._cluster_client, key, run)
+        assert self._node is not None
+        return run(self._node)
 
     def _retrying(self, action: Callable[[], Any]) -> Any:
         """On a cluster, action() again through resharding and failover (on one node, redis-py's
         own retry suffices)."""
-        if isinstance(self.client, RedisCluster):
-            return cluster.retrying(self.client, action)
+        if self._cluster_client is not None:
+            return cluster.retrying(self._cluster_client, action)
         return action()
 
     # -- reading ------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
         """The bytes stored under key, or None when they are gone (expired, evicted, deleted)."""
-        with self._errors("read", key):
+        try:
             try:
-                data: bytes | None = self._retrying(lambda: self.client.get(key))
+                if self._node is not None:
+                    data: bytes | None = self._node.get(key)  # type: ignore[assignment]
+                else:
+                    data = self._retrying(lambda: self.client.get(key))
             except ResponseError as exc:
                 if not _is_wrong_type(exc):
                     raise
                 return self._get_chunked(key)
             return data
+        except _REDIS_FAILURES as exc:
+            _raise_translated(exc, self.endpoint, "read", key)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Values of many keys in one round trip per node (a pipeline of GETs); chunked ones take
