@@ -6,7 +6,10 @@ Per shape, side by side in one process and interleaved round by round:
   store_only    RedisStore.put + RedisStore.get of those bytes (MULTI/EXEC, chunking): the Redis part
   bare_indexed  bare redis-py EVALSHA of the backend's SET-and-index script + GET (small values):
                 what the run index costs Redis, without any of the backend's client-side code
-  codec_only    Codec.encode + Codec.decode, no Redis: the part of the overhead that is the codec
+  codec_only    Codec.encode + Codec.decode, no Redis: the codec's own time, its code hot in the caches
+  bare_codec    bare_setget with Codec.encode before the SET and Codec.decode after the GET: what the
+                codec costs between round trips, where its code runs cold (small values: several
+                times codec_only on a VM, see the README)
 The headline is backend / bare_setget per round (median and IQR of those ratios).
 """
 
@@ -84,6 +87,10 @@ def _variants(ctx: BenchContext, value: Any) -> dict[str, Callable[[], object]]:
     def codec_only() -> object:
         return codec.decode(codec.encode(value))
 
+    def bare_codec() -> object:
+        bare.set(bare_key, codec.encode(value), ex=TTL)
+        return codec.decode(bare.get(bare_key))  # type: ignore[arg-type]
+
     # Same answer both ways, or the comparison means nothing.
     assert backend() == value
     variants = {
@@ -91,6 +98,7 @@ def _variants(ctx: BenchContext, value: Any) -> dict[str, Callable[[], object]]:
         "backend": backend,
         "store_only": store_only,
         "codec_only": codec_only,
+        "bare_codec": bare_codec,
     }
     if len(data) <= SCRIPT_VALUE_MAX:
         sha = bare.script_load(SET_AND_INDEX.text)
@@ -160,6 +168,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             "ratio_p25": ratio["p25"],
             "ratio_p75": ratio["p75"],
             "codec_ratio_median": v["codec_only"]["ratio"]["median"],
+            # The codec between round trips (bare SET/GET with encode and decode) over bare SET/GET.
+            "bare_codec_ratio_median": v["bare_codec"]["ratio"]["median"],
             # Redis's own cost of the run index (bare EVALSHA of the script / bare SET), and the
             # backend's client-side cost over that (backend / bare EVALSHA).
             "index_ratio_median": v["bare_indexed"]["ratio"]["median"] if "bare_indexed" in v else None,
@@ -181,6 +191,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             f"backend {fmt_seconds(row['backend_s'])}, store {fmt_seconds(row['store_only_s'])}, "
             f"codec {fmt_seconds(row['codec_only_s'])}; "
             f"backend/bare {ratio['median']:.3f}x [IQR {ratio['p25']:.3f}-{ratio['p75']:.3f}]"
+            + f"; bare+codec/bare {row['bare_codec_ratio_median']:.3f}x"
             + (
                 f"; index script/bare {row['index_ratio_median']:.3f}x, "
                 f"backend/index script {row['backend_over_indexed_median']:.3f}x"

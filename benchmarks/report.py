@@ -172,6 +172,7 @@ def backend_section(doc: dict[str, Any]) -> str:
                 if "store_only_s" in r
                 else "",
                 fmt_seconds(r["codec_only_s"]),
+                f"{r['bare_codec_ratio_median']:.2f}x" if "bare_codec_ratio_median" in r else "",
                 ratio_text(r["ratio_median"], [r["ratio_p25"], r["ratio_p75"]]),
                 f"{r['index_ratio_median']:.2f}x / {r['backend_over_indexed_median']:.2f}x"
                 if r.get("index_ratio_median")
@@ -190,6 +191,7 @@ def backend_section(doc: dict[str, Any]) -> str:
                 "backend push+pull",
                 "store only (x bare)",
                 "codec only",
+                "bare + codec / bare",
                 "backend / bare",
                 "index script / bare; backend / index script",
                 "goal",

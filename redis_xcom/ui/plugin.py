@@ -1,7 +1,8 @@
 """The Airflow plugin: registered by the `airflow.plugins` entry point and the provider info.
 
 Airflow imports plugins in every process (scheduler, workers, DAG processor), so this module only
-imports AirflowPlugin: the FastAPI app is built by the api-server on its first request to it.
+imports AirflowPlugin: the FastAPI app is built by the api-server on its first request to it. It
+also preloads redis-py where the backend is in use (redis_xcom/preload.py says why).
 """
 
 from __future__ import annotations
@@ -9,6 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
+
+from redis_xcom import preload
+
+# Before the scheduler's executor forks its workers: their task processes inherit redis-py.
+preload.preload()
 
 URL_PREFIX = "/redis-xcom"
 

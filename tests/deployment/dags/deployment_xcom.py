@@ -86,7 +86,13 @@ def deployment_fanout() -> None:
     """Many short task processes, each pushing and pulling: a per-process connection leak adds up."""
 
     @task
-    def emit(i: int) -> Any:
+    def emit(i: int, ti: Any = None) -> Any:
+        import os
+
+        from redis_xcom import preload
+
+        # Whose import of redis-py this task process has: an ancestor's (inherited) or its own.
+        ti.xcom_push(key="preloaded", value={"by": preload.preloaded_by, "pid": os.getpid()})
         return {"i": i, "square": i * i}
 
     @task
