@@ -91,21 +91,27 @@ def _refresh(client: RedisCluster, exc: Exception) -> None:
 
 def retrying(client: RedisCluster, action: Callable[[], T]) -> T:
     """action(), again with backoff while the cluster reshards or fails over: at most retry_attempts
-    more times and retry_attempts x retry_backoff_cap seconds, then its last error."""
+    more times and retry_attempts x retry_backoff_cap seconds after the first failure, then its last
+    error. The first attempt costs nothing more than action() itself (every push and pull)."""
+    try:
+        return action()
+    except TRANSIENT as exc:
+        error: Exception = exc
     attempts, backoff, budget = _schedule(client)
     backoff.reset()
     deadline = time.monotonic() + budget
-    failures = 0
+    failures = 1
     while True:
+        pause = 0.0 if isinstance(error, MovedError) else backoff.compute(failures)
+        if failures > attempts or time.monotonic() + pause > deadline:
+            raise error
+        _refresh(client, error)
+        time.sleep(pause)
         try:
             return action()
         except TRANSIENT as exc:
+            error = exc
             failures += 1
-            pause = 0.0 if isinstance(exc, MovedError) else backoff.compute(failures)
-            if failures > attempts or time.monotonic() + pause > deadline:
-                raise
-            _refresh(client, exc)
-            time.sleep(pause)
 
 
 def on_slot_owner(client: RedisCluster, key: str, run: Callable[[redis.Redis], list[Any]]) -> list[Any]:
