@@ -9,6 +9,7 @@ The package knows nothing of Redis or of Airflow's backend:
     science      numpy, pandas, pyarrow, polars (imported only when such a value appears)
     compression  zlib, lz4, zstd, with decompression bounded by the recorded length
     explain      the TypeError naming what cannot be serialized and where it sits
+    text         a large ASCII string as a view of its own characters (no UTF-8 copy)
 
 The raw payload is one msgpack object; with flag 0x02 it is ``Q body_length, body, buffers``,
 where large byte buffers (bytes, numpy data, Arrow IPC) sit after the body and are referenced
@@ -17,7 +18,8 @@ bytes, list, dict with str keys) is packed by ormsgpack's Rust code; a value hol
 is packed by msgpack, whose C code calls the extension hooks only for the other types. Bodies are
 read by ormsgpack, or by msgpack where ormsgpack gives up (tuple dict keys, an error in a hook).
 Small values are written with one concatenation and read with one slice; large values are handed
-to the writer as the header plus the payload's buffers (``encode_parts``), never joined. Nothing
+to the writer as the header plus the payload's buffers (``encode_parts``), never joined; a large
+ASCII string's buffer is its own characters, not a copy (``text``). Nothing
 here uses pickle or imports classes on read outside Airflow's ``[core] allowed_deserialization_classes``.
 """
 
@@ -65,6 +67,8 @@ OVERHEAD = HEADER_SIZE
 # Values below this take the fast paths (concatenation and slicing are cheap at this size).
 _FAST_MAX = 1 << 16
 _BODY_LEN = struct.Struct("<Q")
+# A top-level ASCII string from this size is written from its own characters (codec/text.py).
+_TEXT_VIEW_MIN = 1 << 20
 # Bodies from this size are unpacked with the garbage collector paused (see _unpack_paused_gc).
 _GC_PAUSE_MIN = 1 << 20
 # Plain data (None, bool, int up to 64 bits, float, str, bytes, list, dict with str keys) is packed by
@@ -121,6 +125,12 @@ class Codec:
         try:
             if cls in _TOP_LEVEL_BUFFERS and (cls is not bytes or len(value) >= OUT_OF_BAND_MIN):  # type: ignore[arg-type]
                 return self._encode_out_of_band(value)
+            if cls is str and len(value) >= _TEXT_VIEW_MIN:  # type: ignore[arg-type]
+                from redis_xcom.codec.text import msgpack_str_parts  # ctypes: only for large text
+
+                text = msgpack_str_parts(value)  # type: ignore[arg-type]
+                if text is not None:
+                    return self._seal(text, 0)
             try:
                 body = _pack_plain(value, option=_PLAIN_ONLY)
             except TypeError:  # a rich value: msgpack with the extension hooks
