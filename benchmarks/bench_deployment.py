@@ -51,6 +51,10 @@ PHASES = [
     (4, [(1 * MB, MAPPED)]),
     (8, [(10 * MB, MAPPED)]),
 ]
+# The goals' points (K = 8, 1 KB and 1 MB) run this many times per backend on one scheduler, sizes
+# alternated: one run of a 64-task DAG on 2 cores varies by +-20%, as wide as the 1 KB goal's margin.
+# Object storage on S3 runs them once: at 1 MB it takes about 4x as long and is nowhere near a goal.
+GOAL_REPS = {"default": 3, "redis_xcom": 3, "objectstorage_s3": 1}
 # One tiny point with redis-xcom only (each scheduler start costs ~20 s); the full run has them all.
 SMOKE_PHASES = [(2, [(1 * KB, 4)])]  # (K, [(S, N)]): one scheduler per backend and phase
 SMOKE_BACKENDS = ("redis_xcom",)
@@ -331,7 +335,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
                 order += 1
                 for backend in backends[shift:] + backends[:shift]:
                     bench.use_scheduler(backend, k)
-                    for s, n in sizes:
+                    goal_phase = (k, sizes) == phases[0] and not ctx.smoke
+                    for s, n in sizes * (GOAL_REPS[backend] if goal_phase else 1):
                         result = bench.run_dag(dag_id_for(s, n, False))
                         result.update({"backend": backend, "parallelism": k, "size": s, "n": n, "rep": rep})
                         runs.append(result)
@@ -365,6 +370,7 @@ def _doc(
         "description": __doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else "",
         "mapped": MAPPED,
         "repetitions": reps,
+        "goal_point_runs": {name: n * reps for name, n in GOAL_REPS.items()},
         "rows": rows,
         "runs": runs,
         "memory": {"size": memory_size, "n": memory_n, "parallelism": memory_k, "backends": memory},
@@ -406,6 +412,9 @@ def _goals(rows: list[dict[str, Any]], memory: dict[str, Any], memory_size: int)
         b = row["backends"]
         if (row["parallelism"], row["size"]) == (8, MB) and row["speedup_vs_default"] is not None:
             speed = row["speedup_vs_default"]
+            small = next(
+                (r for r in rows if (r["parallelism"], r["size"], r["n"]) == (8, KB, row["n"])), None
+            )
             goals.append(
                 {
                     "goal": f"real deployment, {row['n']} x 1 MB at K=8: DAG run at least 2x faster "
@@ -413,12 +422,10 @@ def _goals(rows: list[dict[str, Any]], memory: dict[str, Any], memory_size: int)
                     "target": 2.0,
                     "measured": speed,
                     "met": bool(speed and speed >= 2.0),
+                    "note": _cpu_bound_note(row, small),
                 }
             )
             api = {name: b[name].get("cpu_s", {}).get("api_server") for name in BACKENDS}
-            small = next(
-                (r for r in rows if (r["parallelism"], r["size"], r["n"]) == (8, KB, row["n"])), None
-            )
             # The same DAG at 1 KB makes the same task lifecycle calls to the api-server (every
             # backend makes them); what 1 MB adds over it is what the XComs cost the api-server.
             base = (
@@ -493,3 +500,23 @@ def _goals(rows: list[dict[str, Any]], memory: dict[str, Any], memory_size: int)
             }
         )
     return goals
+
+
+def _cpu_total(row: dict[str, Any] | None, backend: str) -> float | None:
+    """CPU seconds every measured process spent on one run (medians over the point's runs)."""
+    cpu = (row or {}).get("backends", {}).get(backend, {}).get("cpu_s")
+    return sum(cpu.values()) if cpu else None
+
+
+def _cpu_bound_note(row: dict[str, Any], small: dict[str, Any] | None) -> str:
+    """What the CPUs allow: on a machine the run keeps busy, a DAG run cannot be shorter than its CPU
+    time over the CPUs, and most of that time is Airflow's own task start-up, whatever the backend.
+    The default at 1 KB is what the same DAG costs with XComs that cost nothing."""
+    default, ours = _cpu_total(row, "default"), _cpu_total(row, "redis_xcom")
+    floor = _cpu_total(small, "default")
+    if not (default and ours):
+        return ""
+    note = f"CPU per run: default {default:.1f} s, redis-xcom {ours:.1f} s ({default / ours:.2f}x)"
+    if floor:
+        note += f"; default at 1 KB {floor:.1f} s: XComs costing nothing would give {default / floor:.2f}x"
+    return note + f", on {psutil.cpu_count()} CPUs"

@@ -391,7 +391,14 @@ def deployment_section(doc: dict[str, Any]) -> str:
             )
     text = (
         doc["description"]
-        + f" {doc.get('repetitions', '?')} repetition(s) per point.\n\n"
+        + f" {doc.get('repetitions', '?')} repetition(s) per point"
+        + (
+            "; the goals' points (K = 8, 1 KB and 1 MB): "
+            + ", ".join(f"{n} for {BACKEND_LABELS.get(b, b)}" for b, n in doc["goal_point_runs"].items())
+            if doc.get("goal_point_runs")
+            else ""
+        )
+        + ".\n\n"
         + table(
             [
                 "K",
