@@ -50,7 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--airflow-shape", action="append", choices=["text", "records"], help="end to end: only these shapes"
     )
-    parser.add_argument("--reps", type=int, default=0, help="repetitions of the Airflow runs (default: 3)")
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=0,
+        help="end to end: repetitions (default: 2 of each 50 MB point, 3 with --full-grid; smaller sizes and "
+        "the slowest points once)",
+    )
     parser.add_argument("--report-only", action="store_true", help="rebuild RESULTS.md and chart.png only")
     return parser.parse_args(argv)
 
