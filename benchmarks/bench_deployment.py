@@ -53,8 +53,8 @@ PHASES = [
 ]
 # The goals' points (K = 8, 1 KB and 1 MB): blocks of (backend, runs of each size, sizes alternated),
 # one scheduler per block. One run of a 64-task DAG on 2 cores varies by +-20%, as wide as the 1 KB
-# goal's margin, and the deployment's first scheduler ran about 30% faster than the later ones (tasks
-# wait less between queued and running; the tasks themselves take as long): so each backend gets
+# goal's margin, and in some deployments the first scheduler ran up to 30% faster than the later
+# ones (tasks waited less between queued and running; the tasks took as long): so each backend gets
 # 3 runs, in blocks placed symmetrically in time. Object storage on S3 runs once: at 1 MB it takes
 # about 4x as long and is nowhere near a goal.
 GOAL_SCHEDULE = (
