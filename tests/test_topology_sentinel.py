@@ -123,9 +123,9 @@ def _run_failover(monkeypatch: pytest.MonkeyPatch, deployment: SentinelDeploymen
         try:
             promotion["new"] = deployment.wait_for_new_master(old.port, seconds=45)
             if kill_master:
-                # Back at once, as a replica of the new master once Sentinel reconfigures it, so
-                # that wait_replicas = 1 can be met again.
-                old.start()
+                # Back at once as a replica of the new master (it keeps nothing on disk), so that
+                # wait_replicas = 1 can be met again.
+                deployment.rejoin_as_replica(old, promotion["new"])
         except BaseException as exc:  # reported by the assertion below
             promotion["error"] = exc
 
@@ -147,7 +147,7 @@ def _run_failover(monkeypatch: pytest.MonkeyPatch, deployment: SentinelDeploymen
     return load
 
 
-def _check(load: Load) -> None:
+def _check(load: Load, deployment: SentinelDeployment) -> None:
     lost = load.lost()
     assert load.wrong == [], load.wrong
     for failure in load.failures:
@@ -155,14 +155,14 @@ def _check(load: Load) -> None:
         # Sentinel service, no password.
         assert f"Sentinel service '{SERVICE}'" in str(failure), str(failure)
         assert MASTER_PASSWORD not in str(failure) and SENTINEL_PASSWORD not in str(failure)
-    assert lost == [], f"acknowledged pushes lost despite wait_replicas = 1: {lost}"
+    assert lost == [], f"acknowledged pushes lost despite wait_replicas = 1: {lost} ({deployment.roles()})"
 
 
 def test_sentinel_failover_mid_load(
     deployment: SentinelDeployment, xcom_settings: pytest.MonkeyPatch
 ) -> None:
-    _check(_run_failover(xcom_settings, deployment, kill_master=False))
+    _check(_run_failover(xcom_settings, deployment, kill_master=False), deployment)
 
 
 def test_master_killed_mid_load(deployment: SentinelDeployment, xcom_settings: pytest.MonkeyPatch) -> None:
-    _check(_run_failover(xcom_settings, deployment, kill_master=True))
+    _check(_run_failover(xcom_settings, deployment, kill_master=True), deployment)

@@ -173,6 +173,32 @@ class SentinelDeployment:
         _wait_until(promoted, seconds, "failover")
         return self.current_master()
 
+    def rejoin_as_replica(self, crashed: PasswordRedisServer, master: PasswordRedisServer) -> None:
+        """Start a crashed server again as a replica of the promoted master, as Redis advises for
+        servers without persistence: restarted as a master it would come back empty, and a
+        Sentinel that still knew it as the master could make the promoted one resync from it."""
+        crashed.extra_args = [*crashed.extra_args, "--replicaof", "127.0.0.1", str(master.port)]
+        crashed.start()
+
+    def roles(self) -> str:
+        """Each server's role and key count, and where each Sentinel says the master is (for failures)."""
+        seen = []
+        for server in self.servers():
+            try:
+                info = server.client(socket_timeout=1).info()
+                seen.append(f":{server.port} {info['role']} keys={info.get('db0', {}).get('keys', 0)}")
+            except redis.RedisError as exc:
+                seen.append(f":{server.port} {exc!r}")
+        for sentinel in self.sentinels:
+            try:
+                addr = sentinel.client(socket_timeout=1).execute_command(
+                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE
+                )
+                seen.append(f"sentinel :{sentinel.port} -> {addr[1]}")
+            except redis.RedisError as exc:
+                seen.append(f"sentinel :{sentinel.port} {exc!r}")
+        return "; ".join(seen)
+
     def stop(self) -> None:
         for process in [*self.sentinels, *self.servers()]:
             process.stop()
