@@ -53,12 +53,12 @@ KB, MB = 1024, 1024 * 1024
 BACKENDS = ("default", "objectstorage_s3", "objectstorage_file", "redis_xcom")
 DATABASES = ("postgres", "sqlite")
 OTHERS = ("default", "objectstorage_s3", "objectstorage_file")
-# 50 MB of records is minutes a run for the default backend (6 on SQLite, more on PostgreSQL) and
-# for object storage (JSON in Python, gzip): one repetition of those, stated in the results, and
-# SQLite (the second column) only at the 50 MB points keep the full run near an hour.
+# 50 MB of records is minutes a run for the default backend (6 on SQLite, more on PostgreSQL): one
+# repetition of it and of the local-disk bound (no goal), stated in the results, and SQLite (the
+# second column) only at the 50 MB points keep the full run near an hour. S3's (under a minute a
+# run) repeats like redis-xcom's, so its 3x goal rests on paired rounds.
 SLOW_POINTS = {
     ("default", "records", 50 * MB),
-    ("objectstorage_s3", "records", 50 * MB),
     ("objectstorage_file", "records", 50 * MB),
 }
 SQLITE_MIN_SIZE = 50 * MB

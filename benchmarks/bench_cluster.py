@@ -44,7 +44,7 @@ def shapes(smoke: bool) -> list[Shape]:
         ]
     return [
         Shape("small dict", lambda: {"status": "ok", "rows": 3, "ids": [1, 2, 3]}, 31),
-        Shape("64 MB bytes", lambda: bytes(64 << 20), 9),
+        Shape("64 MB bytes", lambda: bytes(64 << 20), 15),
     ]
 
 

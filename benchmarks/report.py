@@ -446,12 +446,53 @@ def deployment_section(doc: dict[str, Any]) -> str:
 
 CPU_COLUMNS = ("api_server", "postgres", "scheduler_and_tasks", "redis", "moto")
 
+
+def cluster_section(doc: dict[str, Any]) -> str:
+    rows = [
+        [
+            r["shape"],
+            fmt_bytes(r["encoded_bytes"]),
+            fmt_seconds(r["bare_setget_s"]),
+            fmt_seconds(r["backend_s"]),
+            ratio_text(r["ratio_median"], [r["ratio_p25"], r["ratio_p75"]]),
+            r["timing"]["backend"]["ratio"]["n"],
+            f"{r['goal_ratio']}x",
+        ]
+        for r in doc["rows"]
+    ]
+    text = (
+        doc["description"] + " Times are medians per push+pull; the ratio is the median of per-round ratios "
+        "[p25-p75].\n\n"
+        + table(
+            [
+                "shape",
+                "encoded",
+                "bare RedisCluster SET+GET",
+                "backend push+pull",
+                "backend / bare",
+                "rounds",
+                "goal",
+            ],
+            rows,
+        )
+    )
+    spread = doc.get("spread")
+    if spread:
+        per_master = ", ".join(f"{node}: {count}" for node, count in spread["keys_per_master"].items())
+        text += (
+            f"\n\nSpread of {spread['runs']} hourly runs of one DAG (one XCom each, value and run index "
+            f"keys): {per_master}; max/mean **{spread['max_over_mean']:.3f}** (goal at most 1.1)."
+        )
+    return text
+
+
 SECTIONS = {
     "codec": ("1. Codec", codec_section),
     "backend": ("2. Backend push+pull against bare redis-py", backend_section),
     "scaling": ("4. Scaling: pulling mapped outputs, clearing a run", scaling_section),
     "airflow": ("3. End to end in Airflow (`airflow dags test`)", airflow_section),
     "deployment": ("5. A real deployment: concurrency, CPU, DB growth, worker memory", deployment_section),
+    "cluster": ("6. Redis Cluster: push+pull against bare RedisCluster, runs over masters", cluster_section),
 }
 
 
@@ -477,7 +518,7 @@ def markdown(docs: dict[str, dict[str, Any]]) -> str:
     if smoke:
         parts.append("- **SMOKE RUN**: tiny sizes, few rounds; these figures only show the suite works.")
     parts += ["", "![benchmark chart](chart.png)", "", "## Goals", "", goals_table(goals(docs))]
-    for name in ("codec", "backend", "airflow", "deployment", "scaling"):
+    for name in ("codec", "backend", "airflow", "deployment", "scaling", "cluster"):
         if name in docs and name in SECTIONS:
             title, section = SECTIONS[name]
             try:
@@ -497,7 +538,7 @@ def chart(docs: dict[str, dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(3, 3, figsize=(20, 15))
+    fig, axes = plt.subplots(4, 3, figsize=(20, 20))
     fig.suptitle(
         "redis-xcom benchmarks (medians; error bars p25-p75)"
         + (" - SMOKE" if any(d.get("smoke") for d in docs.values()) else "")
@@ -511,6 +552,9 @@ def chart(docs: dict[str, dict[str, Any]], path: Path) -> None:
     _chart_deployment_time(axes[2][0], docs.get("deployment"))
     _chart_deployment_cpu(axes[2][1], docs.get("deployment"))
     _chart_memory(axes[2][2], docs.get("deployment"))
+    _chart_cluster(axes[3][0], docs.get("cluster"))
+    _chart_cluster_spread(axes[3][1], docs.get("cluster"))
+    axes[3][2].set_axis_off()
     from matplotlib.ticker import FuncFormatter
 
     plain = FuncFormatter(lambda v, _pos: f"{v:g}")
@@ -522,7 +566,7 @@ def chart(docs: dict[str, dict[str, Any]], path: Path) -> None:
                 # Label the minor ticks only when the axis spans too little for major ones to show.
                 wide = min(limits) > 0 and max(limits) / min(limits) > 20
                 axis.set_minor_formatter(blank if wide else plain)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))  # room for the suptitle
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -716,6 +760,46 @@ def _chart_memory(ax: Any, doc: dict[str, Any] | None) -> None:
     ax.set_ylabel("peak RSS growth / payload")
     ax.set_title("5. Worker memory per value (dashed: goal 2x)")
     ax.legend(fontsize=8)
+    return None
+
+
+def _chart_cluster(ax: Any, doc: dict[str, Any] | None) -> None:
+    if not doc or not doc.get("rows"):
+        return _empty(ax, "cluster")
+    rows = doc["rows"]
+    xs = range(len(rows))
+    med = [r["ratio_median"] for r in rows]
+    err = [
+        [m - r["ratio_p25"] for m, r in zip(med, rows, strict=True)],
+        [r["ratio_p75"] - m for m, r in zip(med, rows, strict=True)],
+    ]
+    ax.bar(xs, med, yerr=err, capsize=4, color=COLORS["redis_xcom"])
+    for x, r in zip(xs, rows, strict=True):
+        ax.hlines(r["goal_ratio"], x - 0.4, x + 0.4, colors="black", linestyles="dashed")
+        ax.text(x, r["ratio_median"], f"{r['ratio_median']:.2f}x", ha="center", va="bottom", fontsize=8)
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks(list(xs), [f"{r['shape']}\n({fmt_bytes(r['encoded_bytes'])})" for r in rows])
+    ax.set_ylabel("push+pull time / bare RedisCluster SET+GET")
+    ax.set_title("6. Redis Cluster (3 masters): overhead vs bare RedisCluster (dashed: goal)")
+    return None
+
+
+def _chart_cluster_spread(ax: Any, doc: dict[str, Any] | None) -> None:
+    spread = (doc or {}).get("spread")
+    if not spread:
+        return _empty(ax, "cluster spread")
+    nodes = list(spread["keys_per_master"])
+    counts = [spread["keys_per_master"][n] for n in nodes]
+    mean = statistics.mean(counts)
+    ax.bar(range(len(nodes)), counts, color=COLORS["redis_xcom"])
+    ax.axhline(mean, color="grey", linewidth=0.8, label=f"mean {mean:.0f}")
+    ax.axhline(1.1 * mean, color="black", linestyle="dashed", linewidth=0.8, label="goal: max <= 1.1 x mean")
+    ax.set_xticks(range(len(nodes)), [f"master {i + 1}\n{n}" for i, n in enumerate(nodes)], fontsize=8)
+    ax.set_ylabel("keys held (values and run indexes)")
+    ax.set_title(
+        f"6. {spread['runs']} DAG runs over a cluster's masters: max/mean {spread['max_over_mean']:.3f}"
+    )
+    ax.legend(fontsize=8, loc="lower right")
     return None
 
 
