@@ -6,7 +6,9 @@ repeated character), and ``records``, a list of dicts (rows as a database query 
 whose JSON is about S bytes. Text is mostly memory-bound for a backend that does not compress;
 records are what XComs usually carry, and where serialization costs the most. Records are built
 once, when the DAG file is parsed, so the measured phase is moving them, not making them (building
-50 MB of dicts takes longer than serializing them); text is cheap to build in the task.
+50 MB of dicts takes longer than serializing them); text is cheap to build in the task. The
+producers do not log their return value (``show_return_value_in_logs=False``, Airflow's advice for
+large values): the repr and log line of 50 MB of records cost seconds per task whatever the backend.
 
 Each combination runs through ``airflow dags test`` (a subprocess: the XCom backend is chosen at
 import time) with four backends, interleaved run by run:
@@ -140,7 +142,9 @@ def bench():
         # measured XCom phase, from here to the end of consume, is the same work for every backend.
         return None
 
-    @task
+    # Airflow's own advice for large return values: not logged (its repr of 50 MB of records takes
+    # longer than any backend's push, and would be the same cost in every backend's time).
+    @task(show_return_value_in_logs=False)
     def produce(i: int):
         if SHAPE == "records":
             return ROWS
