@@ -116,6 +116,7 @@ if redis.call('TTL', {index}) < tonumber({ttl}) then redis.call('EXPIRE', {index
 # KEYS[1] index, ARGV[1] value key, ARGV[2] ttl.
 _INDEX = _Script(_INDEX_UPDATE.format(index="KEYS[1]", member="ARGV[1]", ttl="ARGV[2]"))
 # KEYS[1] value key, KEYS[2] index, ARGV[1] value, ARGV[2] ttl: the value's one SET with EX, then its index.
+_EVALSHA = "EVALSHA"
 _SET_AND_INDEX = _Script(
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])"
     + _INDEX_UPDATE.format(index="KEYS[2]", member="KEYS[1]", ttl="ARGV[2]")
@@ -294,6 +295,8 @@ class RedisStore:
         self._cluster_client: RedisCluster | None = client if isinstance(client, RedisCluster) else None
         self._node: redis.Redis | None = None if isinstance(client, RedisCluster) else client
         self._cluster = self._cluster_client is not None
+        # The small-value write can go straight to the client: one node, and no WAIT to follow it.
+        self._direct_script = not self._cluster and not wait_replicas
         # A client of build_client sends a value's buffers as they are; any other gets them joined.
         self._gathers = sends_buffer_lists(client)
         # proto-max-bulk-len of the server, read once when a value first needs it; 0 = not readable.
@@ -337,6 +340,19 @@ class RedisStore:
         Larger ones: SET and the index update in one MULTI/EXEC; chunked values likewise. All in
         the key's slot (the index shares the run's hash tag), so on a cluster too.
         """
+        if type(data) is list and len(data) == 1 and index is not None and self._direct_script:
+            # Nearly every XCom (one small buffer, one node, no WAIT): one EVALSHA, nothing else.
+            small = data[0]
+            if len(small) <= self._script_max:
+                try:
+                    try:
+                        self.client.execute_command(_EVALSHA, _SET_AND_INDEX.sha, 2, key, index, small, ttl)
+                    except NoScriptError:
+                        # A restarted or failed-over server forgot the script: EVAL caches it again.
+                        self.client.execute_command("EVAL", _SET_AND_INDEX.text, 2, key, index, small, ttl)
+                except _REDIS_FAILURES as exc:
+                    _raise_translated(exc, self.endpoint, "write", key)
+                return
         if isinstance(data, bytes | bytearray | memoryview):
             parts: list[Buffer] = [data]
             size = len(data)
