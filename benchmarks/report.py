@@ -159,6 +159,11 @@ def codec_section(doc: dict[str, Any]) -> str:
     )
 
 
+PER_ROUND_RATIOS = (
+    " Times are medians per push+pull; the ratio is the median of per-round ratios [p25-p75].\n\n"
+)
+
+
 def backend_section(doc: dict[str, Any]) -> str:
     rows = []
     for r in doc["rows"]:
@@ -181,8 +186,8 @@ def backend_section(doc: dict[str, Any]) -> str:
             ]
         )
     text = (
-        doc["description"] + " Times are medians per push+pull; the ratio is the median of per-round ratios "
-        "[p25-p75].\n\n"
+        doc["description"]
+        + PER_ROUND_RATIOS
         + table(
             [
                 "shape",
@@ -461,8 +466,8 @@ def cluster_section(doc: dict[str, Any]) -> str:
         for r in doc["rows"]
     ]
     text = (
-        doc["description"] + " Times are medians per push+pull; the ratio is the median of per-round ratios "
-        "[p25-p75].\n\n"
+        doc["description"]
+        + PER_ROUND_RATIOS
         + table(
             [
                 "shape",
@@ -646,22 +651,28 @@ def _chart_airflow_db(ax: Any, doc: dict[str, Any] | None) -> None:
     return None
 
 
-def _chart_backend(ax: Any, doc: dict[str, Any] | None) -> None:
-    if not doc:
-        return _empty(ax, "backend")
-    rows = doc["rows"]
+def _ratio_bars(ax: Any, rows: list[dict[str, Any]]) -> range:
+    """Per shape, the median ratio over bare with its p25-p75 bar and the goal dashed; returns the xs."""
     xs = range(len(rows))
     med = [r["ratio_median"] for r in rows]
     err = [
         [m - r["ratio_p25"] for m, r in zip(med, rows, strict=True)],
         [r["ratio_p75"] - m for m, r in zip(med, rows, strict=True)],
     ]
-    ax.bar(xs, med, yerr=err, capsize=4, color="#c0392b")
+    ax.bar(xs, med, yerr=err, capsize=4, color=COLORS["redis_xcom"])
     for x, r in zip(xs, rows, strict=True):
         if r["goal_ratio"]:
             ax.hlines(r["goal_ratio"], x - 0.4, x + 0.4, colors="black", linestyles="dashed")
         ax.text(x, r["ratio_median"], f"{r['ratio_median']:.2f}x", ha="center", va="bottom", fontsize=8)
     ax.axhline(1.0, color="grey", linewidth=0.8)
+    return xs
+
+
+def _chart_backend(ax: Any, doc: dict[str, Any] | None) -> None:
+    if not doc:
+        return _empty(ax, "backend")
+    rows = doc["rows"]
+    xs = _ratio_bars(ax, rows)
     ax.set_xticks(list(xs), [r["shape"] for r in rows], rotation=15)
     ax.set_yscale("log")  # records are codec-bound (far above 1); the goals sit near 1
     ax.set_ylabel("push+pull time / bare redis-py SET+GET (log)")
@@ -767,17 +778,7 @@ def _chart_cluster(ax: Any, doc: dict[str, Any] | None) -> None:
     if not doc or not doc.get("rows"):
         return _empty(ax, "cluster")
     rows = doc["rows"]
-    xs = range(len(rows))
-    med = [r["ratio_median"] for r in rows]
-    err = [
-        [m - r["ratio_p25"] for m, r in zip(med, rows, strict=True)],
-        [r["ratio_p75"] - m for m, r in zip(med, rows, strict=True)],
-    ]
-    ax.bar(xs, med, yerr=err, capsize=4, color=COLORS["redis_xcom"])
-    for x, r in zip(xs, rows, strict=True):
-        ax.hlines(r["goal_ratio"], x - 0.4, x + 0.4, colors="black", linestyles="dashed")
-        ax.text(x, r["ratio_median"], f"{r['ratio_median']:.2f}x", ha="center", va="bottom", fontsize=8)
-    ax.axhline(1.0, color="grey", linewidth=0.8)
+    xs = _ratio_bars(ax, rows)
     ax.set_xticks(list(xs), [f"{r['shape']}\n({fmt_bytes(r['encoded_bytes'])})" for r in rows])
     ax.set_ylabel("push+pull time / bare RedisCluster SET+GET")
     ax.set_title("6. Redis Cluster (3 masters): overhead vs bare RedisCluster (dashed: goal)")

@@ -116,7 +116,6 @@ if redis.call('TTL', {index}) < tonumber({ttl}) then redis.call('EXPIRE', {index
 # KEYS[1] index, ARGV[1] value key, ARGV[2] ttl.
 _INDEX = _Script(_INDEX_UPDATE.format(index="KEYS[1]", member="ARGV[1]", ttl="ARGV[2]"))
 # KEYS[1] value key, KEYS[2] index, ARGV[1] value, ARGV[2] ttl: the value's one SET with EX, then its index.
-_EVALSHA = "EVALSHA"
 _SET_AND_INDEX = _Script(
     "redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])"
     + _INDEX_UPDATE.format(index="KEYS[2]", member="KEYS[1]", ttl="ARGV[2]")
@@ -340,19 +339,8 @@ class RedisStore:
         Larger ones: SET and the index update in one MULTI/EXEC; chunked values likewise. All in
         the key's slot (the index shares the run's hash tag), so on a cluster too.
         """
-        if type(data) is list and len(data) == 1 and index is not None and self._direct_script:
-            # Nearly every XCom (one small buffer, one node, no WAIT): one EVALSHA, nothing else.
-            small = data[0]
-            if len(small) <= self._script_max:
-                try:
-                    try:
-                        self.client.execute_command(_EVALSHA, _SET_AND_INDEX.sha, 2, key, index, small, ttl)
-                    except NoScriptError:
-                        # A restarted or failed-over server forgot the script: EVAL caches it again.
-                        self.client.execute_command("EVAL", _SET_AND_INDEX.text, 2, key, index, small, ttl)
-                except _REDIS_FAILURES as exc:
-                    _raise_translated(exc, self.endpoint, "write", key)
-                return
+        if type(data) is list and len(data) == 1 and isinstance(data[0], bytes | bytearray | memoryview):
+            data = data[0]  # the codec's one buffer of a small value: no part list to walk
         if isinstance(data, bytes | bytearray | memoryview):
             parts: list[Buffer] = [data]
             size = len(data)
@@ -390,10 +378,16 @@ class RedisStore:
 
     def _run_script(self, script: _Script, key: str, index: str, value: object, ttl: int) -> None:
         try:
-            self._write(key, [("EVALSHA", script.sha, 2, key, index, value, ttl)], atomic=False)
+            self._script_command("EVALSHA", script.sha, key, index, value, ttl)
         except NoScriptError:
             # A restarted or failed-over server forgot the script: EVAL sends it and caches it again.
-            self._write(key, [("EVAL", script.text, 2, key, index, value, ttl)], atomic=False)
+            self._script_command("EVAL", script.text, key, index, value, ttl)
+
+    def _script_command(self, verb: str, script: str, key: str, index: str, value: object, ttl: int) -> None:
+        if self._direct_script:  # one node, no WAIT: the client's own command path, nothing around it
+            self.client.execute_command(verb, script, 2, key, index, value, ttl)
+        else:
+            self._write(key, [(verb, script, 2, key, index, value, ttl)], atomic=False)
 
     def _write(self, key: str, commands: list[Command], atomic: bool = True) -> None:
         """commands (all in key's slot) in one round trip, in a MULTI/EXEC when atomic, then WAIT
