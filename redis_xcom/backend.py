@@ -1,11 +1,15 @@
 """Airflow glue: ExclusiveRedisXCom keeps every XCom payload in Redis and only a reference in the DB.
 
-Airflow 3 calls serialize_value on push, deserialize_value on pull, purge before a task's retry or
-re-run, and get_all for pulls over many map indexes. See the README for what it never calls.
+Airflow 3.4 calls store_value on push (with the writing task instance's id, so every attempt and
+loop iteration has a key of its own) and load_value / _load_many on pull; Airflow 3.0 to 3.3 call
+serialize_value and deserialize_value, and get_all for pulls over many map indexes. delete calls
+purge for the rows a task's run replaces. See the README for what Airflow never calls.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import logging
 import os
 import threading
@@ -13,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
 
@@ -24,6 +28,7 @@ from redis_xcom.errors import (
     CodecError,
     RedisXComError,
     ReplicationError,
+    UntrustedReferenceError,
     ValueTooLargeError,
     XComExpiredError,
 )
@@ -36,6 +41,17 @@ log = logging.getLogger(__name__)
 # so this key must stay inline in the DB.
 SKIPMIXIN_KEY = "skipmixin_key"
 _SAFE_EVICTION_POLICY = "noeviction"
+# The row delete() is removing, so that purge deletes only a value of that row's own coordinates.
+_deleting: contextvars.ContextVar[_Row | None] = contextvars.ContextVar(
+    "redis_xcom_deleting", default=None
+)
+
+
+class _Row(NamedTuple):
+    dag_id: str
+    run_id: str
+    task_id: str
+    key: str
 
 
 @dataclass
@@ -145,45 +161,41 @@ class ExclusiveRedisXCom(BaseXCom):
         run_id: str | None = None,
         map_index: int | None = None,
     ) -> Any:
+        """Airflow 3.0 to 3.3: one key per (dag, run, task, map index, key)."""
         if key == SKIPMIXIN_KEY:
             return BaseXCom.serialize_value(value)
-        started = time.perf_counter()
-        coords = _coordinates(dag_id, run_id, task_id, map_index, key)
-        runtime = _runtime()
-        try:
-            parts = runtime.codec.encode_parts(value)
-        except TypeError as exc:
-            raise TypeError(f"{coords.describe()} cannot be stored: {exc}") from exc
-        size = len(parts[0]) if len(parts) == 1 else sum(len(part) for part in parts)
-        if size > runtime.settings.max_value_bytes:
-            raise ValueTooLargeError(
-                f"{coords.describe()} serializes to {size} bytes, above [redis_xcom] max_value_bytes "
-                f"= {runtime.settings.max_value_bytes}; nothing was written. Pass a smaller value "
-                "(for example a path to the data) or raise max_value_bytes."
+        return _store(_coordinates(dag_id, run_id, task_id, map_index, key), value)
+
+    @classmethod
+    def store_value(cls, coordinate: Any, key: str, value: Any) -> Any:
+        """Airflow 3.4: one key per task instance (attempt, loop iteration), or per write when the
+        writer is not the task instance itself (``coordinate.ti_id`` is None)."""
+        if key == SKIPMIXIN_KEY:
+            return BaseXCom.serialize_value(value)
+        if coordinate.ti_id is None:
+            coords = keys.XComCoordinates(
+                coordinate.dag_id, coordinate.run_id, coordinate.task_id, None, key, keys.new_write()
             )
-        redis_key, index = keys.build_key_and_index(runtime.settings.key_prefix, coords)
-        try:
-            runtime.store.put(redis_key, parts, runtime.settings.ttl, index)
-        except ReplicationError as exc:
-            _count_failure(exc)
-            raise ReplicationError(f"{coords.describe()}: {exc}") from None
-        except RedisXComError as exc:
-            _count_failure(exc)
-            raise
-        metrics.pushed(size, started)
-        if not runtime.eviction_checked:
-            runtime.eviction_checked = True
-            _warn_if_evicting(runtime.store)
-        return keys.to_reference(redis_key)
+        else:
+            region_index = coordinate.region_index
+            coords = keys.XComCoordinates(
+                coordinate.dag_id,
+                coordinate.run_id,
+                coordinate.task_id,
+                -1 if region_index is None else region_index,
+                key,
+                keys.task_instance_of(coordinate.ti_id),
+            )
+        return _store(coords, value)
 
     @staticmethod
     def deserialize_value(result: Any) -> Any:
-        redis_key = keys.key_of_reference(result.value)
+        runtime = _runtime()
+        redis_key = _own_key(runtime, result.value, getattr(result, "key", None))
         if redis_key is None:
             # REST-API rows, trigger events, skipmixin and rows from before the switch.
             return BaseXCom.deserialize_value(result)
         started = time.perf_counter()
-        runtime = _runtime()
         try:
             data = runtime.store.get(redis_key)
         except RedisXComError as exc:
@@ -192,6 +204,16 @@ class ExclusiveRedisXCom(BaseXCom):
         value = _decode(runtime, redis_key, data)
         metrics.pulled(1, len(data) if data is not None else 0, started)
         return value
+
+    @classmethod
+    def load_value(cls, stored: Any) -> Any:
+        """Airflow 3.4's pull of one row: the same as deserialize_value."""
+        return cls.deserialize_value(_XComValueWrapper(stored))
+
+    @classmethod
+    def _load_many(cls, values: list[Any]) -> list[Any]:
+        """Airflow 3.4's get_all: every Redis read of the rows in one round trip."""
+        return cls.deserialize_many(values)
 
     @classmethod
     def get_all(
@@ -219,7 +241,9 @@ class ExclusiveRedisXCom(BaseXCom):
     ) -> Any:
         """get_all for async callers (deferrable operators): the same single Redis round trip."""
         request = _all_map_indexes(key, dag_id, task_id, run_id, include_prior_dates)
-        return cls._deserialize_slice(await airflow_compat.send_to_supervisor_async(request))
+        reply = await airflow_compat.send_to_supervisor_async(request)
+        # Off the event loop, as Airflow 3.4 does: it may also serve a triggerer's other triggers.
+        return await asyncio.to_thread(cls._deserialize_slice, reply)
 
     @classmethod
     def _deserialize_slice(cls, msg: Any) -> list[Any] | None:
@@ -233,12 +257,12 @@ class ExclusiveRedisXCom(BaseXCom):
     @classmethod
     def deserialize_many(cls, values: Sequence[Any]) -> list[Any]:
         """deserialize_value for each stored value, with every Redis read batched into one pipeline."""
-        redis_keys = [keys.key_of_reference(value) for value in values]
+        runtime = _runtime()
+        redis_keys = [_own_key(runtime, value, None) for value in values]
         uses = Counter(k for k in redis_keys if k is not None)
         if not uses:
             return [cls.deserialize_value(_XComValueWrapper(value)) for value in values]
         started = time.perf_counter()
-        runtime = _runtime()
         try:
             fetched = dict(zip(uses, runtime.store.get_many(list(uses)), strict=True))
         except RedisXComError as exc:
@@ -259,18 +283,47 @@ class ExclusiveRedisXCom(BaseXCom):
         return pulled
 
     @classmethod
+    def delete(
+        cls, key: str, task_id: str, dag_id: str, run_id: str, map_index: int | None = None
+    ) -> None:
+        """Airflow's delete, with the row's coordinates known to purge (its only caller here)."""
+        token = _deleting.set(_Row(dag_id, run_id, task_id, key))
+        try:
+            super().delete(key, task_id, dag_id, run_id, map_index)
+        finally:
+            _deleting.reset(token)
+
+    @classmethod
     def purge(cls, xcom: Any, *args: Any) -> None:
-        """Before a retry or re-run: UNLINK the value the old row refers to, so nothing is orphaned."""
-        redis_key = keys.key_of_reference(getattr(xcom, "value", None))
-        if redis_key is None:
+        """UNLINK the value a row being deleted refers to (Airflow 3.0 to 3.3: before a retry or
+        re-run; 3.4: when a task instance's run replaces its own rows, never an earlier attempt's).
+
+        A reference that is not ours, or not of the row being deleted, leaves Redis alone.
+        """
+        settings = _runtime().settings
+        value = getattr(xcom, "value", None)
+        try:
+            found = keys.own_key_of_reference(value, settings.key_prefix)
+        except UntrustedReferenceError as exc:
+            log.warning("Not purging the XCom row with key %r: %s", getattr(xcom, "key", None), exc)
             return
-        index = keys.run_index_of(redis_key)
-        store = _runtime().store
+        if found is None:
+            return
+        redis_key, coords = found
+        row = _deleting.get()
+        row_key = getattr(xcom, "key", None)
+        owned = keys.belongs_to_row(coords, **row._asdict()) if row else row_key in (None, coords.key)
+        if not owned or (row_key is not None and row_key != coords.key):
+            log.warning(
+                "Not purging Redis key %r: it is not the value of the xcom row being deleted (%s); "
+                "the row was written by something other than this backend. Redis was left as it was.",
+                redis_key,
+                row or f"key={row_key!r}",
+            )
+            return
         # Dropped from its run's index too, so the index names exactly the run's live keys.
-        if index is None:
-            store.unlink([redis_key])
-        else:
-            store.unlink_indexed(index, [redis_key])
+        index = keys.run_index_key(settings.key_prefix, coords.dag_id, coords.run_id)
+        _runtime().store.unlink_indexed(index, [redis_key])
 
     @classmethod
     def clear(
@@ -331,8 +384,11 @@ def _selected_keys(selection: keys.Selection) -> Iterator[tuple[str | None, list
         runtime.store.scan(selection.pattern(prefix)) if index is None else runtime.store.index_members(index)
     )
     for batch in batches:
-        # Neither the pattern nor the index can name a key outside the selection; this makes sure.
-        yield index, [k for k in batch if (c := keys.parse_key(k)) is not None and selection.contains(c)]
+        # Neither the pattern nor the index should name a key outside the selection or the prefix (an
+        # index is writable by anyone with access to Redis); this makes sure.
+        yield index, [
+            k for k in batch if (c := keys.parse_key(k, prefix)) is not None and selection.contains(c)
+        ]
 
 
 def _all_map_indexes(key: str, dag_id: str, task_id: str, run_id: str, include_prior_dates: bool) -> Any:
@@ -349,6 +405,47 @@ def _all_map_indexes(key: str, dag_id: str, task_id: str, run_id: str, include_p
         step=None,
         include_prior_dates=include_prior_dates,
     )
+
+
+def _store(coords: keys.XComCoordinates, value: Any) -> str:
+    """Encode a value, write it under the key of coords with the TTL, and return the row's reference."""
+    started = time.perf_counter()
+    runtime = _runtime()
+    try:
+        parts = runtime.codec.encode_parts(value)
+    except TypeError as exc:
+        raise TypeError(f"{coords.describe()} cannot be stored: {exc}") from exc
+    size = len(parts[0]) if len(parts) == 1 else sum(len(part) for part in parts)
+    if size > runtime.settings.max_value_bytes:
+        raise ValueTooLargeError(
+            f"{coords.describe()} serializes to {size} bytes, above [redis_xcom] max_value_bytes "
+            f"= {runtime.settings.max_value_bytes}; nothing was written. Pass a smaller value "
+            "(for example a path to the data) or raise max_value_bytes."
+        )
+    redis_key, index = keys.build_key_and_index(runtime.settings.key_prefix, coords)
+    try:
+        runtime.store.put(redis_key, parts, runtime.settings.ttl, index)
+    except ReplicationError as exc:
+        _count_failure(exc)
+        raise ReplicationError(f"{coords.describe()}: {exc}") from None
+    except RedisXComError as exc:
+        _count_failure(exc)
+        raise
+    metrics.pushed(size, started)
+    if not runtime.eviction_checked:
+        runtime.eviction_checked = True
+        _warn_if_evicting(runtime.store)
+    return keys.to_reference(redis_key)
+
+
+def _own_key(runtime: _Runtime, value: Any, row_key: str | None) -> str | None:
+    """The Redis key of a reference of ours; None for an inline value. A foreign reference raises."""
+    try:
+        found = keys.own_key_of_reference(value, runtime.settings.key_prefix)
+    except UntrustedReferenceError as exc:
+        named = "An XCom row" if row_key is None else f"The XCom row with key {row_key!r}"
+        raise UntrustedReferenceError(f"{named} cannot be pulled: {exc}") from None
+    return None if found is None else found[0]
 
 
 def _count_failure(exc: RedisXComError) -> None:

@@ -41,3 +41,11 @@ class ValueTooLargeError(RedisXComError):
 
 class ReplicationError(RedisXComError):
     """Fewer replicas than [redis_xcom] wait_replicas confirmed a write within wait_timeout_ms."""
+
+
+class UntrustedReferenceError(RedisXComError):
+    """An xcom row names a Redis key that is not one of this backend's values, or not the row's own.
+
+    Rows can be written through the REST API, the UI or DAG code: such a row is never resolved,
+    deleted or probed.
+    """

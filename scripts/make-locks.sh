@@ -10,6 +10,9 @@
 #        3.0.6 uploaded 2025-08-29 -> --exclude-newer 2025-09-05
 #        3.1.8 uploaded 2026-03-11 -> --exclude-newer 2026-03-18
 #        3.2.2 uploaded 2026-05-29 -> --exclude-newer 2026-06-05
+#        3.4.0b2: the newest 3.4 on the registry; a prerelease, so resolved with --prerelease if-necessary-or-explicit (prereleases only where a pin names one)
+#                 and cut off at OURS_EXCLUDE_NEWER. When 3.4.0 final is served, add it here with a
+#                 date a week after its upload and drop the beta (the matrix takes every lock).
 #  2. Our side on top: `uv pip compile pyproject.toml --extra all --extra test` constrained by that
 #     file (-c), so everything Airflow's side pins (psycopg2-binary, the celery provider, pydantic,
 #     pendulum, ...) keeps its release-week version and the rest is resolved for us, with
@@ -31,11 +34,12 @@ declare -A AIRFLOW_EXCLUDE_NEWER=(
   [3.0.6]=2025-09-05T00:00:00Z
   [3.1.8]=2026-03-18T00:00:00Z
   [3.2.2]=2026-06-05T00:00:00Z
+  [3.4.0b2]=$OURS_EXCLUDE_NEWER
 )
 
 versions=("$@")
 if [ ${#versions[@]} -eq 0 ]; then
-  versions=(3.0.6 3.1.8 3.2.2)
+  versions=(3.0.6 3.1.8 3.2.2 3.4.0b2)
 fi
 
 work=$(mktemp -d)
@@ -44,6 +48,9 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p locks/upstream
 for version in "${versions[@]}"; do
   cutoff=${AIRFLOW_EXCLUDE_NEWER[$version]:-}
+  # A beta or release candidate needs prereleases allowed; a final release never takes one.
+  prerelease=()
+  [[ $version =~ (a|b|rc)[0-9]+$ ]] && prerelease=(--prerelease if-necessary-or-explicit)
   if [ -z "$cutoff" ]; then
     echo "make-locks: no --exclude-newer date for Airflow $version; add it to AIRFLOW_EXCLUDE_NEWER" >&2
     exit 2
@@ -54,7 +61,7 @@ for version in "${versions[@]}"; do
   # The requirements come on stdin, so the file names no temporary path ("-r -").
   printf '%s\n' "apache-airflow[celery,postgres]==$version" apache-airflow-providers-standard |
     "$PYTHON" -m uv pip compile - --quiet --python-version "$PY_VERSION" \
-      --exclude-newer "$cutoff" --no-header -o "$work/upstream.txt"
+      --exclude-newer "$cutoff" "${prerelease[@]}" --no-header -o "$work/upstream.txt"
   {
     echo "# Airflow $version's side as of $cutoff: made by scripts/make-locks.sh from"
     echo "#   apache-airflow[celery,postgres]==$version"
@@ -64,7 +71,7 @@ for version in "${versions[@]}"; do
   } >"$upstream"
   echo "make-locks: $lock (our side, constrained by $upstream)" >&2
   "$PYTHON" -m uv pip compile pyproject.toml --quiet --extra all --extra test -c "$upstream" \
-    --python-version "$PY_VERSION" --exclude-newer "$OURS_EXCLUDE_NEWER" \
+    --python-version "$PY_VERSION" --exclude-newer "$OURS_EXCLUDE_NEWER" "${prerelease[@]}" \
     --custom-compile-command "scripts/make-locks.sh $version" -o "$lock"
   installed=$(grep -E '^apache-airflow==' "$lock")
   if [ "$installed" != "apache-airflow==$version" ]; then

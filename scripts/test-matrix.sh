@@ -32,7 +32,7 @@ SUITE=(--ignore=tests/test_benchmarks_smoke.py)
 
 versions=("$@")
 if [ ${#versions[@]} -eq 0 ]; then
-  versions=(3.0.6 3.1.8 3.2.2)
+  versions=(3.0.6 3.1.8 3.2.2 3.4.0b2)
 fi
 
 if ! "$PYTHON" -m uv --version >/dev/null 2>&1; then

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import re
+import uuid
 
+import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from redis_xcom.errors import UntrustedReferenceError
 from redis_xcom.keys import (
     REFERENCE_SCHEME,
     Selection,
     XComCoordinates,
+    belongs_to_row,
     build_key,
     key_of_reference,
+    new_write,
+    own_key_of_reference,
     parse_key,
     run_index_key,
     run_index_of,
+    task_instance_of,
     to_reference,
 )
 
@@ -28,7 +35,12 @@ ids = st.one_of(
     st.text(max_size=20),
 )
 map_indexes = st.integers(min_value=-1, max_value=2000)
-coordinates = st.builds(XComCoordinates, ids, ids, ids, map_indexes, ids)
+# 3.0-3.3 keys (no instance), 3.4 task instances' own keys, and 3.4 writes through coordinates
+# (unknown map index).
+legacy = st.builds(XComCoordinates, ids, ids, ids, map_indexes, ids, st.none())
+own = st.builds(XComCoordinates, ids, ids, ids, map_indexes, ids, st.uuids().map(task_instance_of))
+through = st.builds(XComCoordinates, ids, ids, ids, st.none(), ids, st.builds(new_write))
+coordinates = st.one_of(legacy, own, through)
 
 
 def redis_glob_match(pattern: str, key: str) -> bool:
@@ -58,7 +70,7 @@ def test_user_text_cannot_move_the_cluster_hash_tag(coords: XComCoordinates) -> 
     other = build_key(PREFIX, same_run)
     assert other[other.index("{") + 1 : other.index("}")] == tag
     assert key.count("{") == 1 and key.count("}") == 1
-    assert key.split("}", 1)[1].count(":") == 3
+    assert key.split("}", 1)[1].count(":") == (3 if coords.instance is None else 4)
 
 
 @given(coordinates)
@@ -91,7 +103,28 @@ def test_clear_pattern_selects_exactly_the_selection(coords: XComCoordinates, da
         key=pick(coords.key, other.key),  # type: ignore[arg-type]
     )
     key = build_key(PREFIX, coords)
-    assert redis_glob_match(selection.pattern(PREFIX), key) == selection.contains(coords)
+    # The pattern may let through more (a key "k" also matches "kk"), never less; contains is exact.
+    if selection.contains(coords):
+        assert redis_glob_match(selection.pattern(PREFIX), key)
+
+
+@given(legacy, st.uuids(), st.uuids())
+def test_every_attempt_has_its_own_key_and_a_clear_takes_them_all(
+    coords: XComCoordinates, first: uuid.UUID, second: uuid.UUID
+) -> None:
+    assume(first != second)
+    attempts = [coords._replace(instance=task_instance_of(ti_id)) for ti_id in (first, second)]
+    built = {build_key(PREFIX, c) for c in [coords, *attempts]}
+    assert len(built) == 3
+    selection = Selection(coords.dag_id, coords.run_id, coords.task_id, coords.map_index, coords.key)
+    assert all(redis_glob_match(selection.pattern(PREFIX), k) for k in built)
+    assert all(selection.contains(parse_key(k)) for k in built)  # type: ignore[arg-type]
+
+
+def test_a_write_through_coordinates_is_in_no_single_map_index() -> None:
+    coords = XComCoordinates("d", "r", "t", None, "k", new_write())
+    assert not Selection("d", "r", "t", -1, "k").contains(coords)
+    assert Selection("d", "r", "t").contains(coords) and Selection("d", "r").contains(coords)
 
 
 def test_clear_patterns_for_the_classic_traps() -> None:
@@ -122,8 +155,48 @@ def test_reference_round_trip_and_foreign_values() -> None:
 
 
 def test_parse_key_rejects_what_is_not_an_xcom_key() -> None:
-    for text in ("", "xcom", "xcom:{d/r}", "xcom:{d/r}:t:x:k", "xcom:{dr}:t:-1:k", "xcom:{d/r}:t:-1:k:extra"):
-        assert parse_key(text) is None
+    ti = "ti-" + "a" * 32
+    for text in (
+        "",
+        "xcom",
+        "xcom:{d/r}",
+        "xcom:{d/r}:t:x:k",
+        "xcom:{dr}:t:-1:k",
+        "xcom:{d/r}:t:-1:k:extra",
+        "xcom:{d/r}:t:-1:k:ti-" + "A" * 32,  # not how we write ids
+        "xcom:{d/r}:t:-1:k:" + ti + ":more",
+        "xcom:{d/r}:t:_:k:" + ti,  # only a write through coordinates has an unknown map index
+    ):
+        assert parse_key(text) is None, text
+
+
+def test_a_reference_is_ours_only_under_the_prefix_and_as_one_of_our_keys() -> None:
+    key = build_key(PREFIX, XComCoordinates("d", "r", "t", -1, "k"))
+    assert own_key_of_reference(to_reference(key), PREFIX) == (key, parse_key(key))
+    assert own_key_of_reference("plain text", PREFIX) is None
+    assert own_key_of_reference(None, PREFIX) is None
+    foreign = [
+        "redis-xcom://celery",  # a broker queue in a shared Redis
+        "redis-xcom://session:admin",
+        "redis-xcom://billing:{etl/r1}:t:-1:k",  # another application's look-alike
+        "redis-xcom://" + run_index_key(PREFIX, "d", "r"),  # the run's index is no value
+        "redis-xcom://" + key.replace("xcom:", "xcom2:", 1),
+    ]
+    for reference in foreign:
+        with pytest.raises(UntrustedReferenceError, match="Delete or correct the row"):
+            own_key_of_reference(reference, PREFIX)
+
+
+def test_a_reference_belongs_to_its_own_row_and_attempt() -> None:
+    ti_id = uuid.uuid4()
+    coords = XComCoordinates("d", "r", "t", 2, "k", task_instance_of(ti_id))
+    row = {"dag_id": "d", "run_id": "r", "task_id": "t", "key": "k"}
+    assert belongs_to_row(coords, **row, map_index=2, task_instance_id=ti_id)
+    assert belongs_to_row(coords, **row, task_instance_id=str(ti_id))
+    assert not belongs_to_row(coords, **row, task_instance_id=uuid.uuid4())  # another attempt's row
+    assert not belongs_to_row(coords, **row, map_index=3)
+    assert not belongs_to_row(coords, **{**row, "dag_id": "payroll"})
+    assert not belongs_to_row(coords, **{**row, "key": "other"})
 
 
 @given(coordinates)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from redis_xcom import ExclusiveRedisXCom, XComExpiredError
-from redis_xcom.keys import Selection, XComCoordinates, build_key, parse_key, run_tag
+from redis_xcom.keys import Selection, XComCoordinates, build_key, parse_key, run_tag, task_instance_of
 from redis_xcom.storage.store import is_manifest
 from tests.redis_process import RedisServer
 from tests.xcom_calls import value_keys
@@ -25,7 +25,15 @@ NASTY = "*?[]\\{}:/%#^!- .+~é中\x00\n"
 short_ids = st.text(alphabet=st.sampled_from([*NASTY, "a", "b"]), max_size=6)
 long_ids = st.text(alphabet=st.sampled_from([*NASTY, "a", "x", "😀"]), min_size=512, max_size=512)
 ids = st.one_of(short_ids, short_ids, short_ids, long_ids, st.text(max_size=12))
-coordinates = st.builds(XComCoordinates, ids, ids, ids, st.integers(-1, 3), ids)
+coordinates = st.builds(
+    XComCoordinates,
+    ids,
+    ids,
+    ids,
+    st.integers(-1, 3),
+    ids,
+    st.one_of(st.none(), st.uuids().map(task_instance_of)),
+)
 
 
 # -- pure properties: no server needed ------------------------------------------------------------------
@@ -53,9 +61,19 @@ def test_long_and_non_ascii_ids_stay_printable_and_parse_back(coords: XComCoordi
 
 
 def push(value: Any, c: XComCoordinates) -> str:
-    return ExclusiveRedisXCom.serialize_value(
-        value, key=c.key, task_id=c.task_id, dag_id=c.dag_id, run_id=c.run_id, map_index=c.map_index
+    """Through serialize_value as 3.0-3.3 push, or store_value as a 3.4 task instance pushes its own."""
+    if c.task_instance_id is None:
+        return ExclusiveRedisXCom.serialize_value(
+            value, key=c.key, task_id=c.task_id, dag_id=c.dag_id, run_id=c.run_id, map_index=c.map_index
+        )
+    coordinate = SimpleNamespace(
+        dag_id=c.dag_id,
+        run_id=c.run_id,
+        task_id=c.task_id,
+        ti_id=c.task_instance_id,
+        region_index=c.map_index,
     )
+    return ExclusiveRedisXCom.store_value(coordinate, c.key, value)
 
 
 def pull(reference: str) -> Any:
@@ -87,9 +105,9 @@ def test_clear_on_real_redis_over_adversarial_ids_takes_exactly_the_selection_wi
     # Siblings that share a prefix or differ only by glob syntax with the first XCom make the traps likely.
     first = xcoms[0][0]
     twins = [
-        XComCoordinates(first.dag_id, first.run_id + "*", first.task_id, first.map_index, first.key),
-        XComCoordinates(first.dag_id + "?", first.run_id, first.task_id, first.map_index, first.key),
-        XComCoordinates(first.dag_id, first.run_id, first.task_id, first.map_index, first.key + "[a]"),
+        first._replace(run_id=first.run_id + "*"),
+        first._replace(dag_id=first.dag_id + "?"),
+        first._replace(key=first.key + "[a]"),
     ]
     everything = dict(xcoms)
     for twin in twins:

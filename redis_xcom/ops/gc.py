@@ -75,7 +75,7 @@ class Collector:
         """Yields, per SCAN batch, the keys that are orphans older than grace (report updated as it goes)."""
         head = self.prefix + ":{"
         for batch in self.store.scan(head + "*"):
-            values = [(k, c) for k in batch if k.startswith(head) and (c := keys.parse_key(k)) is not None]
+            values = [(k, c) for k in batch if (c := keys.parse_key(k, self.prefix)) is not None]
             report.examined += len(values)
             referenced = self.table.referenced([c for _, c in values]) if values else set()
             orphans = [k for k, _ in values if k not in referenced]

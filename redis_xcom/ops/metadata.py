@@ -3,6 +3,11 @@
 Airflow's settings give the engine ([database] sql_alchemy_conn), exactly as every Airflow
 component uses it; nothing here opens a connection of its own. Nothing is loaded whole: lookups go
 by batches of coordinates, and the walk of the table streams its rows.
+
+On Airflow 3.4 XComModel is a read-only projection over ``xcom_v1`` (rows from before the upgrade)
+and ``xcom_v2`` (one row per task instance: every attempt and loop iteration), and ORM queries see
+only the live attempt unless asked for all (``include_all_attempts``): gc asks, so an earlier
+attempt's rows keep their values. Older Airflows ignore the option.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from typing import Protocol
 
 from redis_xcom import keys
 
-# Coordinates per lookup query: 5 bind parameters each, far below SQLite's and PostgreSQL's limits.
+# Coordinates per lookup query: 4 bind parameters each, far below SQLite's and PostgreSQL's limits.
 LOOKUP_BATCH = 500
+# Every attempt's rows (3.4 archives earlier attempts and hides them from ORM queries by default).
+_ALL_ATTEMPTS = {"include_all_attempts": True}
 STREAM_BATCH = 1000
 
 
@@ -42,13 +49,17 @@ class AirflowXComTable:
         from sqlalchemy import select, tuple_
 
         model = self._model
-        columns = (model.dag_id, model.run_id, model.task_id, model.map_index, model.key)
+        # Not the map index: a 3.4 write through coordinates does not know it. The keys compared
+        # afterwards are exact, so the rows of other map indexes only cost their transfer.
+        columns = (model.dag_id, model.run_id, model.task_id, model.key)
+        tasks = sorted({(c.dag_id, c.run_id, c.task_id, c.key) for c in coords})
         found: set[str] = set()
         with self._session() as session:
-            for start in range(0, len(coords), LOOKUP_BATCH):
-                wanted = [tuple(c) for c in coords[start : start + LOOKUP_BATCH]]
+            for start in range(0, len(tasks), LOOKUP_BATCH):
+                wanted = tasks[start : start + LOOKUP_BATCH]
                 self.queries += 1
-                rows = session.execute(select(model.value).where(tuple_(*columns).in_(wanted)))
+                query = select(model.value).where(tuple_(*columns).in_(wanted))
+                rows = session.execute(query.execution_options(**_ALL_ATTEMPTS))
                 found.update(k for (value,) in rows if (k := keys.key_of_reference(value)) is not None)
         return found
 
@@ -56,10 +67,12 @@ class AirflowXComTable:
         from sqlalchemy import select
 
         model = self._model
-        head = prefix + ":{"
-        query = select(model.dag_id, model.value).execution_options(yield_per=STREAM_BATCH)
+        query = select(model.dag_id, model.value).execution_options(yield_per=STREAM_BATCH, **_ALL_ATTEMPTS)
         with self._session() as session:
             for rows in session.execute(query).partitions():
                 self.queries += 1
                 found = ((dag_id, keys.key_of_reference(value)) for dag_id, value in rows)
-                yield [(dag_id, k) for dag_id, k in found if k is not None and k.startswith(head)]
+                # A reference that is not to one of our values is not probed (rows are user input).
+                yield [
+                    (dag, k) for dag, k in found if k is not None and keys.parse_key(k, prefix) is not None
+                ]
