@@ -95,3 +95,16 @@ def plain_text(log: str) -> str:
     wrapped at the terminal's width, so a message is searched for in this form.
     """
     return " ".join(_ANSI.sub("", log).split())
+
+
+PER_ATTEMPT_REASON = (
+    "task loops and per-attempt XCom rows (store_value) are Airflow 3.4's; the matrix runs these tests "
+    "on its 3.4 leg"
+)
+
+
+def per_attempt_xcoms() -> bool:
+    """Whether this Airflow drives backends through store_value, with a task instance id (3.4+)."""
+    import airflow.sdk.bases.xcom as xcom
+
+    return hasattr(xcom, "XComCoordinate")

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -81,7 +82,12 @@ class CommandResult:
 
 @dataclass(frozen=True)
 class XComRow:
-    """One row of the ``xcom`` table; ``value`` is the stored JSON, decoded."""
+    """One xcom row; ``value`` is the stored JSON, decoded.
+
+    On Airflow 3.4 every attempt and loop iteration has rows of its own: ``task_instance_id`` and
+    ``try_number`` say whose (None for rows from before 3.4), and ``map_index`` is the task
+    instance's region index (its map index or loop iteration), as Airflow's XComModel shows it.
+    """
 
     dag_id: str
     run_id: str
@@ -90,6 +96,8 @@ class XComRow:
     key: str
     value: Any
     raw: str | None
+    task_instance_id: str | None = None
+    try_number: int | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,8 @@ class TaskInstanceRow:
     map_index: int
     state: str | None
     try_number: int
+    id: str | None = None  # the task instance id (every attempt its own from 3.4)
+    archived: bool = False  # 3.4: an earlier attempt, kept as history
 
 
 @dataclass(frozen=True)
@@ -299,12 +309,30 @@ class AirflowHome:
             db.row_factory = sqlite3.Row
             return list(db.execute(sql, tuple(params)))
 
+    def has_table(self, name: str) -> bool:
+        return bool(self.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]))
+
+    def per_attempt(self) -> bool:
+        """Whether this Airflow keeps rows per attempt (3.4: xcom_v2 and archived task instances)."""
+        return self.has_table("xcom_v2")
+
     def xcoms(self, dag_id: str | None = None, run_id: str | None = None) -> list[XComRow]:
-        """The xcom table (optionally one DAG / run), ordered by task, map index and key."""
+        """Every xcom row (optionally one DAG / run), every attempt's on 3.4, ordered by task, map
+        index, key and try."""
         where, params = _filters(dag_id=dag_id, run_id=run_id)
+        if self.per_attempt():
+            # Rows from before the upgrade (xcom_v1) and those of every task instance (xcom_v2).
+            table = (
+                "(SELECT ti.dag_id, ti.run_id, ti.task_id, ti.region_index AS map_index, x.key, x.value, "
+                "ti.id AS ti_id, ti.try_number FROM xcom_v2 x JOIN task_instance ti "
+                "ON x.task_instance_id = ti.id UNION ALL SELECT dag_id, run_id, task_id, map_index, key, "
+                "value, NULL, NULL FROM xcom_v1)"
+            )
+        else:
+            table = "(SELECT *, NULL AS ti_id, NULL AS try_number FROM xcom)"
         rows = self.query(
-            f"SELECT dag_id, run_id, task_id, map_index, key, value FROM xcom{where} "
-            "ORDER BY dag_id, run_id, task_id, map_index, key",
+            f"SELECT dag_id, run_id, task_id, map_index, key, value, ti_id, try_number FROM {table}{where} "
+            "ORDER BY dag_id, run_id, task_id, map_index, key, try_number",
             params,
         )
         return [
@@ -316,20 +344,37 @@ class AirflowHome:
                 r["key"],
                 _json(r["value"]),
                 r["value"],
+                _uuid_text(r["ti_id"]),
+                r["try_number"],
             )
             for r in rows
         ]
 
-    def task_instances(self, dag_id: str | None = None, run_id: str | None = None) -> list[TaskInstanceRow]:
+    def task_instances(
+        self, dag_id: str | None = None, run_id: str | None = None, *, attempts: bool = False
+    ) -> list[TaskInstanceRow]:
+        """Task instances, the live attempt of each (with ``attempts``, the archived ones too on 3.4)."""
         where, params = _filters(dag_id=dag_id, run_id=run_id)
+        if self.per_attempt():
+            live = "" if attempts else (" AND" if where else " WHERE") + " working_set = 1"
+            columns = "region_index AS map_index, id, working_set IS NULL AS archived"
+        else:
+            live, columns = "", "map_index, NULL AS id, 0 AS archived"
         rows = self.query(
-            "SELECT dag_id, run_id, task_id, map_index, state, try_number FROM task_instance"
-            f"{where} ORDER BY dag_id, run_id, task_id, map_index",
+            f"SELECT dag_id, run_id, task_id, state, try_number, {columns} FROM task_instance"
+            f"{where}{live} ORDER BY dag_id, run_id, task_id, map_index, try_number",
             params,
         )
         return [
             TaskInstanceRow(
-                r["dag_id"], r["run_id"], r["task_id"], r["map_index"], r["state"], r["try_number"]
+                r["dag_id"],
+                r["run_id"],
+                r["task_id"],
+                r["map_index"],
+                r["state"],
+                r["try_number"],
+                _uuid_text(r["id"]),
+                bool(r["archived"]),
             )
             for r in rows
         ]
@@ -365,9 +410,16 @@ def _filters(**wanted: str | None) -> tuple[str, list[str]]:
     return " WHERE " + " AND ".join(f"{column} = ?" for column, _ in chosen), [v for _, v in chosen]
 
 
-def _json(raw: Any) -> Any:
+def _uuid_text(raw: Any) -> str | None:
+    """A task instance id as its canonical text (SQLite stores Airflow's UUIDs as 32 hex digits)."""
     if raw is None:
         return None
+    return str(uuid.UUID(raw.hex() if isinstance(raw, bytes) else str(raw)))
+
+
+def _json(raw: Any) -> Any:
+    if raw is None or isinstance(raw, int | float):  # SQLite hands a JSON number back as one
+        return raw
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
     try:
