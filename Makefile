@@ -24,7 +24,7 @@ test: $(STAMP)
 	./scripts/ensure-chromium.sh
 	$(BIN)/pytest
 
-# The suite against Airflow 3.0.6, 3.1.8 and 3.2.2, each in its own .venvs/airflow-<version>
+# The suite against Airflow 3.0.6, 3.1.8, 3.2.2 and 3.4.0b2, each in its own .venvs/airflow-<version>
 # installed from locks/airflow-<version>.txt (scripts/test-matrix.sh says what runs; make-locks.sh
 # how the locks are made). `make test-matrix MATRIX=3.0.6` runs one version.
 test-matrix:

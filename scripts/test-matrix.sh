@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The version matrix: the test suite against each older Airflow 3 minor, one after the other.
+# The version matrix: the test suite against each other Airflow 3 minor, one after the other
+# (`make test` runs the locked default, 3.3.2).
 #
 # For each version (default: every lock in locks/ below; or the versions given as arguments):
 #  * a virtualenv of its own in .venvs/airflow-<version> (gitignored), made with `uv venv` and
@@ -15,8 +16,11 @@
 #    The UI plugin's browser test (marker browser) is left out too: it runs in `make test` only,
 #    for CI time; its unit tests run here.
 #    The topology tests (marker topology: Redis Cluster, Sentinel, TLS, ACL, restricted servers) run
-#    on 3.0.6 only: what they exercise is redis-py's, and 3.0, 3.1 and 3.2 all pin redis-py 5.2.1.
-#  * on 3.0.6 only (the oldest), the tests of a real deployment: -m deployment.
+#    on 3.0 only: what they exercise is redis-py's, and 3.0, 3.1 and 3.2 all pin redis-py 5.2.1 (3.4
+#    pins the 8.1.0 that `make test` runs them with).
+#  * on 3.0 (the oldest) and 3.4 (the newest: attempts and loops as task instances of their own),
+#    the tests of a real deployment: -m deployment.
+# Legs are chosen by minor ("3.4" takes 3.4.0b2 now and 3.4.0 once its lock replaces the beta's).
 # Every version runs even after one fails; a summary line per version follows, and the exit code
 # is non-zero when any version failed.
 #
@@ -26,14 +30,17 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 MATRIX_PYTHON=${MATRIX_PYTHON:-3.11}  # the locks are compiled for 3.11 (scripts/make-locks.sh)
-DEPLOYMENT_VERSIONS=" 3.0.6 "
-TOPOLOGY_VERSIONS=" 3.0.6 "
+DEPLOYMENT_MINORS=" 3.0 3.4 "
+TOPOLOGY_MINORS=" 3.0 "
 SUITE=(--ignore=tests/test_benchmarks_smoke.py)
 
 versions=("$@")
 if [ ${#versions[@]} -eq 0 ]; then
-  versions=(3.0.6 3.1.8 3.2.2 3.4.0b2)
+  # Every lock, oldest first.
+  mapfile -t versions < <(ls locks/airflow-*.txt | sed 's|locks/airflow-||; s|\.txt$||' | sort -V)
 fi
+
+minor_of() { echo "$1" | cut -d. -f1,2; }
 
 if ! "$PYTHON" -m uv --version >/dev/null 2>&1; then
   "$PYTHON" -m pip install --quiet --disable-pip-version-check uv || exit 1
@@ -95,16 +102,16 @@ for version in "${versions[@]}"; do
     else
       step=$(now)
       markers="not deployment and not browser"
-      [[ $TOPOLOGY_VERSIONS == *" $version "* ]] || markers="$markers and not topology"
+      [[ $TOPOLOGY_MINORS == *" $(minor_of "$version") "* ]] || markers="$markers and not topology"
       run_pytest "$venv" "$venv/suite.log" -m "$markers" "${SUITE[@]}"
       rc=$?
       tests="suite exit $rc in $(($(now) - step))s"
       [ "$rc" -eq 0 ] || status=FAIL
-      if [[ $DEPLOYMENT_VERSIONS == *" $version "* ]]; then
+      if [[ $DEPLOYMENT_MINORS == *" $(minor_of "$version") "* ]]; then
         step=$(now)
         run_pytest "$venv" "$venv/deployment.log" -m deployment
         rc=$?
-        # Exit 5 (none collected) fails too: these are the deployment tests' only run on 3.0.
+        # Exit 5 (none collected) fails too: these are the deployment tests' only run on 3.0 and 3.4.
         tests="$tests; deployment exit $rc in $(($(now) - step))s"
         [ "$rc" -eq 0 ] || status=FAIL
       fi

@@ -47,13 +47,14 @@ def ttl_bucket(ttl: int) -> str:
 
 def survey(top: int) -> Usage:
     store = backend.runtime().store
-    head = backend.runtime().settings.key_prefix + ":{"
+    prefix = backend.runtime().settings.key_prefix
+    head = prefix + ":{"
     usage = Usage()
     with progress("stats: walking values", store.key_count()) as bar:
         for batch in store.scan(head + "*"):
-            values = [k for k in batch if k.startswith(head) and keys.parse_key(k) is not None]
+            values = [k for k in batch if keys.parse_key(k, prefix) is not None]
             for facts in store.describe(values):
-                coords = keys.parse_key(facts.key)
+                coords = keys.parse_key(facts.key, prefix)
                 if not facts.exists or coords is None:
                     continue
                 usage.values += 1
