@@ -2,7 +2,11 @@
 
 Per shape, side by side in one process and interleaved round by round:
   bare_setget   client.set(key, data, ex=ttl) + client.get(key), data = the codec's bytes of the value
-  backend       ExclusiveRedisXCom.serialize_value(...) + deserialize_value(...) (codec, key, store)
+  backend       ExclusiveRedisXCom.serialize_value(...) + deserialize_value(...) (codec, key, store):
+                how Airflow 3.0 to 3.3 push and pull
+  store_value   ExclusiveRedisXCom.store_value(coordinate, ...) + load_value(...): how Airflow 3.4
+                pushes and pulls (a key per task instance); store_value / backend per round is the
+                3.4 path's cost over the 3.0-3.3 one
   store_only    RedisStore.put + RedisStore.get of those bytes (MULTI/EXEC, chunking): the Redis part
   bare_indexed  bare redis-py EVALSHA of the backend's SET-and-index script + GET (small values):
                 what the run index costs Redis, without any of the backend's client-side code
@@ -19,6 +23,7 @@ import cProfile
 import io
 import pstats
 import statistics
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -78,6 +83,12 @@ def _variants(ctx: BenchContext, value: Any) -> dict[str, Callable[[], object]]:
         ref = ExclusiveRedisXCom.serialize_value(value, **coords)
         return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=ref))
 
+    coordinate = _coordinate("bench", "r1", "push", uuid.uuid4())
+
+    def store_value() -> object:
+        ref = ExclusiveRedisXCom.store_value(coordinate, "return_value", value)
+        return ExclusiveRedisXCom.load_value(ref)
+
     store_key = f"{ctx.prefix}:store"
 
     def store_only() -> object:
@@ -92,10 +103,11 @@ def _variants(ctx: BenchContext, value: Any) -> dict[str, Callable[[], object]]:
         return codec.decode(bare.get(bare_key))  # type: ignore[arg-type]
 
     # Same answer both ways, or the comparison means nothing.
-    assert backend() == value
+    assert backend() == value and store_value() == value
     variants = {
         "bare_setget": bare_setget,
         "backend": backend,
+        "store_value": store_value,
         "store_only": store_only,
         "codec_only": codec_only,
         "bare_codec": bare_codec,
@@ -111,6 +123,16 @@ def _variants(ctx: BenchContext, value: Any) -> dict[str, Callable[[], object]]:
 
         variants["bare_indexed"] = bare_indexed
     return variants
+
+
+def _coordinate(dag_id: str, run_id: str, task_id: str, ti_id: uuid.UUID) -> Any:
+    """What Airflow 3.4 passes to store_value: its XComCoordinate where it has one."""
+    fields = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "ti_id": ti_id}
+    try:
+        from airflow.sdk.bases.xcom import XComCoordinate  # type: ignore[attr-defined]
+    except ImportError:
+        return SimpleNamespace(**fields, region_id=None, region_index=None)
+    return XComCoordinate(**fields)
 
 
 def _short(filename: str) -> str:
@@ -141,6 +163,12 @@ def _profile(fn: Callable[[], object], calls: int, top: int = 12) -> list[dict[s
     return rows[:top]
 
 
+def _paired_median(timing: dict[str, Any], numerator: str, denominator: str) -> float:
+    """The median over rounds of one variant's time over another's in the same round."""
+    pairs = zip(timing[numerator]["raw_seconds"], timing[denominator]["raw_seconds"], strict=True)
+    return statistics.median(a / b for a, b in pairs)
+
+
 def run(ctx: BenchContext) -> dict[str, Any]:
     configure_backend(ctx)
     from redis_xcom.backend import _runtime
@@ -164,6 +192,9 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             "codec_only_s": v["codec_only"]["seconds"]["median"],
             "store_only_s": v["store_only"]["seconds"]["median"],
             "store_ratio_median": v["store_only"]["ratio"]["median"],
+            "store_value_s": v["store_value"]["seconds"]["median"],
+            # Airflow 3.4's path (store_value + load_value) over 3.0-3.3's, paired per round.
+            "store_value_over_serialize_median": _paired_median(v, "store_value", "backend"),
             "ratio_median": ratio["median"],
             "ratio_p25": ratio["p25"],
             "ratio_p75": ratio["p75"],
@@ -174,14 +205,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             # backend's client-side cost over that (backend / bare EVALSHA).
             "index_ratio_median": v["bare_indexed"]["ratio"]["median"] if "bare_indexed" in v else None,
             "backend_over_indexed_median": (
-                statistics.median(
-                    a / b
-                    for a, b in zip(
-                        v["backend"]["raw_seconds"], v["bare_indexed"]["raw_seconds"], strict=True
-                    )
-                )
-                if "bare_indexed" in v
-                else None
+                _paired_median(v, "backend", "bare_indexed") if "bare_indexed" in v else None
             ),
             "timing": timing,
         }
@@ -192,6 +216,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             f"codec {fmt_seconds(row['codec_only_s'])}; "
             f"backend/bare {ratio['median']:.3f}x [IQR {ratio['p25']:.3f}-{ratio['p75']:.3f}]"
             + f"; bare+codec/bare {row['bare_codec_ratio_median']:.3f}x"
+            + f"; store_value/serialize_value {row['store_value_over_serialize_median']:.3f}x"
             + (
                 f"; index script/bare {row['index_ratio_median']:.3f}x, "
                 f"backend/index script {row['backend_over_indexed_median']:.3f}x"
