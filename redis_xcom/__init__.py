@@ -16,6 +16,7 @@ from redis_xcom.errors import (
     RedisXComError,
     ReplicationError,
     UnsupportedFormatError,
+    UntrustedReferenceError,
     ValueTooLargeError,
     XComExpiredError,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "RedisXComError",
     "ReplicationError",
     "UnsupportedFormatError",
+    "UntrustedReferenceError",
     "ValueTooLargeError",
     "XComExpiredError",
     "__version__",
