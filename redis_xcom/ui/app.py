@@ -7,12 +7,20 @@
 Every route needs read access to the DAG's XComs, checked by Airflow's own dependency
 (`requires_access_dag("GET", DagAccessEntity.XCOM)`), fed by our token resolver (bearer or cookie).
 `?decode=force` decodes values above [redis_xcom] ui_max_decode_bytes.
+
+On Airflow 3.4 every try is a task instance of its own and keeps its rows: every route shows the
+latest try unless `?try_number=N` names another, and the page links each try that has XComs. Before
+3.4 a task instance has one set of rows (a retry replaces them), and try_number is refused.
+
+Rows are user input: values.own_key decides whether a row's reference may be followed at all.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -27,7 +35,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
 
 from redis_xcom import keys
-from redis_xcom.errors import RedisXComError
+from redis_xcom.errors import RedisXComError, UntrustedReferenceError
 from redis_xcom.ui import values
 from redis_xcom.ui.auth import current_user
 from redis_xcom.ui.export import NotRepresentable, to_json
@@ -56,17 +64,64 @@ def forced(decode: str | None = None) -> bool:
     return decode == "force"
 
 
+def try_number_of(try_number: str | None = None) -> int | None:
+    """The try asked for with ?try_number=N; None (absent or empty) means the latest."""
+    if try_number is None or not try_number.strip():
+        return None
+    if not try_number.strip().isdigit():
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, f"try_number must be a whole number, got {try_number!r}"
+        )
+    return int(try_number)
+
+
 MapIndex = Annotated[int, Depends(map_index_of)]
 Force = Annotated[bool, Depends(forced)]
+TryNumber = Annotated[int | None, Depends(try_number_of)]
 
 
-def xcom_rows(
-    dag_id: str, run_id: str, task_id: str, map_index: MapIndex, session: SessionDep
-) -> list[tuple[str, Any]]:
-    """(key, value) of each XCom row of the task instance, as stored: a reference, or Airflow's own
-    value for a row that did not come through the backend."""
-    rows = session.execute(
-        select(XComModel.key, XComModel.value)
+@dataclass(frozen=True)
+class Attempt:
+    """One try of a task instance on Airflow 3.4, where every try is a task instance of its own."""
+
+    try_number: int
+    latest: bool
+    has_xcoms: bool
+    # Several only where one try number spans task instances (the loop iterations of a mapped body).
+    task_instance_ids: tuple[uuid.UUID, ...] = field(default=(), repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"try_number": self.try_number, "latest": self.latest, "has_xcoms": self.has_xcoms}
+
+
+@dataclass(frozen=True)
+class TaskXComs:
+    """The rows of the try shown, and every try (Airflow 3.4); before 3.4 no try_number, no attempts."""
+
+    rows: list[values.XComRow]
+    try_number: int | None = None
+    attempts: tuple[Attempt, ...] = ()
+
+
+def per_attempt_rows() -> bool:
+    """Airflow 3.4+: XComModel reads every attempt's rows and names each row's task instance."""
+    return hasattr(XComModel, "task_instance_id")
+
+
+def task_xcoms(
+    dag_id: str, run_id: str, task_id: str, map_index: MapIndex, try_number: TryNumber, session: SessionDep
+) -> TaskXComs:
+    """The XCom rows of the task instance (of one of its tries on 3.4), as stored."""
+    if per_attempt_rows():
+        return _attempt_xcoms(session, dag_id, run_id, task_id, map_index, try_number)
+    if try_number is not None:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "try_number needs Airflow 3.4, where each try keeps XComs of its own; before it a task "
+            "instance has one set of XComs (a retry replaces the earlier try's): leave try_number out",
+        )
+    query = (
+        select(*_row_columns())
         .where(
             XComModel.dag_id == dag_id,
             XComModel.run_id == run_id,
@@ -74,18 +129,111 @@ def xcom_rows(
             XComModel.map_index == map_index,
         )
         .order_by(XComModel.key)
-    ).all()
+    )
+    return TaskXComs([_row_of(row) for row in session.execute(query)])
+
+
+def _row_columns() -> list[Any]:
+    """What every version's XComModel has of a row: whose it is, its key and its stored value."""
     return [
-        (row.key, row.value if keys.key_of_reference(row.value) else XComModel.deserialize_value(row))
-        for row in rows
+        XComModel.dag_id,
+        XComModel.run_id,
+        XComModel.task_id,
+        XComModel.map_index,
+        XComModel.key,
+        XComModel.value,
     ]
 
 
-Rows = Annotated[list[tuple[str, Any]], Depends(xcom_rows)]
+def _row_of(row: Any, try_number: int | None = None) -> values.XComRow:
+    """A DB row as stored: a reference stays as it is, Airflow's own value is decoded as Airflow does."""
+    value = row.value if keys.key_of_reference(row.value) else XComModel.deserialize_value(row)
+    return values.XComRow(
+        row.dag_id,
+        row.run_id,
+        row.task_id,
+        row.map_index,
+        row.key,
+        value,
+        task_instance_id=getattr(row, "task_instance_id", None),
+        try_number=try_number,
+    )
 
 
-def _views(rows: list[tuple[str, Any]], force: bool) -> list[values.XComView]:
-    return values.reader().views(rows, force)
+def _attempt_xcoms(
+    session: Any, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int | None
+) -> TaskXComs:
+    """Airflow 3.4: the rows of one try (the latest unless try_number names another), and every try."""
+    attempts = _attempts(session, dag_id, run_id, task_id, map_index)
+    where = f"dag_id={dag_id!r}, run_id={run_id!r}, task_id={task_id!r}, map_index={map_index}"
+    shown = choose_attempt(attempts, try_number, where)
+    if shown is None:
+        return TaskXComs([])
+    query = (
+        select(*_row_columns(), XComModel.task_instance_id)
+        .where(XComModel.task_instance_id.in_(shown.task_instance_ids))
+        .order_by(XComModel.key)
+        # Archived tries' rows too: Airflow hides them from ORM queries unless asked.
+        .execution_options(include_all_attempts=True)
+    )
+    rows = [_row_of(row, shown.try_number) for row in session.execute(query)]
+    return TaskXComs(rows, shown.try_number, attempts)
+
+
+def _attempts(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> tuple[Attempt, ...]:
+    """Every try of the task instance, oldest first, each saying whether it has XCom rows."""
+    from airflow.models.taskinstance import TaskInstance
+
+    instances = session.execute(
+        select(TaskInstance.id, TaskInstance.try_number, TaskInstance.working_set)
+        .where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.task_id == task_id,
+            TaskInstance.map_index == map_index,
+        )
+        .execution_options(include_all_attempts=True)
+    ).all()
+    if not instances:
+        return ()
+    with_rows = set(
+        session.scalars(
+            select(XComModel.task_instance_id)
+            .where(XComModel.task_instance_id.in_([ti.id for ti in instances]))
+            .distinct()
+            .execution_options(include_all_attempts=True)
+        )
+    )
+    by_try: dict[int, list[Any]] = {}
+    for ti in instances:
+        by_try.setdefault(ti.try_number, []).append(ti)
+    # The live try (working_set); archived tries have NULL there.
+    live = [ti.try_number for ti in instances if ti.working_set]
+    latest = max(live) if live else max(by_try)
+    return tuple(
+        Attempt(number, number == latest, any(ti.id in with_rows for ti in tis), tuple(ti.id for ti in tis))
+        for number, tis in sorted(by_try.items())
+    )
+
+
+def choose_attempt(attempts: Sequence[Attempt], try_number: int | None, where: str) -> Attempt | None:
+    """The try asked for, or the latest (None: no such task instance); 404 names the tries there are."""
+    for attempt in attempts:
+        if attempt.try_number == try_number or (try_number is None and attempt.latest):
+            return attempt
+    if try_number is None:
+        return None
+    tries = ", ".join(str(a.try_number) for a in attempts) or "none"
+    raise HTTPException(
+        status.HTTP_404_NOT_FOUND, f"The task instance {where} has no try {try_number} (its tries: {tries})"
+    )
+
+
+XComs = Annotated[TaskXComs, Depends(task_xcoms)]
+
+
+def _views(xcoms: TaskXComs, force: bool) -> list[values.XComView]:
+    return values.reader().views(xcoms.rows, force)
 
 
 def _value_path(request: Request, dag_id: str, run_id: str, task_id: str) -> str:
@@ -130,30 +278,38 @@ def create_app() -> FastAPI:
 
     @app.get("/api" + TASK_PATH)
     def task_xcoms_json(
-        dag_id: str, run_id: str, task_id: str, map_index: MapIndex, rows: Rows, force: Force
+        dag_id: str, run_id: str, task_id: str, map_index: MapIndex, xcoms: XComs, force: Force
     ) -> dict[str, Any]:
-        """Every XCom of one task instance: reference, size in Redis, TTL left, type and a preview."""
+        """Every XCom of one task instance (one try on 3.4): reference, size in Redis, TTL left, type
+        and a preview; a row whose reference is not its own shows as stored, with state untrusted."""
         return {
             "dag_id": dag_id,
             "run_id": run_id,
             "task_id": task_id,
             "map_index": map_index,
-            "xcoms": [view.as_json() for view in _views(rows, force)],
+            "try_number": xcoms.try_number,
+            "attempts": [attempt.as_json() for attempt in xcoms.attempts],
+            "xcoms": [view.as_json() for view in _views(xcoms, force)],
         }
 
     @app.get("/api" + TASK_PATH + "/value")
     def xcom_value(
-        dag_id: str, run_id: str, task_id: str, key: str, map_index: MapIndex, rows: Rows, force: Force
+        dag_id: str, run_id: str, task_id: str, key: str, map_index: MapIndex, xcoms: XComs, force: Force
     ) -> Response:
         """One whole value as a JSON file, where JSON can represent it."""
-        stored = dict(rows)
+        stored = {row.key: row for row in xcoms.rows}
         where = (
             f"dag_id={dag_id!r}, run_id={run_id!r}, task_id={task_id!r}, map_index={map_index}, key={key!r}"
         )
+        if xcoms.try_number is not None:
+            where += f", try_number={xcoms.try_number}"
         if key not in stored:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No XCom with {where}")
         try:
             body = to_json(values.reader().value(stored[key], force))
+        except UntrustedReferenceError as exc:
+            # Refused before anything is read: the row names a value that is not its own.
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         except values.ValueGone as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"XCom {where}: {exc}") from None
         except values.ValueTooLargeToDecode as exc:
@@ -164,7 +320,10 @@ def create_app() -> FastAPI:
             ) from None
         except RedisXComError as exc:
             raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"XCom {where}: {exc}") from None
-        filename = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{dag_id}.{task_id}.{map_index}.{key}") + ".json"
+        name = f"{dag_id}.{task_id}.{map_index}.{key}"
+        if xcoms.try_number is not None:
+            name += f".try{xcoms.try_number}"
+        filename = re.sub(r"[^A-Za-z0-9_.-]", "_", name) + ".json"
         return Response(
             body,
             media_type="application/json",
@@ -178,7 +337,7 @@ def create_app() -> FastAPI:
         run_id: str,
         task_id: str,
         map_index: MapIndex,
-        rows: Rows,
+        xcoms: XComs,
         force: Force,
     ) -> HTMLResponse:
         """The page Airflow's task-instance tab shows (or a browser opens by URL on Airflow 3.0)."""
@@ -188,7 +347,9 @@ def create_app() -> FastAPI:
             run_id=run_id,
             task_id=task_id,
             map_index=map_index,
-            views=_views(rows, force),
+            try_number=xcoms.try_number,
+            attempts=xcoms.attempts,
+            views=_views(xcoms, force),
             preview_bytes=settings.ui_preview_bytes,
             max_decode_bytes=settings.ui_max_decode_bytes,
             value_url=_value_path(request, dag_id, run_id, task_id),

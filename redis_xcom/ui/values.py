@@ -3,12 +3,18 @@
 Reads through the same settings and client factory as the backend, and decodes with the project's
 codec, which rebuilds only the classes [core] allowed_deserialization_classes admits. A value stored
 in more than [redis_xcom] ui_max_decode_bytes is not fetched unless the caller forces it.
+
+Rows are user input (the REST API, the UI and DAG code write them): a row's reference is followed
+only when it names one of our values under key_prefix AND that value is the row's own (its dag, run,
+task, map index, key and, on Airflow 3.4, task instance). Any other row is shown as stored, with the
+state UNTRUSTED, and its key is never read, probed or deleted.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,13 +22,37 @@ from typing import Any
 from redis_xcom import keys
 from redis_xcom.codec import Codec
 from redis_xcom.config import Settings, get_settings
-from redis_xcom.errors import RedisXComError
+from redis_xcom.errors import RedisXComError, UntrustedReferenceError
 from redis_xcom.storage import client
 from redis_xcom.storage.store import RedisStore
 from redis_xcom.ui.preview import Preview, preview
 
 # What a row shows: its value, or why it does not.
 VALUE, INLINE, EXPIRED, NOT_DECODED, ERROR = "value", "inline", "expired", "not_decoded", "error"
+UNTRUSTED = "untrusted"
+
+
+@dataclass(frozen=True)
+class XComRow:
+    """One xcom row as the metadata DB holds it: whose it is, and its value (a reference, or
+    Airflow's own value for a row that did not come through the backend)."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int
+    key: str
+    value: Any
+    # Airflow 3.4: the attempt (task instance) the row belongs to; None before 3.4.
+    task_instance_id: uuid.UUID | None = None
+    try_number: int | None = None
+
+    def describe(self) -> str:
+        text = (
+            f"XCom(dag_id={self.dag_id!r}, run_id={self.run_id!r}, task_id={self.task_id!r}, "
+            f"map_index={self.map_index}, key={self.key!r}"
+        )
+        return text + ")" if self.try_number is None else f"{text}, try_number={self.try_number})"
 
 
 @dataclass
@@ -37,6 +67,8 @@ class XComView:
     ttl_seconds: int | None = None
     preview: Preview | None = None
     message: str = ""
+    # The row it shows, named in messages (not part of the JSON: its fields are already there).
+    described: str = ""
 
     @property
     def type(self) -> str | None:
@@ -73,13 +105,13 @@ class ValueReader:
         # Decoding needs no compression setting: every value records its own.
         self.codec = Codec()
 
-    def views(self, rows: Sequence[tuple[str, Any]], force: bool = False) -> list[XComView]:
-        """Each row's value (or Airflow's own value for a row that is not a reference), previewed.
+    def views(self, rows: Sequence[XComRow], force: bool = False) -> list[XComView]:
+        """Each row's value (or Airflow's own value for a row that is not a reference, or the row as
+        stored for one whose reference is not its own), previewed.
 
-        One round trip reads every key's size and TTL, one more the values small enough to decode.
+        One round trip reads every trusted key's size and TTL, one more the values small enough to decode.
         """
-        budget = self.settings.ui_preview_bytes
-        views = [_view_of(key, db_value, budget) for key, db_value in rows]
+        views = [self._view_of(row) for row in rows]
         wanted = [view for view in views if view.redis_key is not None]
         try:
             self._fetch(wanted, force)
@@ -88,11 +120,14 @@ class ValueReader:
                 view.state, view.message = ERROR, str(exc)
         return views
 
-    def value(self, db_value: Any, force: bool = False) -> Any:
-        """The whole value behind a reference (or the row's own value); raises RedisXComError."""
-        view = _view_of("", db_value, self.settings.ui_preview_bytes)
+    def value(self, row: XComRow, force: bool = False) -> Any:
+        """The whole value behind a row's reference (or the row's own value); raises RedisXComError,
+        UntrustedReferenceError for a row whose reference is not its own (nothing is read)."""
+        view = self._view_of(row)
+        if view.state == UNTRUSTED:
+            raise UntrustedReferenceError(view.message)
         if view.redis_key is None:
-            return db_value
+            return row.value
         ((value, failure),) = self._fetch([view], force, keep_values=True)
         if view.state == EXPIRED:
             raise ValueGone(view.message)
@@ -136,7 +171,7 @@ class ValueReader:
             try:
                 value = self.codec.decode(data)
             except RedisXComError as exc:
-                failure = type(exc)(f"{_describe(str(view.redis_key))} could not be decoded: {exc}")
+                failure = type(exc)(f"{view.described} could not be decoded: {exc}")
                 view.state, view.message = ERROR, str(failure)
                 decoded[id(view)] = (None, failure)
                 continue
@@ -167,20 +202,62 @@ class ValueReader:
             "produced it to recreate it."
         )
 
+    def _view_of(self, row: XComRow) -> XComView:
+        """A row's view before Redis is asked: a reference of its own to read, Airflow's own value
+        shown as is, or an untrusted reference shown as stored (and never read)."""
+        budget, described = self.settings.ui_preview_bytes, row.describe()
+        try:
+            redis_key = own_key(row, self.settings.key_prefix)
+        except UntrustedReferenceError as exc:
+            shown = preview(row.value, budget)
+            return XComView(row.key, UNTRUSTED, preview=shown, message=str(exc), described=described)
+        if redis_key is None:
+            return XComView(
+                row.key,
+                INLINE,
+                preview=preview(row.value, budget),
+                message="stored in Airflow's database",
+                described=described,
+            )
+        return XComView(row.key, VALUE, reference=row.value, redis_key=redis_key, described=described)
 
-def _view_of(key: str, db_value: Any, budget: int) -> XComView:
-    """A row's view before Redis is asked: a reference to read, or Airflow's own value shown as is."""
-    redis_key = keys.key_of_reference(db_value)
-    if redis_key is None:
-        return XComView(
-            key, INLINE, preview=preview(db_value, budget), message="stored in Airflow's database"
+
+def own_key(row: XComRow, prefix: str) -> str | None:
+    """The Redis key of the row's own value, or None when the row holds no reference.
+
+    UntrustedReferenceError, naming the row, when its reference names anything but a value under
+    ``prefix`` written for this very row (another DAG's value, another attempt's, a key that is no XCom).
+    """
+    try:
+        found = keys.own_key_of_reference(row.value, prefix)
+    except UntrustedReferenceError:
+        raise UntrustedReferenceError(
+            _untrusted(row, f"its reference names no redis-xcom value under key_prefix {prefix!r}")
+        ) from None
+    if found is None:
+        return None
+    redis_key, coords = found
+    own = keys.belongs_to_row(
+        coords,
+        dag_id=row.dag_id,
+        run_id=row.run_id,
+        task_id=row.task_id,
+        key=row.key,
+        map_index=row.map_index,
+        task_instance_id=row.task_instance_id,
+    )
+    if not own:
+        raise UntrustedReferenceError(
+            _untrusted(row, f"its reference names {coords.describe()}, not this row's value")
         )
-    return XComView(key, VALUE, reference=db_value, redis_key=redis_key)
+    return redis_key
 
 
-def _describe(redis_key: str) -> str:
-    coords = keys.parse_key(redis_key)
-    return coords.describe() if coords else f"Redis key {redis_key!r}"
+def _untrusted(row: XComRow, why: str) -> str:
+    return (
+        f"{row.describe()}: {why}. The row may have been edited through the REST API or the UI: it is "
+        "shown as stored, and nothing is read from Redis for it. Delete or correct the row."
+    )
 
 
 _lock = threading.Lock()

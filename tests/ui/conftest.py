@@ -1,18 +1,21 @@
 """The UI app under FastAPI's TestClient: a real auth manager (the simple one, denying one DAG) with
-real JWTs, the backend on fakeredis, and the task instance's DB rows given by each test."""
+real JWTs, the backend on fakeredis, and the task instance's DB rows (and, as on Airflow 3.4, its
+tries) given by each test."""
 
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from redis_xcom.ui import values
-from redis_xcom.ui.app import MapIndex, create_app, xcom_rows
+from redis_xcom.ui.app import Attempt, MapIndex, TaskXComs, TryNumber, choose_attempt, create_app, task_xcoms
 
 DAG, RUN, TASK = "etl", "manual__2024-01-01T00:00:00+00:00", "extract"
 AUTH_MANAGER = "tests.ui.auth_manager.DenyOneDagAuthManager"
@@ -24,10 +27,30 @@ class UI:
 
     client: TestClient
     token: str
-    rows: list[tuple[str, Any]] = field(default_factory=list)
+    rows: list[values.XComRow] = field(default_factory=list)
+    # Airflow 3.4's tries of the task instance; empty: an Airflow before 3.4 (no tries to choose).
+    attempts: list[Attempt] = field(default_factory=list)
     asked_map_index: list[int] = field(default_factory=list)
     push: Callable[..., str] = field(default=lambda *a, **k: "")
     configure: Callable[..., None] = field(default=lambda **k: None)
+
+    def add_row(self, key: str, value: Any, task: str = TASK, map_index: int = -1, **of: Any) -> None:
+        """A row of the task instance as the DB holds it (of: task_instance_id, try_number)."""
+        self.rows.append(values.XComRow(DAG, RUN, task, map_index, key, value, **of))
+
+    def push_attempt(self, key: str, value: Any, try_number: int, latest: bool = False) -> str:
+        """Store value as Airflow 3.4's try try_number does (its own task instance id) and add its row."""
+        from redis_xcom import ExclusiveRedisXCom
+
+        attempt = next((a for a in self.attempts if a.try_number == try_number), None)
+        if attempt is None:
+            attempt = Attempt(try_number, latest, True, (uuid.uuid4(),))
+            self.attempts.append(attempt)
+        (ti_id,) = attempt.task_instance_ids
+        coordinate = SimpleNamespace(dag_id=DAG, run_id=RUN, task_id=TASK, ti_id=ti_id, region_index=-1)
+        reference = str(ExclusiveRedisXCom.store_value(coordinate, key, value))
+        self.add_row(key, reference, task_instance_id=ti_id, try_number=try_number)
+        return reference
 
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
@@ -92,19 +115,19 @@ def ui(auth_manager: Any, fake_redis: Any, xcom_settings: pytest.MonkeyPatch) ->
     app = create_app()
     state = UI(TestClient(app), token_for(auth_manager))
 
-    # The DB read is Airflow's ORM query (covered by the browser test); here the rows are given.
-    def given_rows(map_index: MapIndex) -> list[tuple[str, Any]]:
+    # The DB read is Airflow's ORM query (covered by test_ui_server.py); here the rows are given.
+    def given_xcoms(map_index: MapIndex, try_number: TryNumber) -> TaskXComs:
         state.asked_map_index.append(map_index)
-        return state.rows
+        return given(state, try_number)
 
-    app.dependency_overrides[xcom_rows] = given_rows
+    app.dependency_overrides[task_xcoms] = given_xcoms
 
     def push(key: str, value: Any, task: str = TASK, map_index: int = -1) -> str:
         """Store value through the backend, as a task would, and add its row; returns the reference."""
         reference = ExclusiveRedisXCom.serialize_value(
             value, key=key, task_id=task, dag_id=DAG, run_id=RUN, map_index=map_index
         )
-        state.rows.append((key, reference))
+        state.add_row(key, reference, task=task, map_index=map_index)
         return str(reference)
 
     def configure(**options: str) -> None:
@@ -120,3 +143,15 @@ def ui(auth_manager: Any, fake_redis: Any, xcom_settings: pytest.MonkeyPatch) ->
     state.configure = configure
     yield state
     values.reset_reader()
+
+
+def given(state: UI, try_number: int | None) -> TaskXComs:
+    """The test's rows as the app's DB read gives them: all of them, or (with tries) those of the try
+    asked for, chosen as the app chooses."""
+    if not state.attempts:
+        return TaskXComs(list(state.rows))
+    shown = choose_attempt(state.attempts, try_number, "of the test")
+    if shown is None:
+        return TaskXComs([])
+    rows = [row for row in state.rows if row.task_instance_id in shown.task_instance_ids]
+    return TaskXComs(rows, shown.try_number, tuple(state.attempts))

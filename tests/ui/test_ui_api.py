@@ -114,7 +114,7 @@ def test_expired_value_shows_as_such(ui: UI, fake_redis: object) -> None:
 
 
 def test_a_row_that_is_not_a_reference_shows_airflows_own_value(ui: UI) -> None:
-    ui.rows.append(("skipmixin_key", {"followed": ["branch_a"]}))
+    ui.add_row("skipmixin_key", {"followed": ["branch_a"]})
     shown = ui.xcoms()["skipmixin_key"]
     assert shown["state"] == "inline" and shown["reference"] is None
     assert json.loads(shown["preview"]["text"]) == {"followed": ["branch_a"]}
@@ -226,7 +226,7 @@ def test_redis_unreachable_names_the_server_without_the_password(
 ) -> None:
     from redis_xcom.storage import client
 
-    ui.rows.append(("k", f"redis-xcom://xcom:{{{DAG}/{RUN}}}:extract:-1:k"))
+    ui.add_row("k", f"redis-xcom://xcom:{{{DAG}/{RUN}}}:extract:-1:k")
     monkeypatch.setattr(client, "build_client", real_build_client)  # a real connection, not fakeredis
     ui.configure(url="redis://:s3cret@127.0.0.1:1/0", socket_connect_timeout="0.2", retry_attempts="0")
     shown = ui.xcoms()["k"]

@@ -67,10 +67,10 @@ def test_the_mounted_app_serves_the_page_under_the_plugins_prefix(ui: UI) -> Non
     url = f"{URL_PREFIX}/dags/{DAG}/runs/{RUN}/tasks/extract"
     assert client.get(url).status_code == 401  # the first request builds the app
     assert client.get(f"{URL_PREFIX}/docs").status_code == 404  # nothing is served without the check
-    from redis_xcom.ui.app import xcom_rows
+    from redis_xcom.ui.app import TaskXComs, task_xcoms
 
     # The lazily built app is a fresh one: give it the test's rows as well.
-    entry["app"]._app.dependency_overrides[xcom_rows] = lambda: ui.rows
+    entry["app"]._app.dependency_overrides[task_xcoms] = lambda: TaskXComs(ui.rows)
     response = client.get(url, headers=ui.auth())
     assert response.status_code == 200, response.text
     assert "&#34;answer&#34;: 42" in response.text
