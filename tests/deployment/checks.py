@@ -2,6 +2,11 @@
 
 Each test module subclasses DeploymentChecks and names its executor; the module's `outcome`
 fixture (conftest.py) has already deployed Airflow, run every DAG and cleared one task.
+
+Airflow 3.4 makes every attempt (a retry, a re-run after a clear) a task instance of its own and
+keeps the earlier attempts' XCom rows as history: the checks tell it by the DB's tables
+(`outcome.db.per_attempt()`), read values from the live attempts as tasks do, and check every
+attempt's rows against Redis.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ import pytest
 
 from redis_xcom import keys
 from redis_xcom.backend import SKIPMIXIN_KEY
+from redis_xcom.ops.airflow_run import XComRow
 from tests.airflow_limits import MAPPED_RETRY_REASON, retry_clears_mapped_xcoms
 from tests.deployment.airflow_deployment import CONCURRENCY
 from tests.deployment.scenario import RERUN_DAG, Outcome
-from tests.xcom_checks import assert_rows_agree_with_redis, stored_value
+from tests.xcom_checks import assert_rows_agree_with_redis, run_keys, stored_value
 
 # A cleared mapped task's re-run is a new try too: the same limit as its retry.
 MAPPED_NEW_TRY_LIMIT = pytest.mark.xfail(
@@ -28,17 +34,46 @@ FANOUT = 12
 
 
 def values_of(outcome: Outcome, dag_id: str, task_id: str, key: str = "return_value") -> dict[int, Any]:
-    """map_index -> value in Redis, for one task and key of the DAG's run the test triggered."""
+    """map_index -> value in Redis, for one task and key of the live attempts of the DAG's run the
+    test triggered."""
     run_id = outcome.triggered[dag_id]
-    rows = [r for r in outcome.rows(dag_id, run_id) if (r.task_id, r.key) == (task_id, key)]
+    rows = [r for r in outcome.live_rows(dag_id, run_id) if (r.task_id, r.key) == (task_id, key)]
     return {r.map_index: stored_value(outcome.xcom.client, r) for r in rows}
 
 
-def redis_keys_named(outcome: Outcome, dag_id: str, task_id: str, key: str) -> list[str]:
-    """Redis keys of one task and XCom key in the triggered run, whatever their map index."""
+def redis_keys_named(outcome: Outcome, dag_id: str, task_id: str, key: str | None = None) -> list[str]:
+    """Redis keys of one task (and XCom key) in the triggered run, whatever their map index and
+    attempt (scanned, not taken from the DB)."""
     run_id = outcome.triggered[dag_id]
-    pattern = f"{keys.run_tag(outcome.xcom.prefix, dag_id, run_id)}:{task_id}:*:{key}"
-    return sorted(k.decode() for k in outcome.xcom.client.scan_iter(match=pattern, count=1000))
+    found = run_keys(outcome.xcom.client, outcome.xcom.prefix, dag_id, run_id)
+    return sorted(
+        k
+        for k in found
+        if (coords := keys.parse_key(k)) is not None
+        and coords.task_id == task_id
+        and (key is None or coords.key == key)
+    )
+
+
+def rows_of(outcome: Outcome, dag_id: str, task_id: str, key: str | None = None) -> list[XComRow]:
+    """Every attempt's rows of one task (and XCom key) in the triggered run."""
+    rows = outcome.rows(dag_id, outcome.triggered[dag_id])
+    return [r for r in rows if r.task_id == task_id and key in (None, r.key)]
+
+
+def referenced_keys(rows: list[XComRow]) -> list[str]:
+    return sorted(str(keys.key_of_reference(r.value)) for r in rows)
+
+
+def assert_each_row_names_its_attempt(outcome: Outcome, dag_id: str, rows: list[XComRow]) -> None:
+    """3.4: each row's Redis key names the task instance the row belongs to (`ti-<id>`), and that
+    task instance is the attempt the row says."""
+    run_id = outcome.triggered[dag_id]
+    attempts = {t.id: t.try_number for t in outcome.db.task_tries(dag_id, run_id, attempts=True)}
+    for row in rows:
+        assert row.task_instance_id is not None, row
+        assert row.value.endswith(":ti-" + row.task_instance_id.replace("-", "")), row
+        assert attempts[row.task_instance_id] == row.try_number, (row, attempts)
 
 
 class DeploymentChecks:
@@ -97,27 +132,77 @@ class DeploymentChecks:
         assert squares == {i: {"i": i, "square": i * i} for i in range(FANOUT)}
         assert values_of(outcome, "deployment_fanout", "total") == {-1: sum(i * i for i in range(FANOUT))}
 
-    def test_a_failed_try_leaves_nothing_in_redis(self, outcome: Outcome) -> None:
-        for dag_id, key in (("deployment_retry", "first_try_only"), ("e2e_xcom", "only_on_first_try")):
+    def test_a_retry_purges_the_failed_try_or_keeps_it_as_history(self, outcome: Outcome) -> None:
+        """Before 3.4 the retry purges the failed try's rows and values; 3.4 keeps them with the
+        archived attempt, each resolving to what that try pushed. Tasks never pull them."""
+        for dag_id, key, pushed in (
+            ("deployment_retry", "first_try_only", {"try": 1, "map_index": -1}),
+            ("e2e_xcom", "only_on_first_try", "pushed by the failed try"),
+        ):
             run_id = outcome.triggered[dag_id]
             flaky = [t for t in outcome.db.task_tries(dag_id, run_id) if t.task_id == "flaky"]
             assert [(t.state, t.try_number) for t in flaky] == [("success", 2)], f"{dag_id}: {flaky}"
-            leftover = [r for r in outcome.rows(dag_id, run_id) if (r.task_id, r.key) == ("flaky", key)]
-            assert not leftover, f"{dag_id}: the failed try's rows are still there: {leftover}"
-            assert redis_keys_named(outcome, dag_id, "flaky", key) == [], dag_id
+            live = [r for r in outcome.live_rows(dag_id, run_id) if (r.task_id, r.key) == ("flaky", key)]
+            assert not live, f"{dag_id}: the live attempt has the failed try's rows: {live}"
+            kept = rows_of(outcome, dag_id, "flaky", key)
+            in_redis = redis_keys_named(outcome, dag_id, "flaky", key)
+            if outcome.db.per_attempt():
+                assert [(r.try_number, stored_value(outcome.xcom.client, r)) for r in kept] == [(1, pushed)]
+                assert in_redis == referenced_keys(kept), dag_id
+                assert_each_row_names_its_attempt(outcome, dag_id, kept)
+            else:
+                assert (kept, in_redis) == ([], []), f"{dag_id}: the failed try's rows are still there"
         assert values_of(outcome, "deployment_retry", "flaky") == {-1: {"try": 2}}
         assert values_of(outcome, "deployment_retry", "after_retries")[-1]["single_leftover"] is None
 
     @MAPPED_NEW_TRY_LIMIT
-    def test_a_failed_try_of_a_mapped_task_leaves_nothing_in_redis(self, outcome: Outcome) -> None:
+    def test_a_retry_of_a_mapped_task_purges_the_failed_try_or_keeps_it_as_history(
+        self, outcome: Outcome
+    ) -> None:
         run_id = outcome.triggered["deployment_retry"]
         tries = [t for t in outcome.db.task_tries("deployment_retry", run_id) if t.task_id == "flaky_mapped"]
         assert [(t.state, t.try_number) for t in tries] == [("success", 2)] * len(MAPPED)
         assert values_of(outcome, "deployment_retry", "flaky_mapped") == {
             i: {"try": 2, "x": i} for i in MAPPED
         }
-        assert redis_keys_named(outcome, "deployment_retry", "flaky_mapped", "first_try_only") == []
+        kept = rows_of(outcome, "deployment_retry", "flaky_mapped", "first_try_only")
+        in_redis = redis_keys_named(outcome, "deployment_retry", "flaky_mapped", "first_try_only")
+        if outcome.db.per_attempt():
+            assert {r.map_index: (r.try_number, stored_value(outcome.xcom.client, r)) for r in kept} == {
+                i: (1, {"try": 1, "map_index": i}) for i in MAPPED
+            }
+            assert in_redis == referenced_keys(kept)
+            assert_each_row_names_its_attempt(outcome, "deployment_retry", kept)
+        else:
+            assert (kept, in_redis) == ([], [])
         assert values_of(outcome, "deployment_retry", "after_retries")[-1]["mapped_leftover"] is None
+
+    def test_two_tries_pushing_the_same_key_each_resolve_to_their_own_value(self, outcome: Outcome) -> None:
+        """same_key's try 1 pushes k="try1" and try1_only, then fails; try 2 pushes k="try2". 3.4 keeps
+        a row of each attempt, each to its own Redis key; before, the retry purged try 1's keys and
+        try 2 rewrote k. Either way Redis holds exactly the keys the rows refer to."""
+        dag_id = "deployment_retry"
+        rows = rows_of(outcome, dag_id, "same_key")
+        found = {(r.key, r.try_number): stored_value(outcome.xcom.client, r) for r in rows}
+        if outcome.db.per_attempt():
+            assert found == {
+                ("k", 1): "try1",
+                ("try1_only", 1): {"written_by": "try1"},
+                ("k", 2): "try2",
+                ("return_value", 2): {"done_by": "try2"},
+            }, rows
+            assert_each_row_names_its_attempt(outcome, dag_id, rows)
+            attempts = [
+                (t.try_number, t.archived)
+                for t in outcome.db.task_tries(dag_id, outcome.triggered[dag_id], attempts=True)
+                if t.task_id == "same_key"
+            ]
+            assert attempts == [(1, True), (2, False)], attempts
+        else:
+            assert found == {("k", None): "try2", ("return_value", None): {"done_by": "try2"}}, rows
+        assert redis_keys_named(outcome, dag_id, "same_key") == referenced_keys(rows)
+        pulled = values_of(outcome, dag_id, "after_retries")[-1]["same_key"]
+        assert pulled == {"returned": {"done_by": "try2"}, "k": "try2", "try1_only": None}
 
     def test_a_cleared_task_reruns_and_its_values_are_rewritten(self, outcome: Outcome) -> None:
         self._assert_rewritten(outcome, "per_try", [-1])
@@ -145,7 +230,16 @@ class DeploymentChecks:
             assert old["token"] != new["token"], "the re-run's value was not rewritten"
         assert set(values_of(outcome, RERUN_DAG, task_id, "try_2")) == set(map_indexes)
         assert values_of(outcome, RERUN_DAG, task_id, "try_1") == {}
-        assert redis_keys_named(outcome, RERUN_DAG, task_id, "try_1") == []
+        try_1 = [r for r in rows_of(outcome, RERUN_DAG, task_id) if r.try_number == 1]
+        in_redis = redis_keys_named(outcome, RERUN_DAG, task_id, "try_1")
+        if outcome.db.per_attempt():
+            # The cleared attempt is archived with its rows, which still resolve to what they did.
+            client = outcome.xcom.client
+            assert {(task_id, r.map_index, r.key): stored_value(client, r) for r in try_1} == before
+            assert in_redis == referenced_keys([r for r in try_1 if r.key == "try_1"])
+            assert_each_row_names_its_attempt(outcome, RERUN_DAG, try_1)
+        else:
+            assert (try_1, in_redis) == ([], [])
 
     def test_redis_connections_are_bounded_and_all_closed_after_the_runs(self, outcome: Outcome) -> None:
         conns = outcome.connections

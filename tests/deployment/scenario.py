@@ -88,14 +88,20 @@ class Outcome:
         return self.triggered[RERUN_DAG]
 
     def rows(self, dag_id: str, run_id: str) -> list[XComRow]:
+        """Every xcom row of a run: on Airflow 3.4 the archived attempts' too."""
         return self.db.xcoms(dag_id, run_id)
 
+    def live_rows(self, dag_id: str, run_id: str) -> list[XComRow]:
+        """The xcom rows of the live attempts of a run (every row before 3.4): what tasks pull."""
+        return self.db.xcoms(dag_id, run_id, live=True)
+
     def values(self, dag_id: str, run_id: str, task_ids: Iterable[str]) -> dict[tuple[str, int, str], Any]:
-        """(task_id, map_index, key) -> the value Redis holds for that row, for some tasks of a run."""
+        """(task_id, map_index, key) -> the value Redis holds for the live attempt's row, for some
+        tasks of a run."""
         wanted = set(task_ids)
         return {
             (row.task_id, row.map_index, row.key): stored_value(self.xcom.client, row)
-            for row in self.rows(dag_id, run_id)
+            for row in self.live_rows(dag_id, run_id)
             if row.task_id in wanted
         }
 

@@ -22,7 +22,8 @@ NO_DELAY = dt.timedelta(seconds=0)
     dag_id="deployment_retry", schedule=None, start_date=START, catchup=False, tags=["redis-xcom-deployment"]
 )
 def deployment_retry() -> None:
-    """Each try 1 pushes a value and then fails; the retry pushes other keys and succeeds."""
+    """Each try 1 pushes a value and then fails; the retry pushes other keys (same_key: the same key
+    too) and succeeds."""
 
     @task(retries=1, retry_delay=NO_DELAY)
     def flaky(ti: Any = None) -> Any:  # not dict[...]: that annotation implies multiple_outputs
@@ -32,17 +33,31 @@ def deployment_retry() -> None:
     def flaky_mapped(x: int, ti: Any = None) -> Any:
         return {**_fail_first_try(ti), "x": x}
 
+    @task(retries=1, retry_delay=NO_DELAY)
+    def same_key(ti: Any = None) -> Any:
+        """Both tries push key k (Airflow 3.4 keeps a row of each attempt); only try 1 pushes try1_only."""
+        ti.xcom_push(key="k", value=f"try{ti.try_number}")
+        if ti.try_number == 1:
+            ti.xcom_push(key="try1_only", value={"written_by": "try1"})
+            raise RuntimeError("deployment_retry: same_key's first try fails on purpose, after its pushes")
+        return {"done_by": f"try{ti.try_number}"}
+
     @task
-    def after_retries(single: Any, mapped: Any, ti: Any = None) -> Any:
+    def after_retries(single: Any, mapped: Any, same: Any, ti: Any = None) -> Any:
         """What a downstream task pulls: the retries' values, and any leftover of try 1."""
         return {
             "single": single,
             "mapped": list(mapped),
             "single_leftover": ti.xcom_pull(task_ids="flaky", key="first_try_only"),
             "mapped_leftover": ti.xcom_pull(task_ids="flaky_mapped", key="first_try_only"),
+            "same_key": {
+                "returned": same,
+                "k": ti.xcom_pull(task_ids="same_key", key="k"),
+                "try1_only": ti.xcom_pull(task_ids="same_key", key="try1_only"),
+            },
         }
 
-    after_retries(flaky(), flaky_mapped.expand(x=MAPPED))
+    after_retries(flaky(), flaky_mapped.expand(x=MAPPED), same_key())
 
 
 def _fail_first_try(ti: Any) -> Any:
