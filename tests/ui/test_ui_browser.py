@@ -8,9 +8,6 @@ chromium and chromedriver.
 
 from __future__ import annotations
 
-import json
-import os
-import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,18 +18,16 @@ import pytest
 import requests
 from airflow.plugins_manager import AirflowPlugin
 
-from tests.deployment.airflow_deployment import AirflowDeployment, wait_until
 from tests.redis_process import RedisServer
 from tests.ui.auth_manager import DENIED_DAG
-from tests.xcom_checks import backend_settings
+from tests.ui.server import api_server
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 DAG_ID = "ui_values"
 TTL = 3600
-REPO = Path(__file__).resolve().parents[2]
-USER, PASSWORD = "reader", secrets.token_urlsafe(12)
+USER = "reader"
 
 
 @dataclass
@@ -54,51 +49,10 @@ class Served:
 @pytest.fixture(scope="module")
 def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("ui-airflow-home")
-    settings = {
-        **backend_settings(redis_server.url, f"ui-{uuid.uuid4().hex[:8]}", TTL),
-        "AIRFLOW__CORE__AUTH_MANAGER": "tests.ui.auth_manager.DenyOneDagAuthManager",
-        # A user who logs in: with all_admins, Airflow would hand anyone an admin token.
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-    }
-    (home / "passwords.json").write_text(json.dumps({USER: PASSWORD}))
-    deployment = AirflowDeployment("LocalExecutor", home, f"sqlite:///{home}/airflow.db", settings)
-    with deployment:
-        deployment.add_dags([Path(__file__).parent / "dags" / "ui_values.py"])
-        deployment.run("db-migrate", ["db", "migrate"], timeout=600)
-        # The DAG in the DB first: 3.0's `dags test` does not write it, and the UI and REST API need it.
-        deployment.run("reserialize", ["dags", "reserialize"], timeout=600)
-        deployment.run("dags-test", ["dags", "test", DAG_ID], timeout=600)
-        api = deployment.start(
-            "api-server",
-            ["api-server", "--host", "127.0.0.1", "--port", str(deployment.api_port), "--workers", "1"],
-        )
-
-        def healthy() -> bool:
-            deployment.assert_running()
-            try:
-                return requests.get(f"{deployment.api_url}/api/v2/monitor/health", timeout=5).ok
-            except requests.RequestException:
-                return False
-
-        wait_until(healthy, 180, 1, lambda: f"api-server not healthy:{api.tail()}")
-        login = requests.post(
-            f"{deployment.api_url}/auth/token", json={"username": USER, "password": PASSWORD}, timeout=30
-        )
-        assert login.status_code == 201, login.text
-        token = login.json()["access_token"]
-        listed = requests.get(
-            f"{deployment.api_url}/api/v2/dags/{DAG_ID}/dagRuns",
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
-        )
-        assert listed.status_code == 200, listed.text
-        runs = listed.json()["dag_runs"]
-        assert [r["state"] for r in runs] == ["success"], runs
+    prefix = f"ui-{uuid.uuid4().hex[:8]}"
+    with api_server(home, redis_server.url, prefix, TTL, [f"{DAG_ID}.py"], {USER: "viewer"}) as server:
         output = tmp_path_factory.mktemp("ui-screenshots")
-        yield Served(deployment.api_url, runs[0]["dag_run_id"], token, output)
+        yield Served(server.url, server.run_ids[DAG_ID], server.tokens[USER], output)
 
 
 def test_json_api_shows_the_values_with_access_checked(served: Served) -> None:
