@@ -231,10 +231,39 @@ class RunDB:
             return self.postgres.query(self.name, sql, params)
         return [dict(r) for r in self.home.query(sql.replace("%s", "?"), params)]
 
-    def size_bytes(self) -> int:
-        """SQLite: the file (and journal); PostgreSQL: the xcom table with its TOAST and indexes."""
+    def per_attempt(self) -> bool:
+        """Whether the DB keeps XCom rows per task instance (Airflow 3.4: tables xcom_v2, and xcom_v1
+        for the rows from before the upgrade, instead of xcom)."""
         if self.postgres is not None and self.name is not None:
-            return self.postgres.xcom_table_bytes(self.name)
+            (row,) = self.query("SELECT to_regclass('xcom_v2') IS NOT NULL AS found")
+            return bool(row["found"])
+        return self.home.per_attempt()
+
+    def xcom_rows(self) -> str:
+        """A FROM item with the (dag_id, task_id, value) of every xcom row, in either layout; on 3.4
+        every attempt's rows."""
+        if not self.per_attempt():
+            return "xcom"
+        return (
+            "(SELECT ti.dag_id, ti.task_id, x.value FROM xcom_v2 x JOIN task_instance ti "
+            "ON x.task_instance_id = ti.id UNION ALL SELECT dag_id, task_id, value FROM xcom_v1) AS xcom"
+        )
+
+    def live_task_instances(self) -> str:
+        """A FROM item with the task instances, on 3.4 only the live attempts (as before 3.4)."""
+        if not self.per_attempt():
+            return "task_instance"
+        return "(SELECT * FROM task_instance WHERE working_set IS NOT NULL) AS task_instance"
+
+    def size_bytes(self) -> int:
+        """SQLite: the file (and journal); PostgreSQL: the xcom table(s) with TOAST and indexes."""
+        if self.postgres is not None and self.name is not None:
+            if not self.per_attempt():
+                return self.postgres.xcom_table_bytes(self.name)
+            (row,) = self.query(
+                "SELECT pg_total_relation_size('xcom_v2') + pg_total_relation_size('xcom_v1') AS n"
+            )
+            return int(row["n"])
         return self.home.db_size_bytes()
 
     def drop(self) -> None:
@@ -245,8 +274,9 @@ class RunDB:
 def _db_figures(db: RunDB, dag_id: str) -> dict[str, Any]:
     postgres = db.kind == "postgres"
     value_bytes = "octet_length(CAST(value AS TEXT))" if postgres else "length(CAST(value AS BLOB))"
+    xcoms, tis = db.xcom_rows(), db.live_task_instances()
     (xcom,) = db.query(
-        f"SELECT count(*) AS n, coalesce(sum({value_bytes}), 0) AS bytes FROM xcom WHERE dag_id = %s",
+        f"SELECT count(*) AS n, coalesce(sum({value_bytes}), 0) AS bytes FROM {xcoms} WHERE dag_id = %s",
         (dag_id,),
     )
     runs = db.query(
@@ -254,19 +284,19 @@ def _db_figures(db: RunDB, dag_id: str) -> dict[str, Any]:
         (dag_id,),
     )
     states = {r["state"]: r["n"] for r in db.query(
-        "SELECT state, count(*) AS n FROM task_instance WHERE dag_id = %s GROUP BY state", (dag_id,)
+        f"SELECT state, count(*) AS n FROM {tis} WHERE dag_id = %s GROUP BY state", (dag_id,)
     )}  # fmt: skip
     sample = db.query(
-        "SELECT substr(CAST(value AS TEXT), 1, 100) AS v FROM xcom "
+        f"SELECT substr(CAST(value AS TEXT), 1, 100) AS v FROM {xcoms} "
         "WHERE dag_id = %s AND task_id = 'produce' LIMIT 1",
         (dag_id,),
     )
     # Own time of the producers (sum over map indexes: all the pushes) and of the consumer (the pull).
     task_seconds = {r["task_id"]: r["s"] for r in db.query(
-        "SELECT task_id, sum(duration) AS s FROM task_instance WHERE dag_id = %s GROUP BY task_id", (dag_id,)
+        f"SELECT task_id, sum(duration) AS s FROM {tis} WHERE dag_id = %s GROUP BY task_id", (dag_id,)
     )}  # fmt: skip
     ends = {r["task_id"]: r["e"] for r in db.query(
-        "SELECT task_id, max(end_date) AS e FROM task_instance WHERE dag_id = %s GROUP BY task_id", (dag_id,)
+        f"SELECT task_id, max(end_date) AS e FROM {tis} WHERE dag_id = %s GROUP BY task_id", (dag_id,)
     )}  # fmt: skip
     run = runs[0] if runs else None
     duration = xcom_phase = None
