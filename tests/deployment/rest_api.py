@@ -1,7 +1,7 @@
-"""The bits of Airflow's public REST API (/api/v2) a user drives DAG runs with; 3.0 to 3.3.
+"""The bits of Airflow's public REST API (/api/v2) a user drives DAG runs with; 3.0 to 3.4.
 
 Auth: with `[core] simple_auth_manager_all_admins = True` the SimpleAuthManager hands an admin
-JWT to anyone at GET /auth/token (the same on 3.0.6 and 3.3.2); every call then sends it as a
+JWT to anyone at GET /auth/token (the same on 3.0.6, 3.3.2 and 3.4.0b2); every call then sends it as a
 Bearer token, as a script of a user's would.
 """
 
