@@ -176,8 +176,13 @@ class SentinelDeployment:
     def rejoin_as_replica(self, crashed: PasswordRedisServer, master: PasswordRedisServer) -> None:
         """Start a crashed server again as a replica of the promoted master, as Redis advises for
         servers without persistence: restarted as a master it would come back empty, and a
-        Sentinel that still knew it as the master could make the promoted one resync from it."""
-        crashed.extra_args = [*crashed.extra_args, "--replicaof", "127.0.0.1", str(master.port)]
+        Sentinel that still knew it as the master could make the promoted one resync from it.
+        With replica-priority 0 it is never promoted: on a loaded machine a Sentinel can briefly
+        see the new master as down and start another failover, and this replica may still be
+        empty, mid initial sync; promoting it would wipe what the promoted master acknowledged."""
+        crashed.extra_args = [
+            *crashed.extra_args, "--replicaof", "127.0.0.1", str(master.port), "--replica-priority", "0"
+        ]
         crashed.start()
 
     def roles(self) -> str:
