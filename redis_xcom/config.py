@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from redis_xcom.airflow_compat import airflow_conf
 from redis_xcom.errors import ConfigError
 from redis_xcom.provider_info import DEFAULT_URL, OPTIONS, OPTIONS_BY_NAME, SECTION
+from redis_xcom.redaction import redact_url
 
 _PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]+")
 SCHEMES = (
@@ -140,22 +141,6 @@ class Settings:
         if name in _SECRET_OPTIONS and value:
             return "'***'"
         return repr(value)
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to log or put in an error.
-
-    Works on multi-host URLs (cluster seeds, Sentinels) too: only the user-info part is touched.
-    """
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
-    netloc, slash, tail = rest.partition("/")
-    userinfo, at, hosts = netloc.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hosts}{slash}{tail}"
 
 
 def parse_option(name: str, raw: str) -> Any:

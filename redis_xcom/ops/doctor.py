@@ -11,13 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import quote
 
 from redis.exceptions import ResponseError
 
 from redis_xcom import airflow_compat, backend, keys
-from redis_xcom.config import Settings, get_settings, redact_url
+from redis_xcom.config import Settings, get_settings
 from redis_xcom.errors import RedisXComError
 from redis_xcom.ops.output import OK, PROBLEM, Output, human_bytes
+from redis_xcom.redaction import MASK, redact_url
+from redis_xcom.storage.client import parse_url
 
 OK_, WARNING, FAIL = "ok", "warning", "fail"
 BACKEND_CLASS = "redis_xcom.ExclusiveRedisXCom"
@@ -133,7 +136,17 @@ def _check_server(doctor: Doctor, settings: Settings) -> None:
 
 def _safe(exc: BaseException, settings: Settings) -> str:
     text = str(exc)
-    return text.replace(settings.url, redact_url(settings.url)) if settings.url else text
+    if not settings.url:
+        return text
+    text = text.replace(settings.url, redact_url(settings.url))
+    try:
+        password = parse_url(settings.url).password
+    except RedisXComError:
+        return text
+    # A library's message may quote the password alone, decoded or not.
+    for form in {password, quote(password or "", safe="")} - {None, ""}:
+        text = text.replace(str(form), MASK)
+    return text
 
 
 def _check_round_trip(doctor: Doctor, store: Any, settings: Settings) -> None:
@@ -182,8 +195,8 @@ def _check_tls_and_auth(doctor: Doctor, client: Any, settings: Settings) -> None
 
 
 def _has_password(url: str) -> bool:
-    netloc = url.partition("://")[2].partition("/")[0]
-    return "@" in netloc and ":" in netloc.rpartition("@")[0]
+    # The client's own reading of the URL: user information or a ?password= query parameter.
+    return bool(parse_url(url).password)
 
 
 def _first_kwargs(client: Any) -> dict[str, Any]:

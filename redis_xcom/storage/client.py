@@ -28,8 +28,9 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from redis_xcom import connection
-from redis_xcom.config import SECTION, Settings, parse_option, redact_url
+from redis_xcom.config import SECTION, Settings, parse_option
 from redis_xcom.errors import ConfigError
+from redis_xcom.redaction import redact_url, unencoded_userinfo
 from redis_xcom.storage.packer import COMMAND_PACKER
 
 # What build_client returns: one node (directly or through Sentinel), or a cluster.
@@ -125,6 +126,13 @@ def _hosts(hostlist: str, url_shown: str) -> tuple[tuple[str, int], ...]:
 def parse_url(url: str, settings: Settings | None = None) -> Target:
     """The URL's parts, with the TLS options merged from settings (a query parameter wins)."""
     shown = redact_url(url)
+    if unencoded_userinfo(url):
+        # Split where RFC 3986 says, such a URL would put part of the password in the host or path.
+        raise ConfigError(
+            f"[{SECTION}] url {shown!r}: the user, password or a query value holds an unencoded "
+            "'/', '?', '#' or '@'; percent-encode them (%2F, %3F, %23, %40), e.g. with "
+            "urllib.parse.quote(password, safe='')"
+        )
     parts = urlsplit(url)
     scheme = parts.scheme
     userinfo, at, hostlist = parts.netloc.rpartition("@")
@@ -134,6 +142,13 @@ def parse_url(url: str, settings: Settings | None = None) -> Target:
         username = unquote(user) or None
         password = unquote(secret) if colon else None
     query = parse_qsl(parts.query, keep_blank_values=True)
+    # Credentials as query parameters, as redis-py accepts them: taken out so that no client, repr
+    # or check (doctor's "no password") sees them anywhere but as the password.
+    credentials = {name: value for name, value in query if name in ("username", "password")}
+    if credentials:
+        username = username or credentials.get("username") or None
+        password = password if password is not None else credentials.get("password")
+        query = [(name, value) for name, value in query if name not in credentials]
     tls: dict[str, Any] = {}
     if settings is not None:
         tls = {name: getattr(settings, name) for name in TLS_OPTIONS}
@@ -225,7 +240,9 @@ def _node_kwargs(settings: Settings) -> dict[str, Any]:
 def _single_client(url: str, target: Target, settings: Settings) -> redis.Redis:
     # redis-py reads user, password, db and its own query parameters; the TLS ones are ours.
     plain_url = url.partition("?")[0] + (f"?{urlencode(target.query)}" if target.query else "")
-    return redis.Redis.from_url(plain_url, **_node_kwargs(settings), **_tls_kwargs(target))
+    # The URL's user information wins in from_url; these are the query string's credentials.
+    credentials = {"username": target.username, "password": target.password}
+    return redis.Redis.from_url(plain_url, **credentials, **_node_kwargs(settings), **_tls_kwargs(target))
 
 
 def _cluster_client(target: Target, settings: Settings) -> RedisCluster:
