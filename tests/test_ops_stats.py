@@ -36,3 +36,15 @@ def test_stats_reports_usage_by_dag_largest_chunked_and_the_server(
     assert cli.main(["stats"]) == 0
     out = capsys.readouterr().out
     assert "7 XCom values under key_prefix 'xcom'" in out and "Chunked values: 1" in out
+
+
+def test_stats_prints_ids_read_from_keys_escaped(
+    fresh_redis_server: RedisServer, xcom_settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Anyone who can write to Redis (or name a DAG) can put terminal escape sequences in a key.
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", fresh_redis_server.url)
+    push("v", dag_id="evil\x1b[2J\x1b]0;owned\x07\u202edag", task_id="t")
+    assert cli.main(["stats"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "evil\\x1b[2J\\x1b]0;owned\\x07\\u202edag" in out
