@@ -14,7 +14,7 @@ from redis.exceptions import NoPermissionError
 
 from redis_xcom import RedisUnavailableError
 from redis_xcom.backend import _runtime
-from tests.redis_process import REDIS_SERVER, RedisServer
+from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 from tests.topologies.acl import acl_rule, add_user, denials
 from tests.topologies.contract import backend_env, run_contract
 from tests.topologies.tls import OPENSSL, OPENSSL_MISSING, Certificates, TLSRedisServer, make_certificates
@@ -23,7 +23,7 @@ from tests.xcom_calls import pull, push
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.topology,
-    pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server binary not found; make test installs it"),
+    pytest.mark.skipif(REDIS_SERVER is None, reason=MISSING_REASON),
 ]
 PREFIX = "xcomtest"
 PASSWORD = "acl-pw-7f3a"
