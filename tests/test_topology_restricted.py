@@ -54,8 +54,9 @@ def test_contract_as_a_user_restricted_to_the_prefix_and_the_backends_commands(
     admin.acl_log_reset()
     run_contract(admin, PREFIX, xcom_settings)
     assert denials(admin) == [], "the README's ACL lacks a command the backend sends"
-    # The user really is restricted: another prefix is refused, naming the node.
-    with pytest.raises(NoPermissionError, match="no permissions"):
+    # The user really is restricted: another prefix is refused ("this user has no permissions to
+    # access one of the keys" on Redis 7.0, "No permissions to access a key" on Valkey 8.0).
+    with pytest.raises(NoPermissionError, match=r"(?i)no permissions"):
         _runtime().store.client.set("other:key", b"v")
     assert any("volatile-lru" in w for w in _warnings(caplog))
 
