@@ -26,7 +26,7 @@ test: $(STAMP)
 
 # The integration, reliability and topology tests (cluster, Sentinel, TLS, ACL, CONFIG-less) once more,
 # every server of the suite a valkey-server (Valkey 8.0 from Debian's bookworm-backports), on the
-# locked Airflow of `make test`. About DURATION on CI's machine.
+# locked Airflow of `make test`: 179 tests, about 6.5 min (388 s) on the 2-core machine, shared.
 test-valkey: $(STAMP)
 	./scripts/ensure-valkey-server.sh
 	./scripts/ensure-openssl.sh
