@@ -72,6 +72,7 @@ class Settings:
     compression: str = _default("compression")
     compression_threshold: int = _default("compression_threshold")
     max_value_bytes: int = _default("max_value_bytes")
+    inline_max_bytes: int = _default("inline_max_bytes")
     # Lowered automatically to the server's proto-max-bulk-len when that is smaller and readable.
     chunk_bytes: int = _default("chunk_bytes")
     ssl_ca_certs: str = _default("ssl_ca_certs")
@@ -127,6 +128,11 @@ class Settings:
             )
         if self.compression_threshold < 0 or self.max_value_bytes <= 0:
             raise ConfigError(f"[{SECTION}] compression_threshold and max_value_bytes must be positive")
+        if self.inline_max_bytes < 0:
+            raise ConfigError(
+                f"[{SECTION}] inline_max_bytes must be 0 (every value to Redis) or a positive number of "
+                f"bytes of JSON text, got {self.inline_max_bytes}"
+            )
         if self.chunk_bytes < 1024:
             raise ConfigError(f"[{SECTION}] chunk_bytes must be at least 1024, got {self.chunk_bytes}")
         if self.ssl_cert_reqs not in _CERT_REQS:
