@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test test-matrix lint bench bench-smoke install clean
+.PHONY: demo test test-valkey test-matrix lint bench bench-smoke fuzz install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -24,6 +24,14 @@ test: $(STAMP)
 	./scripts/ensure-chromium.sh
 	$(BIN)/pytest
 
+# The integration, reliability and topology tests (cluster, Sentinel, TLS, ACL, CONFIG-less) once more,
+# every server of the suite a valkey-server (Valkey 8.0 from Debian's bookworm-backports), on the
+# locked Airflow of `make test`: 179 tests, about 6.5 min (388 s) on the 2-core machine, shared.
+test-valkey: $(STAMP)
+	./scripts/ensure-valkey-server.sh
+	./scripts/ensure-openssl.sh
+	REDIS_XCOM_TEST_SERVER=valkey-server $(BIN)/pytest -m "(integration or topology) and not deployment and not browser"
+
 # The suite against Airflow 3.0.6, 3.1.8, 3.2.2 and 3.4.0b2, each in its own .venvs/airflow-<version>
 # installed from locks/airflow-<version>.txt (scripts/test-matrix.sh says what runs; make-locks.sh
 # how the locks are made). `make test-matrix MATRIX=3.0.6` runs one version.
@@ -34,7 +42,7 @@ test-matrix:
 	PYTHON=$(PYTHON) ./scripts/test-matrix.sh $(MATRIX)
 
 lint: $(STAMP)
-	$(BIN)/ruff check redis_xcom tests benchmarks
+	$(BIN)/ruff check redis_xcom tests benchmarks fuzz
 	$(BIN)/mypy
 
 # The benchmarks start their own redis-server, PostgreSQL and moto (S3) on free loopback ports.
@@ -50,3 +58,9 @@ bench-smoke: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .venvs .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# The decoder under coverage-guided fuzzing (atheris) for FUZZ_SECONDS, keeping its corpus in
+# .fuzz-corpus; CI runs it for 30 s (tests/test_fuzz_decode.py).
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	FUZZ_CORPUS=.fuzz-corpus $(BIN)/python fuzz/decode.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048

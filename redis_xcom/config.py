@@ -26,12 +26,29 @@ SCHEMES = (
     "redis+sentinel",
     "rediss+sentinel",
 )
+# Valkey's clients and the managed services' consoles write valkey:// and valkeys://: the same
+# protocol, read as the redis scheme of the same form.
+SCHEME_ALIASES = {
+    "valkey": "redis",
+    "valkeys": "rediss",
+    "valkey+cluster": "redis+cluster",
+    "valkeys+cluster": "rediss+cluster",
+    "valkey+sentinel": "redis+sentinel",
+    "valkeys+sentinel": "rediss+sentinel",
+}
 _COMPRESSIONS = ("none", "zlib", "lz4", "zstd")
 _CERT_REQS = ("required", "optional", "none")
 _TRUE = {"true", "t", "yes", "y", "1", "on"}
 _FALSE = {"false", "f", "no", "n", "0", "off"}
 # Options whose value is never shown, whoever prints the settings.
 _SECRET_OPTIONS = frozenset({"sentinel_password"})
+
+
+def canonical_url(url: str) -> str:
+    """url with a valkey scheme replaced by its redis one (any other URL as it is)."""
+    scheme, sep, rest = url.partition("://")
+    alias = SCHEME_ALIASES.get(scheme.lower()) if sep else None
+    return f"{alias}://{rest}" if alias else url
 
 
 def _default(name: str) -> Any:
@@ -80,11 +97,12 @@ class Settings:
         if not self.url and not self.redis_conn_id:
             object.__setattr__(self, "url", DEFAULT_URL)
         if self.url:
+            object.__setattr__(self, "url", canonical_url(self.url))
             scheme = urlsplit(self.url).scheme
             if scheme not in SCHEMES:
+                accepted = ", ".join(s + "://" for s in (*SCHEMES, *SCHEME_ALIASES))
                 raise ConfigError(
-                    f"[{SECTION}] url must start with one of {', '.join(s + '://' for s in SCHEMES)}; "
-                    f"got {redact_url(self.url)!r}"
+                    f"[{SECTION}] url must start with one of {accepted}; got {redact_url(self.url)!r}"
                 )
         if "{" in self.key_prefix or "}" in self.key_prefix:
             # The run's {hash tag} keeps its keys in one cluster slot; a brace in the prefix would move it.

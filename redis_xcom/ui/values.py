@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis_xcom import keys
-from redis_xcom.codec import Codec
+from redis_xcom.codec import HEADER_SIZE, Codec, recorded_length
 from redis_xcom.config import Settings, get_settings
-from redis_xcom.errors import RedisXComError, UntrustedReferenceError
+from redis_xcom.errors import CodecError, RedisXComError, UntrustedReferenceError
 from redis_xcom.storage import client
 from redis_xcom.storage.store import RedisStore
 from redis_xcom.ui.preview import Preview, preview
@@ -102,8 +102,8 @@ class ValueReader:
     def __init__(self, settings: Settings, store: RedisStore) -> None:
         self.settings = settings
         self.store = store
-        # Decoding needs no compression setting: every value records its own.
-        self.codec = Codec()
+        # Decoding needs no compression setting (every value records its own), only the size bound.
+        self.codec = Codec(max_decoded_bytes=settings.max_value_bytes)
 
     def views(self, rows: Sequence[XComRow], force: bool = False) -> list[XComView]:
         """Each row's value (or Airflow's own value for a row that is not a reference, or the row as
@@ -144,7 +144,7 @@ class ValueReader:
         or the error that stopped it."""
         if not views:
             return []
-        facts = self.store.describe([str(view.redis_key) for view in views])
+        facts = self.store.describe([str(view.redis_key) for view in views], head_bytes=HEADER_SIZE)
         limit = self.settings.ui_max_decode_bytes
         readable = []
         for view, fact in zip(views, facts, strict=True):
@@ -152,14 +152,10 @@ class ValueReader:
                 view.state, view.message = EXPIRED, self._gone()
                 continue
             view.size_bytes, view.ttl_seconds = fact.bytes, fact.ttl
-            if fact.bytes > limit and not force:
-                view.state, view.message = (
-                    NOT_DECODED,
-                    (
-                        f"{fact.bytes} bytes in Redis, above [redis_xcom] ui_max_decode_bytes = {limit}: not "
-                        "decoded, so that the API server's memory is spared. Ask for it with ?decode=force."
-                    ),
-                )
+            # What decoding costs is the header's recorded (decompressed) length, not the stored size.
+            cost = max(fact.bytes, recorded_length(fact.head) or 0)
+            if cost > limit and not force:
+                view.state, view.message = NOT_DECODED, self._too_large(fact.bytes, cost, limit)
                 continue
             readable.append(view)
         decoded: dict[int, tuple[Any, RedisXComError | None]] = {}
@@ -169,6 +165,8 @@ class ValueReader:
                 view.size_bytes = view.ttl_seconds = None
                 continue
             try:
+                if isinstance(data, CodecError):
+                    raise data
                 value = self.codec.decode(data)
             except RedisXComError as exc:
                 failure = type(exc)(f"{view.described} could not be decoded: {exc}")
@@ -177,23 +175,52 @@ class ValueReader:
                 continue
             if keep_values:
                 decoded[id(view)] = (value, None)
-            else:
+                continue
+            try:
                 view.preview = preview(value, self.settings.ui_preview_bytes)
+            except (ValueError, TypeError, RecursionError, MemoryError) as exc:
+                # One value that cannot be shown (an int of 5000 digits, deep nesting) fails alone.
+                view.state = ERROR
+                reason = f"{type(exc).__name__}: {exc}"
+                view.message = f"{view.described} was decoded but cannot be previewed: {reason}"
         return [decoded.get(id(view), (None, None)) for view in views]
 
-    def _read(self, views: list[XComView], limit: int) -> Iterator[tuple[XComView, bytes | None]]:
+    def _read(
+        self, views: list[XComView], limit: int
+    ) -> Iterator[tuple[XComView, bytes | CodecError | None]]:
         """Raw values in batches of at most about limit bytes (one round trip each): a page of many
-        large XComs never holds more than one batch of raw bytes at once."""
+        large XComs never holds more than one batch of raw bytes at once. A value that cannot be read
+        (a chunked one whose manifest was altered) comes back as its own error, not the batch's."""
         batch: list[XComView] = []
         total = 0
         for view in [*views, None]:
             size = 0 if view is None else view.size_bytes or 0
             if batch and (view is None or total + size > limit):
-                yield from zip(batch, self.store.get_many([str(v.redis_key) for v in batch]), strict=True)
+                yield from self._read_batch(batch)
                 batch, total = [], 0
             if view is not None:
                 batch.append(view)
                 total += size
+
+    def _read_batch(self, batch: list[XComView]) -> Iterator[tuple[XComView, bytes | CodecError | None]]:
+        try:
+            yield from zip(batch, self.store.get_many([str(v.redis_key) for v in batch]), strict=True)
+            return
+        except CodecError:
+            pass  # one bad value: read them one by one, so that only it fails
+        for view in batch:
+            try:
+                yield view, self.store.get(str(view.redis_key))
+            except CodecError as exc:
+                yield view, exc
+
+    @staticmethod
+    def _too_large(stored: int, decoded: int, limit: int) -> str:
+        size = f"{stored} bytes in Redis" + (f", {decoded} once decompressed" if decoded > stored else "")
+        return (
+            f"{size}, above [redis_xcom] ui_max_decode_bytes = {limit}: not decoded, so that the API "
+            "server's memory is spared. Ask for it with ?decode=force."
+        )
 
     def _gone(self) -> str:
         return (
