@@ -9,11 +9,14 @@ Per shape, side by side in one process and interleaved round by round:
 The metadata DB write that every push ends in (the value, or a reference) is the same kind of row in
 each case and is not part of these figures (the `airflow` benchmark measures whole DAG runs).
 The last shape is far above the threshold: what deciding costs a value that goes to Redis anyway.
+Per shape, the decision alone (inline.kept_inline) is also timed on its own, outside the rounds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import statistics
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -86,6 +89,19 @@ def _variants(ctx: BenchContext, value: Any) -> dict[str, Callable[[], object]]:
     return variants
 
 
+def _decision_seconds(value: Any, calls: int) -> float:
+    """The inline decision alone (inline.kept_inline), per call: the median of 5 timed batches."""
+    from redis_xcom.inline import kept_inline
+
+    batches = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(calls):
+            kept_inline(value, THRESHOLD)
+        batches.append((time.perf_counter() - started) / calls)
+    return statistics.median(batches)
+
+
 def run(ctx: BenchContext) -> dict[str, Any]:
     configure_backend(ctx)
     from redis_xcom.backend import _runtime
@@ -110,13 +126,15 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             "inline_off_over_bare": _paired_median(timing, "inline_off", "bare_redis"),
             "timing": timing,
         }
+        row["decision_s"] = _decision_seconds(value, 100 if ctx.smoke else 2000)
         rows.append(row)
         print(
             f"  {shape.name:>16} ({'inline' if row['inline'] else 'Redis'}): "
             + ", ".join(f"{name} {fmt_seconds(s)}" for name, s in seconds.items())
             + f"; on/default {row['inline_on_over_default']:.2f}x"
             + f", on/off {row['inline_on_over_inline_off']:.2f}x"
-            + f", off/bare {row['inline_off_over_bare']:.2f}x",
+            + f", off/bare {row['inline_off_over_bare']:.2f}x"
+            + f"; the decision alone {fmt_seconds(row['decision_s'])}",
             flush=True,
         )
         del variants, value

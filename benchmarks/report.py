@@ -503,11 +503,12 @@ def hybrid_section(doc: dict[str, Any]) -> str:
             f"{r['inline_on_over_default']:.2f}x",
             f"{r['inline_on_over_inline_off']:.2f}x",
             f"{r['inline_off_over_bare']:.2f}x",
+            fmt_seconds(r["decision_s"]) if "decision_s" in r else "",
         ]
         for r in doc["rows"]
     ]
     headers = ["shape", "with the threshold", "default backend", "inline on", "inline off", "bare Redis"]
-    headers += ["on / default", "on / off", "off / bare"]
+    headers += ["on / default", "on / off", "off / bare", "the decision alone"]
     return doc["description"] + PER_ROUND_RATIOS + table(headers, rows)
 
 

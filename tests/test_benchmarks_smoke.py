@@ -124,7 +124,9 @@ def test_hybrid_figures(results: Path) -> None:
     assert doc["threshold"] > 0 and len(doc["rows"]) >= 5
     for row in doc["rows"]:
         assert set(row["seconds"]) == variants and all(_positive(s) for s in row["seconds"].values())
-        assert all(_positive(row[k]) for k in ("inline_on_over_default", "inline_on_over_inline_off"))
+        assert all(
+            _positive(row[k]) for k in ("inline_on_over_default", "inline_on_over_inline_off", "decision_s")
+        )
     # Every small value stayed inline with the threshold; the large one went to Redis all the same.
     assert [row["inline"] for row in doc["rows"]] == [True] * (len(doc["rows"]) - 1) + [False]
 
