@@ -32,7 +32,7 @@ class Option:
         default = str(self.default) if self.default != "" else None
         return {
             "description": self.description,
-            "version_added": "0.1.0",
+            "version_added": "1.0.0",
             "type": _TYPE_NAMES[self.kind],
             "example": self.example,
             "default": default,
