@@ -143,7 +143,11 @@ def _add_ops_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command: `redis-xcom <command>` and `airflow redis-xcom <command>` alike."""
     if args.command == "demo":
         from redis_xcom.ops.demo import run_demo
 
