@@ -53,7 +53,7 @@ def test_contract_as_a_user_restricted_to_the_prefix_and_the_backends_commands(
     _use(xcom_settings, f"redis://xcom:{PASSWORD}@127.0.0.1:{server.port}/0")
     admin.acl_log_reset()
     run_contract(admin, PREFIX, xcom_settings)
-    assert denials(admin) == [], "the README's ACL lacks a command the backend sends"
+    assert denials(admin) == [], "the ACL of docs/topologies.md lacks a command the backend sends"
     # The user really is restricted: another prefix is refused, naming the node.
     with pytest.raises(NoPermissionError, match="no permissions"):
         _runtime().store.client.set("other:key", b"v")
