@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
 
 from redis_xcom import airflow_compat, keys, metrics
-from redis_xcom.codec import Codec
+from redis_xcom.codec import Codec, recorded_length
 from redis_xcom.config import Settings, get_settings
 from redis_xcom.errors import (
     CodecError,
@@ -94,7 +94,11 @@ def _runtime() -> _Runtime:
                 wait_replicas=settings.wait_replicas,
                 wait_timeout_ms=settings.wait_timeout_ms,
             )
-            codec = Codec(settings.compression, settings.compression_threshold)
+            codec = Codec(
+                settings.compression,
+                settings.compression_threshold,
+                max_decoded_bytes=settings.max_value_bytes,
+            )
             _runtime_cache.clear()
             _runtime_cache[pid] = _Runtime(settings, codec, store)
         return _runtime_cache[pid]
@@ -415,7 +419,9 @@ def _store(coords: keys.XComCoordinates, value: Any) -> str:
         parts = runtime.codec.encode_parts(value)
     except TypeError as exc:
         raise TypeError(f"{coords.describe()} cannot be stored: {exc}") from exc
-    size = len(parts[0]) if len(parts) == 1 else sum(len(part) for part in parts)
+    stored = len(parts[0]) if len(parts) == 1 else sum(len(part) for part in parts)
+    # Readers refuse a value recording more decompressed bytes than max_value_bytes: so do writers.
+    size = max(stored, recorded_length(parts[0]) or 0)
     if size > runtime.settings.max_value_bytes:
         raise ValueTooLargeError(
             f"{coords.describe()} serializes to {size} bytes, above [redis_xcom] max_value_bytes "
@@ -431,7 +437,7 @@ def _store(coords: keys.XComCoordinates, value: Any) -> str:
     except RedisXComError as exc:
         _count_failure(exc)
         raise
-    metrics.pushed(size, started)
+    metrics.pushed(stored, started)
     if not runtime.eviction_checked:
         runtime.eviction_checked = True
         _warn_if_evicting(runtime.store)

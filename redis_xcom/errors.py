@@ -31,6 +31,11 @@ class UnsupportedFormatError(CodecError):
     """The stored value was written in a format version or compression this reader does not know."""
 
 
+class DecodeLimitError(CodecError):
+    """Decoding would cost more than allowed: a recorded size above max_value_bytes, or an array,
+    table or set that would materialize far more elements than its stored bytes can hold."""
+
+
 class DisallowedClassError(CodecError):
     """The value names a class outside [core] allowed_deserialization_classes."""
 

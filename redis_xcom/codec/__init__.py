@@ -45,6 +45,7 @@ from redis_xcom.codec.envelope import (
     VERSION,
     Buffer,
     open_envelope,
+    recorded_length,
     seal,
     xxh3,
 )
@@ -59,9 +60,9 @@ from redis_xcom.codec.hooks import (
     NeedsOutOfBand,
     OutOfBand,
 )
-from redis_xcom.errors import CodecError, ConfigError, CorruptPayloadError
+from redis_xcom.errors import CodecError, ConfigError, CorruptPayloadError, DecodeLimitError
 
-__all__ = ["HEADER_SIZE", "MAGIC", "OVERHEAD", "VERSION", "Buffer", "Codec"]
+__all__ = ["HEADER_SIZE", "MAGIC", "OVERHEAD", "VERSION", "Buffer", "Codec", "recorded_length"]
 
 OVERHEAD = HEADER_SIZE
 # Values below this take the fast paths (concatenation and slicing are cheap at this size).
@@ -91,10 +92,17 @@ class Codec:
     """Encodes XCom values to self-describing bytes and back; safe to share between threads."""
 
     def __init__(
-        self, compression: str = "none", compression_threshold: int = 65536, *, checksum: bool = True
+        self,
+        compression: str = "none",
+        compression_threshold: int = 65536,
+        *,
+        checksum: bool = True,
+        max_decoded_bytes: int | None = None,
     ) -> None:
         if type(compression_threshold) is not int or compression_threshold < 0:
             raise ConfigError(f"compression_threshold must be an int >= 0, got {compression_threshold!r}")
+        # A value recording a larger decompressed size is refused before anything is decompressed.
+        self.max_decoded_bytes = max_decoded_bytes
         self.compression = compression
         self.compression_threshold = compression_threshold
         self._cid = compression_module.compression_id(compression)
@@ -185,6 +193,12 @@ class Codec:
     def _decode(self, data: bytes | bytearray | memoryview) -> object:
         """The general path: any flags, any compression, with precise errors."""
         flags, cid, raw_len, body = open_envelope(data, require_checksum=bool(self._flags))
+        if self.max_decoded_bytes is not None and raw_len > self.max_decoded_bytes:
+            raise DecodeLimitError(
+                f"the value records {raw_len} bytes once decompressed, above [redis_xcom] max_value_bytes "
+                f"= {self.max_decoded_bytes}: not decoded (no redis-xcom writer stores such a value). "
+                "Raise max_value_bytes if a trusted writer stored it."
+            )
         payload: Any = compression_module.decompress(cid, body, raw_len) if cid else body
         if flags & FLAG_OUT_OF_BAND:
             return _decode_out_of_band(memoryview(payload))

@@ -67,6 +67,8 @@ def decompress(cid: int, data: memoryview, raw_len: int) -> bytes:
 
 
 def _zlib(data: memoryview, raw_len: int) -> bytes:
+    if raw_len <= 0:
+        raise CorruptPayloadError("zlib value records a decompressed length of 0")
     dobj = zlib.decompressobj()
     # CPython grows zlib output incrementally, so a hostile raw_len allocates nothing up front.
     out = dobj.decompress(data, raw_len)

@@ -68,6 +68,14 @@ def seal(parts: Sequence[Buffer], flags: int, cid: int, raw_len: int) -> list[Bu
     return [HEADER.pack(prefix, raw_len, stored_len, digest), *parts]
 
 
+def recorded_length(head: Buffer) -> int | None:
+    """The decompressed length a value's header records, from its first HEADER_SIZE bytes (None
+    when they are no redis-xcom header): what decoding it will cost, read before fetching it."""
+    if len(head) < HEADER_SIZE or bytes(head[:2]) != MAGIC:
+        return None
+    return int(HEADER.unpack_from(head)[1])
+
+
 def open_envelope(data: Buffer, require_checksum: bool) -> tuple[int, int, int, memoryview]:
     """Check the header against the value: (flags, compression id, raw length, stored payload)."""
     if len(data) < HEADER_SIZE or bytes(data[:2]) != MAGIC:
@@ -95,4 +103,7 @@ def open_envelope(data: Buffer, require_checksum: bool) -> tuple[int, int, int, 
         raise CorruptPayloadError("stored value carries no checksum (altered or corrupted)")
     if not cid and raw_len != stored_len:
         raise CorruptPayloadError("uncompressed value records two different lengths")
+    if cid and not raw_len:
+        # zlib reads a limit of 0 as "no limit": a compressed value is never empty.
+        raise CorruptPayloadError("compressed value records a decompressed length of 0")
     return flags, cid, raw_len, body

@@ -9,11 +9,24 @@ from collections.abc import Callable
 from typing import Any
 
 from redis_xcom.codec.extensions import BUF_VIEW, Ext, ExtensionDecoder, ExtensionEncoder
-from redis_xcom.errors import CorruptPayloadError, UnsupportedFormatError
+from redis_xcom.errors import CorruptPayloadError, DecodeLimitError, UnsupportedFormatError
 
 # Root modules whose values this file may handle; anything else never reaches it.
 _ROOTS = frozenset({"numpy", "pandas", "pyarrow", "polars"})
 _EXTRAS = {"numpy": "numpy", "pandas": "pandas", "pyarrow": "arrow", "polars": "polars"}
+# Elements an array or table may hold: one per stored bit (a bool column), plus a few free ones.
+# Null columns, zero-width dtypes and run-end encoding hold elements in no bytes at all: without a
+# bound a few hundred stored bytes can claim 10**12 rows, which to_pandas() or tolist() materialize.
+_ELEMENTS_PER_BYTE = 8
+_FREE_ELEMENTS = 1 << 20
+
+
+def _check_elements(count: int, stored: int, what: str) -> None:
+    if count > _FREE_ELEMENTS + _ELEMENTS_PER_BYTE * stored:
+        raise DecodeLimitError(
+            f"{what} claims {count} elements in {stored} stored bytes: refused, since materializing it "
+            "would cost far more memory than the value's size (a crafted or corrupt value)"
+        )
 
 
 def handles(cls: type) -> bool:
@@ -99,6 +112,9 @@ def _decode_ndarray(dec: ExtensionDecoder, data: bytes) -> Any:
     count = math.prod(shape)
     if count * dtype.itemsize != len(buf):
         raise CorruptPayloadError("numpy array data does not match its shape and dtype")
+    # tolist() builds a list per index of every axis but the last: those count as elements too.
+    nested = sum(math.prod(shape[:axis]) for axis in range(1, len(shape)))
+    _check_elements(count + nested, len(buf), f"a numpy array of shape {tuple(shape)} and dtype {dtype}")
     if count == 0 or dtype.itemsize == 0:
         return np.zeros(shape, dtype=dtype, order=order)
     # frombuffer views the stored bytes (read-only); the copy gives users a writable array.
@@ -124,8 +140,38 @@ def _dtype(np: Any, descr: Any) -> Any:
 def _read_ipc(buf: Any) -> Any:
     pa = _require("pyarrow", "arrow")
     table = pa.ipc.open_stream(pa.py_buffer(buf)).read_all()
+    # Reading maps the stored buffers; counting first keeps validation and conversion bounded.
+    # Rows count even without columns: to_pylist() and to_pandas() build one per row.
+    cells = sum(_arrow_elements(pa, chunk) for column in table.columns for chunk in column.chunks)
+    count = max(table.num_rows, cells)
+    _check_elements(count, len(buf), f"an Arrow table of {table.num_rows} rows")
     table.validate(full=True)  # malformed offsets must fail here, not crash later
     return table
+
+
+def _arrow_elements(pa: Any, array: Any) -> int:
+    """Elements of an array and of every child array it holds (list values, struct fields, ...)."""
+    kind = array.type
+    children: list[Any] = []
+    if pa.types.is_struct(kind):
+        children = [array.field(i) for i in range(kind.num_fields)]
+    elif pa.types.is_map(kind):
+        children = [array.keys, array.items]
+    elif (
+        pa.types.is_list(kind)
+        or pa.types.is_large_list(kind)
+        or pa.types.is_fixed_size_list(kind)
+        or getattr(pa.types, "is_list_view", lambda _: False)(kind)
+        or getattr(pa.types, "is_large_list_view", lambda _: False)(kind)
+    ):
+        children = [array.values]
+    elif pa.types.is_dictionary(kind):
+        children = [array.dictionary]
+    elif pa.types.is_union(kind):
+        children = [array.field(i) for i in range(kind.num_fields)]
+    elif getattr(pa.types, "is_run_end_encoded", lambda _: False)(kind):
+        children = [array.values]
+    return len(array) + sum(_arrow_elements(pa, child) for child in children)
 
 
 def _decode_dataframe(dec: ExtensionDecoder, data: bytes) -> Any:

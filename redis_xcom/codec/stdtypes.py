@@ -7,6 +7,7 @@ decoder its ``ExtensionDecoder``: these tables know nothing of msgpack's hook ob
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import decimal
 import enum
@@ -20,7 +21,12 @@ import msgpack
 
 from redis_xcom.airflow_compat import airflow_serde
 from redis_xcom.codec.extensions import BUF_BYTEARRAY, BUF_BYTES, Ext, ExtensionDecoder, ExtensionEncoder
-from redis_xcom.errors import CorruptPayloadError, DisallowedClassError, UnsupportedFormatError
+from redis_xcom.errors import (
+    CorruptPayloadError,
+    DecodeLimitError,
+    DisallowedClassError,
+    UnsupportedFormatError,
+)
 
 _DATE = struct.Struct("<HBB")
 _TIME = struct.Struct("<BBBIB")  # hour, minute, second, microsecond, fold
@@ -273,6 +279,30 @@ def _decode_list_as(kind: type) -> Callable[[ExtensionDecoder, bytes], object]:
     return decode
 
 
+# Sets from this size are checked for items sharing one hash (a hash flood makes building them
+# quadratic: ints' hashes are not randomized); a real set of this size has next to no collisions.
+_FLOOD_CHECK_MIN = 1024
+_FLOOD_SHARED_HASHES = 64
+
+
+def _decode_set_as(kind: type) -> Callable[[ExtensionDecoder, bytes], object]:
+    def decode(dec: ExtensionDecoder, data: bytes) -> object:
+        items = dec.unpack(data)
+        if not isinstance(items, list):
+            raise CorruptPayloadError(f"malformed {kind.__name__}")
+        if len(items) >= _FLOOD_CHECK_MIN:
+            # Counting hashes is linear: equal hash values are equal ints, which never collide.
+            ((_, shared),) = collections.Counter(map(hash, items)).most_common(1)
+            if shared > _FLOOD_SHARED_HASHES:
+                raise DecodeLimitError(
+                    f"a {kind.__name__} of {len(items)} items, {shared} of which share one hash value: "
+                    "refused, since building it would take quadratic time (a crafted value)"
+                )
+        return kind(items)
+
+    return decode
+
+
 def _decode_by_airflow(dec: ExtensionDecoder, data: bytes) -> object:
     serde = airflow_serde()
 
@@ -293,8 +323,8 @@ def _decode_by_airflow(dec: ExtensionDecoder, data: bytes) -> object:
 
 DECODERS: dict[int, Callable[[ExtensionDecoder, bytes], object]] = {
     Ext.TUPLE: _decode_list_as(tuple),
-    Ext.SET: _decode_list_as(set),
-    Ext.FROZENSET: _decode_list_as(frozenset),
+    Ext.SET: _decode_set_as(set),
+    Ext.FROZENSET: _decode_set_as(frozenset),
     Ext.BIGINT: _decode_bigint,
     Ext.DECIMAL: _decode_decimal,
     Ext.DATETIME: _decode_datetime,

@@ -87,6 +87,9 @@ def is_manifest(data: bytes) -> bool:
     return len(data) == _MANIFEST.size and data.startswith(MANIFEST_MAGIC)
 
 
+_Bytes = bytes  # KeyFacts has a field named bytes
+
+
 @dataclass(frozen=True)
 class KeyFacts:
     """What one key costs and how long it lives (RedisStore.describe)."""
@@ -97,6 +100,8 @@ class KeyFacts:
     chunked: bool
     exists: bool
     measured_by: str  # "MEMORY USAGE", or "value length" where MEMORY is refused
+    # The value's first bytes when asked for (describe's head_bytes); empty for a chunked value.
+    head: _Bytes = b""
 
 
 class _Script:
@@ -623,12 +628,13 @@ class RedisStore:
         if batch:
             yield batch
 
-    def describe(self, keys: Sequence[str]) -> list[KeyFacts]:
+    def describe(self, keys: Sequence[str], head_bytes: int = 0) -> list[KeyFacts]:
         """Size, TTL and layout of many keys in one round trip (two where MEMORY is refused).
 
         Size is MEMORY USAGE (what the key costs Redis, SAMPLES 0: every chunk counted); where the
         server refuses MEMORY (an ACL, a managed service) it is the value's length (STRLEN, or the
-        length a chunked value's manifest records) and ``KeyFacts.measured_by`` says so.
+        length a chunked value's manifest records) and ``KeyFacts.measured_by`` says so. With
+        head_bytes, each plain value's first bytes too (GETRANGE), read in the same round trip.
         """
         if not keys:
             return []
@@ -638,8 +644,12 @@ class RedisStore:
                 pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
                 pipe.ttl(key)
                 pipe.type(key)
+                if head_bytes:
+                    pipe.getrange(key, 0, head_bytes - 1)
             replies = pipe.execute(raise_on_error=False)
-            sizes, ttls, types = replies[::3], replies[1::3], replies[2::3]
+            step = 4 if head_bytes else 3
+            sizes, ttls, types = replies[::step], replies[1::step], replies[2::step]
+            heads: list[Any] = replies[3::4] if head_bytes else [b""] * len(keys)
             for reply in (*ttls, *types):
                 if isinstance(reply, Exception):
                     raise reply
@@ -648,9 +658,11 @@ class RedisStore:
             if any(isinstance(size, Exception) for size in sizes):
                 measured_by = "value length"
                 sizes = self._value_lengths(keys, kinds)
+            # A chunked value (a list) answers GETRANGE with WRONGTYPE: it has no head to show.
+            heads = [h if isinstance(h, bytes) else b"" for h in heads]
             return [
-                KeyFacts(key, int(size or 0), int(ttl), kind == "list", kind != "none", measured_by)
-                for key, size, ttl, kind in zip(keys, sizes, ttls, kinds, strict=True)
+                KeyFacts(key, int(size or 0), int(ttl), kind == "list", kind != "none", measured_by, head)
+                for key, size, ttl, kind, head in zip(keys, sizes, ttls, kinds, heads, strict=True)
             ]
 
     def _value_lengths(self, keys: Sequence[str], kinds: Sequence[str]) -> list[int]:

@@ -44,5 +44,5 @@ def to_json(value: Any) -> str:
         return json.dumps(value, default=_default, ensure_ascii=False, allow_nan=False, indent=1)
     except NotRepresentable:
         raise
-    except (TypeError, ValueError) as exc:
-        raise NotRepresentable(str(exc)) from exc
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise NotRepresentable(f"{type(exc).__name__}: {exc}") from exc

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis_xcom import keys
-from redis_xcom.codec import Codec
+from redis_xcom.codec import HEADER_SIZE, Codec, recorded_length
 from redis_xcom.config import Settings, get_settings
 from redis_xcom.errors import RedisXComError, UntrustedReferenceError
 from redis_xcom.storage import client
@@ -102,8 +102,8 @@ class ValueReader:
     def __init__(self, settings: Settings, store: RedisStore) -> None:
         self.settings = settings
         self.store = store
-        # Decoding needs no compression setting: every value records its own.
-        self.codec = Codec()
+        # Decoding needs no compression setting (every value records its own), only the size bound.
+        self.codec = Codec(max_decoded_bytes=settings.max_value_bytes)
 
     def views(self, rows: Sequence[XComRow], force: bool = False) -> list[XComView]:
         """Each row's value (or Airflow's own value for a row that is not a reference, or the row as
@@ -144,7 +144,7 @@ class ValueReader:
         or the error that stopped it."""
         if not views:
             return []
-        facts = self.store.describe([str(view.redis_key) for view in views])
+        facts = self.store.describe([str(view.redis_key) for view in views], head_bytes=HEADER_SIZE)
         limit = self.settings.ui_max_decode_bytes
         readable = []
         for view, fact in zip(views, facts, strict=True):
@@ -152,14 +152,10 @@ class ValueReader:
                 view.state, view.message = EXPIRED, self._gone()
                 continue
             view.size_bytes, view.ttl_seconds = fact.bytes, fact.ttl
-            if fact.bytes > limit and not force:
-                view.state, view.message = (
-                    NOT_DECODED,
-                    (
-                        f"{fact.bytes} bytes in Redis, above [redis_xcom] ui_max_decode_bytes = {limit}: not "
-                        "decoded, so that the API server's memory is spared. Ask for it with ?decode=force."
-                    ),
-                )
+            # What decoding costs is the header's recorded (decompressed) length, not the stored size.
+            cost = max(fact.bytes, recorded_length(fact.head) or 0)
+            if cost > limit and not force:
+                view.state, view.message = NOT_DECODED, self._too_large(fact.bytes, cost, limit)
                 continue
             readable.append(view)
         decoded: dict[int, tuple[Any, RedisXComError | None]] = {}
@@ -177,8 +173,14 @@ class ValueReader:
                 continue
             if keep_values:
                 decoded[id(view)] = (value, None)
-            else:
+                continue
+            try:
                 view.preview = preview(value, self.settings.ui_preview_bytes)
+            except (ValueError, TypeError, RecursionError, MemoryError) as exc:
+                # One value that cannot be shown (an int of 5000 digits, deep nesting) fails alone.
+                view.state = ERROR
+                reason = f"{type(exc).__name__}: {exc}"
+                view.message = f"{view.described} was decoded but cannot be previewed: {reason}"
         return [decoded.get(id(view), (None, None)) for view in views]
 
     def _read(self, views: list[XComView], limit: int) -> Iterator[tuple[XComView, bytes | None]]:
@@ -194,6 +196,14 @@ class ValueReader:
             if view is not None:
                 batch.append(view)
                 total += size
+
+    @staticmethod
+    def _too_large(stored: int, decoded: int, limit: int) -> str:
+        size = f"{stored} bytes in Redis" + (f", {decoded} once decompressed" if decoded > stored else "")
+        return (
+            f"{size}, above [redis_xcom] ui_max_decode_bytes = {limit}: not decoded, so that the API "
+            "server's memory is spared. Ask for it with ?decode=force."
+        )
 
     def _gone(self) -> str:
         return (
