@@ -21,7 +21,10 @@ from redis_xcom.provider_info import OPTIONS, SECTION
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Plain text as one markdown table cell: nothing in it is read as markup."""
+    for char in "\\*_<[`|":
+        text = text.replace(char, "\\" + char)
+    return text.replace("\n", " ")
 
 
 class OptionsTable(SphinxDirective):
@@ -34,14 +37,12 @@ class OptionsTable(SphinxDirective):
         ]
         for option in OPTIONS:
             default = "(empty)" if option.default == "" else f"`{option.default}`"
+            example = f" Example: `{option.example}`." if option.example else ""
             env = f"AIRFLOW__{SECTION.upper()}__{option.name.upper()}"
-            meaning = option.description
-            if option.example:
-                meaning += f" Example: `{option.example}`."
-            if option.sensitive:
-                meaning += " Sensitive: masked by Airflow."
+            sensitive = " Sensitive: masked by Airflow." if option.sensitive else ""
             rows.append(
-                f"| `{option.name}`<br>`{env}` | {option.kind.__name__} | {_cell(default)} | {_cell(meaning)} |"
+                f"| `{option.name}`<br>`{env}` | {option.kind.__name__} | {default} "
+                f"| {_cell(option.description)}{example}{sensitive} |"
             )
         container = nodes.container()
         self.state.nested_parse(StringList(rows, source="redis_xcom/provider_info.py"), 0, container)
