@@ -62,7 +62,7 @@ def test_the_airflow_group_has_every_command_and_option() -> None:
     }
     console = {
         name: {flag for action in sub._actions for flag in action.option_strings} - {"-h", "--help"}
-        for name, _, sub in airflow_cli._commands(cli.build_parser())
+        for name, _, sub in cli.subcommands(cli.build_parser())
     }
     assert got == console
     assert set(got) == {"demo", "clear", "gc", "stats", "doctor"}

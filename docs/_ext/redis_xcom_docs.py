@@ -16,7 +16,7 @@ from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-from redis_xcom.ops.cli import build_parser
+from redis_xcom.ops.cli import build_parser, subcommands
 from redis_xcom.provider_info import OPTIONS, SECTION
 
 
@@ -68,11 +68,9 @@ class CliReference(SphinxDirective):
     def run(self) -> list[nodes.Node]:
         parser = build_parser()
         out: list[nodes.Node] = [nodes.literal_block(text=_help(parser), language="text")]
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                for name, sub in action.choices.items():
-                    out.append(nodes.rubric(text=f"redis-xcom {name}  (airflow redis-xcom {name})"))
-                    out.append(nodes.literal_block(text=_help(sub), language="text"))
+        for name, _, sub in subcommands(parser):
+            out.append(nodes.rubric(text=f"redis-xcom {name}  (airflow redis-xcom {name})"))
+            out.append(nodes.literal_block(text=_help(sub), language="text"))
         return out
 
 

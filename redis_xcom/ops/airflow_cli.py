@@ -10,18 +10,9 @@ import argparse
 import sys
 from typing import Any
 
-from redis_xcom.ops.cli import build_parser, run
+from redis_xcom.ops.cli import build_parser, run, subcommands
 
 GROUP = "redis-xcom"
-
-
-def _commands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.ArgumentParser]]:
-    """(name, one-line help, subparser) of each command of the console script."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
-            return [(name, helps[name], sub) for name, sub in action.choices.items()]
-    raise AssertionError("the redis-xcom parser has no commands")
 
 
 def _escape(text: str | None) -> str:
@@ -72,7 +63,7 @@ def get_cli_commands() -> list[Any]:
                 if action.option_strings and not isinstance(action, argparse._HelpAction)
             ],
         )
-        for name, help_, sub in _commands(build_parser())
+        for name, help_, sub in subcommands(build_parser())
     ]
     return [
         GroupCommand(

@@ -142,6 +142,15 @@ def _add_ops_commands(commands: argparse._SubParsersAction) -> None:
     doctor.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
 
 
+def subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.ArgumentParser]]:
+    """(name, one-line help, parser) of each command: what `airflow redis-xcom` and the docs show."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            return [(name, helps[name], sub) for name, sub in action.choices.items()]
+    raise AssertionError("the redis-xcom parser has no commands")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     return run(build_parser().parse_args(argv))
 
