@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from benchmarks.harness import compare
+from redis_xcom.ops.engine import engine_of
 from tests.redis_process import REDIS_SERVER, RedisServer, free_port
 
 
@@ -71,7 +72,7 @@ def provide_redis(url: str | None) -> Iterator[tuple[str, str, bool]]:
         return
     if REDIS_SERVER is not None:
         with RedisServer() as server:
-            yield server.url, f"redis-server {_redis_version(server.url)} (started by the suite)", True
+            yield server.url, f"{_engine(server.url)} (started by the suite)", True
         return
     from fakeredis import TcpFakeServer
 
@@ -90,11 +91,12 @@ def provide_redis(url: str | None) -> Iterator[tuple[str, str, bool]]:
         fake.server_close()
 
 
-def _redis_version(url: str) -> str:
+def _engine(url: str) -> str:
+    """"Redis 7.0.15" or "Valkey 8.0.1" (REDIS_XCOM_TEST_SERVER picks which the suite starts)."""
     try:
-        return str(redis.Redis.from_url(url).info("server").get("redis_version", "?"))
+        return str(engine_of(redis.Redis.from_url(url).info("server")))
     except redis.RedisError:
-        return "?"
+        return "? (INFO failed)"
 
 
 def configure_backend(ctx: BenchContext, **extra: str) -> None:

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 
 from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
 
-from redis_xcom import airflow_compat, keys, metrics
+from redis_xcom import airflow_compat, inline, keys, metrics
 from redis_xcom.codec import Codec, recorded_length
 from redis_xcom.config import Settings, get_settings
 from redis_xcom.errors import (
@@ -165,17 +165,24 @@ class ExclusiveRedisXCom(BaseXCom):
         run_id: str | None = None,
         map_index: int | None = None,
     ) -> Any:
-        """Airflow 3.0 to 3.3: one key per (dag, run, task, map index, key)."""
-        if key == SKIPMIXIN_KEY:
-            return BaseXCom.serialize_value(value)
+        """Airflow 3.0 to 3.3: one key per (dag, run, task, map index, key); small plain values inline
+        with inline_max_bytes."""
+        if key == SKIPMIXIN_KEY or _kept_inline(value):
+            return BaseXCom.serialize_value(
+                value, key=key, task_id=task_id, dag_id=dag_id, run_id=run_id, map_index=map_index
+            )
         return _store(_coordinates(dag_id, run_id, task_id, map_index, key), value)
 
     @classmethod
     def store_value(cls, coordinate: Any, key: str, value: Any) -> Any:
         """Airflow 3.4: one key per task instance (attempt, loop iteration), or per write when the
-        writer is not the task instance itself (``coordinate.ti_id`` is None)."""
-        if key == SKIPMIXIN_KEY:
-            return BaseXCom.serialize_value(value)
+        writer is not the task instance itself (``coordinate.ti_id`` is None); small plain values
+        inline with inline_max_bytes."""
+        if key == SKIPMIXIN_KEY or _kept_inline(value):
+            # BaseXCom's own store_value: the value in the DB row, as Airflow's default backend stores it
+            # (before 3.4, which never calls store_value, what that default does: its serialize_value).
+            default = getattr(super(), "store_value", None)
+            return BaseXCom.serialize_value(value) if default is None else default(coordinate, key, value)
         if coordinate.ti_id is None:
             coords = keys.XComCoordinates(
                 coordinate.dag_id, coordinate.run_id, coordinate.task_id, None, key, keys.new_write()
@@ -442,6 +449,15 @@ def _store(coords: keys.XComCoordinates, value: Any) -> str:
         runtime.eviction_checked = True
         _warn_if_evicting(runtime.store)
     return keys.to_reference(redis_key)
+
+
+def _kept_inline(value: Any) -> bool:
+    """Whether the value stays in the DB row (inline_max_bytes), counted when it does."""
+    limit = _runtime().settings.inline_max_bytes
+    if limit and inline.kept_inline(value, limit):
+        metrics.incr(metrics.PUSHES_INLINE)
+        return True
+    return False
 
 
 def _own_key(runtime: _Runtime, value: Any, row_key: str | None) -> str | None:

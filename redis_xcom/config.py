@@ -26,12 +26,29 @@ SCHEMES = (
     "redis+sentinel",
     "rediss+sentinel",
 )
+# Valkey's clients and the managed services' consoles write valkey:// and valkeys://: the same
+# protocol, read as the redis scheme of the same form.
+SCHEME_ALIASES = {
+    "valkey": "redis",
+    "valkeys": "rediss",
+    "valkey+cluster": "redis+cluster",
+    "valkeys+cluster": "rediss+cluster",
+    "valkey+sentinel": "redis+sentinel",
+    "valkeys+sentinel": "rediss+sentinel",
+}
 _COMPRESSIONS = ("none", "zlib", "lz4", "zstd")
 _CERT_REQS = ("required", "optional", "none")
 _TRUE = {"true", "t", "yes", "y", "1", "on"}
 _FALSE = {"false", "f", "no", "n", "0", "off"}
 # Options whose value is never shown, whoever prints the settings.
 _SECRET_OPTIONS = frozenset({"sentinel_password"})
+
+
+def canonical_url(url: str) -> str:
+    """url with a valkey scheme replaced by its redis one (any other URL as it is)."""
+    scheme, sep, rest = url.partition("://")
+    alias = SCHEME_ALIASES.get(scheme.lower()) if sep else None
+    return f"{alias}://{rest}" if alias else url
 
 
 def _default(name: str) -> Any:
@@ -55,6 +72,7 @@ class Settings:
     compression: str = _default("compression")
     compression_threshold: int = _default("compression_threshold")
     max_value_bytes: int = _default("max_value_bytes")
+    inline_max_bytes: int = _default("inline_max_bytes")
     # Lowered automatically to the server's proto-max-bulk-len when that is smaller and readable.
     chunk_bytes: int = _default("chunk_bytes")
     ssl_ca_certs: str = _default("ssl_ca_certs")
@@ -79,11 +97,12 @@ class Settings:
         if not self.url and not self.redis_conn_id:
             object.__setattr__(self, "url", DEFAULT_URL)
         if self.url:
+            object.__setattr__(self, "url", canonical_url(self.url))
             scheme = urlsplit(self.url).scheme
             if scheme not in SCHEMES:
+                accepted = ", ".join(s + "://" for s in (*SCHEMES, *SCHEME_ALIASES))
                 raise ConfigError(
-                    f"[{SECTION}] url must start with one of {', '.join(s + '://' for s in SCHEMES)}; "
-                    f"got {redact_url(self.url)!r}"
+                    f"[{SECTION}] url must start with one of {accepted}; got {redact_url(self.url)!r}"
                 )
         if "{" in self.key_prefix or "}" in self.key_prefix:
             # The run's {hash tag} keeps its keys in one cluster slot; a brace in the prefix would move it.
@@ -109,6 +128,11 @@ class Settings:
             )
         if self.compression_threshold < 0 or self.max_value_bytes <= 0:
             raise ConfigError(f"[{SECTION}] compression_threshold and max_value_bytes must be positive")
+        if self.inline_max_bytes < 0:
+            raise ConfigError(
+                f"[{SECTION}] inline_max_bytes must be 0 (every value to Redis) or a positive number of "
+                f"bytes of JSON text, got {self.inline_max_bytes}"
+            )
         if self.chunk_bytes < 1024:
             raise ConfigError(f"[{SECTION}] chunk_bytes must be at least 1024, got {self.chunk_bytes}")
         if self.ssl_cert_reqs not in _CERT_REQS:

@@ -1,4 +1,4 @@
-"""redis_conn_id: an Airflow connection of type redis turned into the URL of [redis_xcom] url.
+"""redis_conn_id: an Airflow connection of type redis (or valkey) turned into the URL of [redis_xcom] url.
 
 Fields and extras are those apache-airflow-providers-redis reads (host, port, login, password;
 db, ssl, ssl_*), plus ours: ``cluster`` (host may list ``host:port`` seeds), ``sentinel_service``
@@ -17,6 +17,9 @@ from redis_xcom.config import SECTION, Settings
 from redis_xcom.errors import ConfigError
 
 _TRUE = {"true", "t", "yes", "y", "1", "on"}
+# Connection types read as redis, and whether they mean TLS: a connection given as a URI
+# (AIRFLOW_CONN_X='valkeys://...') has its scheme as its type.
+_CONN_TYPES = {"redis": False, "rediss": True, "valkey": False, "valkeys": True}
 # Extras passed on as URL query parameters (client.TLS_OPTIONS).
 _TLS_EXTRAS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
 
@@ -34,16 +37,16 @@ def _secret(value: Any) -> str:
 def connection_url(conn: Any) -> tuple[str, str, str]:
     """(url, sentinel_username, sentinel_password) for an Airflow Connection object."""
     conn_type = (getattr(conn, "conn_type", None) or "redis").lower()
-    if conn_type != "redis":
+    if conn_type not in _CONN_TYPES:
         raise ConfigError(
             f"[{SECTION}] redis_conn_id {conn.conn_id!r} is a connection of type {conn_type!r}; "
-            "it must be of type redis"
+            "it must be of type redis (or valkey)"
         )
     extra: dict[str, Any] = dict(conn.extra_dejson or {})
     hosts = [h.strip() for h in str(conn.host or "localhost").split(",") if h.strip()]
     if conn.port and len(hosts) == 1 and ":" not in hosts[0].rpartition("]")[2]:
         hosts = [f"{hosts[0]}:{conn.port}"]
-    scheme = "rediss" if _flag(extra.get("ssl", False)) else "redis"
+    scheme = "rediss" if _CONN_TYPES[conn_type] or _flag(extra.get("ssl", False)) else "redis"
     service = str(extra.get("sentinel_service") or "")
     if service and _flag(extra.get("cluster", False)):
         raise ConfigError(

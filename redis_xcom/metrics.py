@@ -17,6 +17,7 @@ from redis_xcom import airflow_compat
 log = logging.getLogger(__name__)
 
 PUSHES = "redis_xcom.push"
+PUSHES_INLINE = "redis_xcom.push_inline"
 PULLS = "redis_xcom.pull"
 BYTES_PUSHED = "redis_xcom.push_bytes"
 BYTES_PULLED = "redis_xcom.pull_bytes"
@@ -28,6 +29,10 @@ PULL_TIME = "redis_xcom.pull_time"
 # name -> (kind, meaning): the table of docs/metrics.md is checked against this one.
 METRICS: dict[str, tuple[str, str]] = {
     PUSHES: ("counter", "values pushed to Redis (branch decisions kept inline in the DB are not counted)"),
+    PUSHES_INLINE: (
+        "counter",
+        "values kept inline in the DB by inline_max_bytes instead of Redis (branch decisions not counted)",
+    ),
     PULLS: ("counter", "values pulled from Redis (each map index of a mapped pull counts)"),
     BYTES_PUSHED: ("counter", "bytes written to Redis, after serialization and compression"),
     BYTES_PULLED: ("counter", "bytes read from Redis, before decompression"),

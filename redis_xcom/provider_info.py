@@ -107,6 +107,16 @@ OPTIONS: tuple[Option, ...] = (
         "268435456",
     ),
     Option(
+        "inline_max_bytes",
+        int,
+        0,
+        "Hybrid mode: a value whose JSON text is at most this many bytes, and that Airflow's default "
+        "backend keeps exactly (plain JSON: no tuples, bytes, Decimal, datetime, ...), stays in the "
+        "metadata DB row as Airflow's default backend stores it, so Airflow's UI, REST API and DAG run "
+        "results show it; everything else goes to Redis. 0: everything goes to Redis.",
+        "256",
+    ),
+    Option(
         "chunk_bytes",
         int,
         256 * 1024 * 1024,

@@ -108,3 +108,16 @@ def per_attempt_xcoms() -> bool:
     import airflow.sdk.bases.xcom as xcom
 
     return hasattr(xcom, "XComCoordinate")
+
+
+DAG_RESULT_REASON = (
+    "a DAG's result (@result) and its values in the REST API's /dags/{dag_id}/dagRuns/{run_id}/wait "
+    "are Airflow 3.3's"
+)
+
+
+def dag_results() -> bool:
+    """Whether this Airflow has DAG results (`airflow.sdk.result`, 3.3+)."""
+    import airflow.sdk
+
+    return hasattr(airflow.sdk, "result")

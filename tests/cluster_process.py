@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
@@ -12,9 +11,8 @@ import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from tests.redis_process import RedisServer
+from tests.redis_process import ENGINES, REDIS_CLI, TEST_SERVER, RedisServer
 
-REDIS_CLI = shutil.which("redis-cli")
 # Short, so that a killed master's replica takes over in about two seconds.
 NODE_TIMEOUT_MS = 1000
 
@@ -41,11 +39,13 @@ def free_cluster_ports(count: int) -> list[int]:
 
 
 class RedisClusterProcesses:
-    """Six redis-servers (3 masters, 3 replicas) joined with ``redis-cli --cluster create``."""
+    """Six servers (3 masters, 3 replicas) joined with ``redis-cli --cluster create`` (valkey-cli on
+    Valkey)."""
 
     def __init__(self, masters: int = 3, replicas: int = 1) -> None:
         if REDIS_CLI is None:
-            raise RuntimeError("redis-cli not found (apt-get install -y redis-server); CI installs it")
+            cli, script = ENGINES[TEST_SERVER]
+            raise RuntimeError(f"{cli} not found ({script} installs it); CI installs it")
         self.masters = masters
         self.replicas = replicas
         self.servers: list[RedisServer] = []

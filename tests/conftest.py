@@ -7,10 +7,22 @@ import pytest
 
 from tests.cluster_process import RedisClusterProcesses
 from tests.postgres_process import PostgresServer, missing_reason
-from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
+from tests.redis_process import MISSING_REASON, REDIS_SERVER, TEST_SERVER, TEST_SERVER_ENV, RedisServer
 
 if TYPE_CHECKING:
     import fakeredis
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An engine asked for by name must be there: `make test-valkey` skipping every test would pass."""
+    import os
+
+    if os.environ.get(TEST_SERVER_ENV) and REDIS_SERVER is None:
+        raise pytest.UsageError(f"{TEST_SERVER_ENV}={TEST_SERVER}: {MISSING_REASON}")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"server engine: {TEST_SERVER} ({REDIS_SERVER or 'not found'}; set {TEST_SERVER_ENV} to change)"
 
 
 @pytest.fixture(scope="session")

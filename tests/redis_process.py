@@ -1,7 +1,11 @@
-"""Start, stop and restart real redis-server processes on free loopback ports for the tests."""
+"""Start, stop and restart real redis-server processes on free loopback ports for the tests.
+
+The engine is redis-server unless REDIS_XCOM_TEST_SERVER=valkey-server (`make test-valkey`): every
+fixture, cluster and Sentinel included, then runs Valkey's binaries instead."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -13,8 +17,29 @@ from typing import Any
 
 import redis
 
-REDIS_SERVER = shutil.which("redis-server")
-MISSING_REASON = "redis-server binary not found (apt-get install -y redis-server); CI installs it"
+TEST_SERVER_ENV = "REDIS_XCOM_TEST_SERVER"
+# Each engine's server binary and the CLI that joins a cluster, and the script that installs them.
+ENGINES = {
+    "redis-server": ("redis-cli", "scripts/ensure-redis-server.sh"),
+    "valkey-server": ("valkey-cli", "scripts/ensure-valkey-server.sh"),
+}
+TEST_SERVER = os.environ.get(TEST_SERVER_ENV) or "redis-server"
+if TEST_SERVER not in ENGINES:
+    raise RuntimeError(f"{TEST_SERVER_ENV}={TEST_SERVER!r}: use one of {', '.join(ENGINES)}")
+IS_VALKEY = TEST_SERVER == "valkey-server"
+REDIS_SERVER = shutil.which(TEST_SERVER)
+REDIS_CLI = shutil.which(ENGINES[TEST_SERVER][0])
+MISSING_REASON = f"{TEST_SERVER} binary not found ({ENGINES[TEST_SERVER][1]} installs it); CI installs it"
+
+
+def engine_shown() -> str:
+    """What doctor and stats must call the suite's server: "Redis 7.0.15", "Valkey 8.0.1" (from
+    the binary's --version, not from INFO)."""
+    if REDIS_SERVER is None:
+        raise RuntimeError(MISSING_REASON)
+    out = subprocess.run([REDIS_SERVER, "--version"], capture_output=True, text=True, check=True).stdout
+    version = next(word[2:] for word in out.split() if word.startswith("v="))
+    return f"{'Valkey' if IS_VALKEY else 'Redis'} {version}"
 
 
 def free_port() -> int:
@@ -24,7 +49,7 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server of the suite's own; never a server the suite did not start."""
+    """One redis-server (or valkey-server) of the suite's own; never a server the suite did not start."""
 
     def __init__(self, extra_args: Sequence[str] = (), port: int | None = None) -> None:
         if REDIS_SERVER is None:
@@ -58,7 +83,7 @@ class RedisServer:
             except redis.ConnectionError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"redis-server on port {self.port} did not start; see {self.dir}/redis.log")
+        raise RuntimeError(f"{TEST_SERVER} on port {self.port} did not start; see {self.dir}/redis.log")
 
     def ping(self) -> bool:
         """Whether the server answers (servers without a plain port, or with a password, override it)."""

@@ -90,3 +90,42 @@ def test_wait_timeout_must_end_before_the_socket_timeout(
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__WAIT_TIMEOUT_MS", "1000")
     reset_settings()
     assert get_settings().wait_timeout_ms == 1000
+
+
+@pytest.mark.parametrize(
+    ("url", "same_as"),
+    [
+        ("valkey://cache:6379/2", "redis://cache:6379/2"),
+        ("valkeys://app:pw@cache:6380/0", "rediss://app:pw@cache:6380/0"),
+        ("valkey+cluster://a:7000,b:7001", "redis+cluster://a:7000,b:7001"),
+        ("valkeys+cluster://a:7000,b:7001", "rediss+cluster://a:7000,b:7001"),
+        ("valkey+sentinel://:pw@s1:26379,s2:26379/mymaster/1", "redis+sentinel://:pw@s1:26379,s2:26379/mymaster/1"),
+        ("valkeys+sentinel://s1:26379/mymaster/0", "rediss+sentinel://s1:26379/mymaster/0"),
+        ("VALKEYS://cache:6380/0", "rediss://cache:6380/0"),
+    ],
+)
+def test_valkey_urls_are_the_redis_ones(url: str, same_as: str) -> None:
+    """As copied from a Valkey console: the same server, TLS, cluster or Sentinel as the redis form."""
+    from redis_xcom.storage.client import parse_url
+
+    settings = Settings(url=url)
+    assert settings.url == same_as
+    target, expected = parse_url(url, settings), parse_url(same_as, settings)
+    assert (target.kind, target.hosts, target.db, target.uses_tls, target.service, target.password) == (
+        expected.kind, expected.hosts, expected.db, expected.uses_tls, expected.service, expected.password
+    )  # fmt: skip
+    assert endpoint(url) == endpoint(same_as)
+
+
+def test_a_valkey_connection_is_a_redis_one() -> None:
+    """AIRFLOW_CONN_X='valkeys://...' gives a connection of type valkeys: TLS, as the URL says."""
+    from airflow.models.connection import Connection
+
+    from redis_xcom.connection import connection_url
+
+    tls = Connection(conn_id="v", uri="valkeys://app:pw@cache.example:6380")
+    assert connection_url(tls)[0] == "rediss://app:pw@cache.example:6380/0"
+    plain = Connection(conn_id="v", conn_type="valkey", host="cache", port=6379, extra={"cluster": True})
+    assert connection_url(plain)[0] == "redis+cluster://cache:6379/0"
+    with pytest.raises(ConfigError, match="type redis \\(or valkey\\)"):
+        connection_url(Connection(conn_id="m", conn_type="memcached", host="cache"))

@@ -34,6 +34,15 @@ def test_unix_socket_urls_work(xcom_settings: pytest.MonkeyPatch, tmp_path: Any)
         assert len(value_keys(server.client())) == 1
 
 
+def test_a_valkey_url_reaches_the_server_as_the_redis_one(
+    real_backend: str, redis_server: RedisServer, xcom_settings: pytest.MonkeyPatch
+) -> None:
+    # As copied from a Valkey console; the same server whichever engine the suite runs.
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", f"valkey://127.0.0.1:{redis_server.port}/3")
+    assert pull(push({"from": "valkey://"})) == {"from": "valkey://"}
+    assert len(value_keys(redis_server.client(db=3))) == 1, "in the URL's database"
+
+
 def test_unreachable_redis_fails_fast_naming_host_and_port(xcom_settings: pytest.MonkeyPatch) -> None:
     port = free_port()  # nothing listens there
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", f"redis://app:hunter2@127.0.0.1:{port}/0")

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from redis_xcom.ops import cli
-from tests.redis_process import REDIS_SERVER, RedisServer, free_port
+from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer, engine_shown, free_port
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server binary not found; CI installs it"),
+    pytest.mark.skipif(REDIS_SERVER is None, reason=MISSING_REASON),
 ]
 BACKEND = "redis_xcom.ExclusiveRedisXCom"
 
@@ -43,6 +43,7 @@ def test_a_well_set_up_server_passes_even_strict(
         for name in ("config", "xcom_backend", "connect", "write", "commands", "eviction", "maxmemory"):
             assert name in checks
         assert "round trip" in checks["connect"]["detail"]
+        assert checks["server"]["detail"] == engine_shown(), "the engine and its own version"
         assert not server.client().keys("doctor-test:*"), "the probe value is deleted"
 
 

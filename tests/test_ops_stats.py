@@ -7,7 +7,7 @@ import json
 import pytest
 
 from redis_xcom.ops import cli
-from tests.redis_process import RedisServer
+from tests.redis_process import RedisServer, engine_shown
 from tests.xcom_calls import push, redis_key
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,22 @@ def test_stats_reports_usage_by_dag_largest_chunked_and_the_server(
     assert report["chunked"]["values"] == 1
     assert report["ttl_histogram"]["1 - 7 days"] == 7
     (server,) = report["servers"].values()
-    assert server["redis_version"].startswith("7.") and server["maxmemory_policy"] == "noeviction"
+    # Named as the server is, on Valkey too (whose INFO pins redis_version at 7.2.4).
+    assert f"{server['engine']} {server['version']}" == engine_shown()
+    assert server["maxmemory_policy"] == "noeviction"
     assert cli.main(["stats"]) == 0
     out = capsys.readouterr().out
     assert "7 XCom values under key_prefix 'xcom'" in out and "Chunked values: 1" in out
+    assert f": {engine_shown()}, " in out
+
+
+def test_stats_prints_ids_read_from_keys_escaped(
+    fresh_redis_server: RedisServer, xcom_settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Anyone who can write to Redis (or name a DAG) can put terminal escape sequences in a key.
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", fresh_redis_server.url)
+    push("v", dag_id="evil\x1b[2J\x1b]0;owned\x07\u202edag", task_id="t")
+    assert cli.main(["stats"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "evil\\x1b[2J\\x1b]0;owned\\x07\\u202edag" in out

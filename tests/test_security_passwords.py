@@ -1,9 +1,9 @@
 """A password table: every URL form a user may write, through every path a user reads.
 
 Forms: user and password, password only, ``/ # ? @ % :`` in the password (encoded and not),
-credentials in the query string, cluster seeds, Sentinels, an Airflow connection. Paths: the
-redaction itself, Settings' repr, a ConfigError, a push's error as a task log shows it, the parsed
-target's repr, and `redis-xcom doctor` / `stats` output.
+credentials in the query string, cluster seeds, Sentinels, the valkey:// aliases, an Airflow
+connection. Paths: the redaction itself, Settings' repr, a ConfigError, a push's error as a task log
+shows it, the parsed target's repr, and `redis-xcom doctor` / `stats` output.
 """
 
 from __future__ import annotations
@@ -42,11 +42,17 @@ def _forms(port: int) -> list[str]:
             f"rediss+cluster://app:{raw}@127.0.0.1:{port},127.0.0.1:{port + 1}",
             f"redis+sentinel://:{encoded}@127.0.0.1:{port},127.0.0.1:{port + 1}/mymaster/0",
             f"redis+sentinel://:{raw}@127.0.0.1:{port}/mymaster/0",
+            # As Valkey's consoles and clients write them (config.SCHEME_ALIASES).
+            f"valkey://app:{encoded}@127.0.0.1:{port}/0",
+            f"valkeys://:{raw}@127.0.0.1:{port}/0",
+            f"valkeys+cluster://app:{raw}@127.0.0.1:{port},127.0.0.1:{port + 1}",
+            f"valkey+sentinel://:{encoded}@127.0.0.1:{port},127.0.0.1:{port + 1}/mymaster/0",
         ]
     forms += [
         f"redis://127.0.0.1:{port}/0?password={SECRET}",
         f"redis://127.0.0.1:{port}/0?username=app&password={SECRET}",
         f"redis+cluster://127.0.0.1:{port}?password={SECRET}",
+        f"valkey://127.0.0.1:{port}/0?username=app&password={SECRET}",
         f"unix:///tmp/redis.sock?db=0&password={SECRET}",
         f"{SECRET}@127.0.0.1:{port}",  # no scheme at all
     ]
@@ -101,9 +107,9 @@ def test_query_string_credentials_are_the_password() -> None:
 def test_a_connection_with_any_password_is_hidden() -> None:
     from airflow.models.connection import Connection
 
-    for raw in RAW_PASSWORDS:
+    for raw, conn_type in zip(RAW_PASSWORDS, ["redis", "valkeys"] * len(RAW_PASSWORDS), strict=False):
         conn = Connection(
-            conn_id="r", conn_type="redis", host="127.0.0.1", port=6390, login="app", password=raw
+            conn_id="r", conn_type=conn_type, host="127.0.0.1", port=6390, login="app", password=raw
         )
         url, _, _ = connection_url(conn)
         assert parse_url(url).password == raw, "the connection's password reaches the client exactly"
@@ -119,7 +125,7 @@ def unreachable(xcom_settings: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatc
     reset_runtime()
 
 
-@pytest.mark.parametrize("url", [u for u in FORMS if u.startswith("redis://")])
+@pytest.mark.parametrize("url", [u for u in FORMS if u.startswith(("redis://", "valkey://", "valkeys://"))])
 def test_a_push_error_in_a_task_log_hides_every_form(
     url: str, unreachable: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -132,7 +138,9 @@ def test_a_push_error_in_a_task_log_hides_every_form(
 
 
 @pytest.mark.parametrize("command", [["doctor"], ["doctor", "--json"], ["stats", "--dag-id", "d"]])
-@pytest.mark.parametrize("url", [u for u in FORMS if u.startswith("redis")][:12])
+@pytest.mark.parametrize(
+    "url", [u for u in FORMS if u.startswith("redis")][:12] + [u for u in FORMS if u.startswith("valkey")][:4]
+)
 def test_ops_commands_hide_every_form(
     url: str, command: list[str], unreachable: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

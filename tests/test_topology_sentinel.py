@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from redis_xcom import RedisUnavailableError, RedisXComError, XComExpiredError
-from tests.redis_process import REDIS_SERVER
+from tests.redis_process import MISSING_REASON, REDIS_SERVER
 from tests.topologies.contract import backend_env, run_contract
 from tests.topologies.sentinel import MASTER_PASSWORD, SENTINEL_PASSWORD, SERVICE, SentinelDeployment
 from tests.xcom_calls import pull, push, redis_key
@@ -20,7 +20,7 @@ from tests.xcom_calls import pull, push, redis_key
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.topology,
-    pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server binary not found; make test installs it"),
+    pytest.mark.skipif(REDIS_SERVER is None, reason=MISSING_REASON),
 ]
 PREFIX = "xcomsentinel"
 

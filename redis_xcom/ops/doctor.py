@@ -18,6 +18,7 @@ from redis.exceptions import ResponseError
 from redis_xcom import airflow_compat, backend, keys
 from redis_xcom.config import Settings, get_settings
 from redis_xcom.errors import RedisXComError
+from redis_xcom.ops.engine import Engine, engine_of
 from redis_xcom.ops.output import OK, PROBLEM, Output, human_bytes
 from redis_xcom.redaction import MASK, redact_url
 from redis_xcom.storage.client import parse_url
@@ -124,11 +125,12 @@ def _check_server(doctor: Doctor, settings: Settings) -> None:
         )
         return
     doctor.add("connect", OK_, f"{store.endpoint}; round trip {statistics.median(latencies):.2f} ms (median)")
+    config = _config_reader(client)
+    engine = _check_engine(doctor, client, config)
     _check_round_trip(doctor, store, settings)
     _check_tls_and_auth(doctor, client, settings)
     _check_commands(doctor, client, settings)
-    config = _config_reader(client)
-    _check_memory(doctor, client, config)
+    _check_memory(doctor, client, config, engine)
     _check_persistence(doctor, client, config)
     _check_bulk_limit(doctor, config, settings)
     _check_topology(doctor, client)
@@ -306,7 +308,27 @@ def _info(client: Any, section: str) -> dict[str, Any]:
     return dict(reply)
 
 
-def _check_memory(doctor: Doctor, client: Any, config: Callable[[str], str | None]) -> None:
+def _check_engine(doctor: Doctor, client: Any, config: Callable[[str], str | None]) -> Engine | None:
+    """Redis or Valkey, by INFO's server_name / valkey_version (Valkey pins redis_version at 7.2.4)."""
+    try:
+        engine = engine_of(_info(client, "server"))
+    except ResponseError as exc:
+        doctor.add("server", OK_, f"INFO server is refused ({exc}): engine and version unknown")
+        return None
+    detail = str(engine)
+    # Newer Valkey may evict cached scripts: the backend's EVALSHA then gets NOSCRIPT and sends it again.
+    scripts = config("maxmemory-scripts")
+    if scripts not in (None, "0"):
+        detail += f"; maxmemory-scripts {scripts}: an evicted script is sent again on NOSCRIPT"
+    doctor.add("server", OK_, detail)
+    return engine
+
+
+def _check_memory(
+    doctor: Doctor, client: Any, config: Callable[[str], str | None], engine: Engine | None
+) -> None:
+    name = engine.name if engine else "Redis"
+    conf_file = "valkey.conf" if name == "Valkey" else "redis.conf"
     memory = _info(client, "memory")
     policy = config("maxmemory-policy")
     source = "CONFIG GET"
@@ -318,8 +340,9 @@ def _check_memory(doctor: Doctor, client: Any, config: Callable[[str], str | Non
         doctor.add(
             "eviction",
             WARNING,
-            f"maxmemory-policy {policy} ({source}): Redis may evict XCom values, pulls then fail",
-            "CONFIG SET maxmemory-policy noeviction (and in redis.conf)",
+            f"maxmemory-policy {policy} ({source}): {name} may evict XCom values, pulls then fail",
+            f"CONFIG SET maxmemory-policy noeviction (and in {conf_file}; on a managed service, in its "
+            "parameter group or configuration)",
         )
     used, limit = int(memory.get("used_memory", 0)), int(memory.get("maxmemory", 0))
     if not limit:

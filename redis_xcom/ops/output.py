@@ -11,6 +11,20 @@ PROBLEM = 1  # failed, or found a problem
 USAGE = 2  # bad usage (argparse exits 2 too)
 
 
+# Control characters (C0, DEL, C1) and bidirectional overrides: ids read back from Redis keys are
+# written by others and must not drive the terminal (escape sequences) or reorder what is shown.
+_UNPRINTABLE = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [*range(0x20), *range(0x7F, 0xA0), *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
+    if code not in (0x09, 0x0A)  # tabs and line breaks are the commands' own layout
+}
+
+
+def printable(text: str) -> str:
+    """text with every control character written as its escape (\\x1b for ESC)."""
+    return text.translate(_UNPRINTABLE)
+
+
 class Output:
     """Lines for a person on stdout, or one JSON document for scripts (--json); notes go to stderr."""
 
@@ -19,11 +33,11 @@ class Output:
 
     def line(self, text: str = "") -> None:
         if not self.as_json:
-            print(text, flush=True)
+            print(printable(text), flush=True)
 
     def note(self, text: str) -> None:
         """A message for the person running the command, never part of the JSON document."""
-        print(text, file=sys.stderr, flush=True)
+        print(printable(text), file=sys.stderr, flush=True)
 
     def document(self, data: dict[str, Any]) -> None:
         if self.as_json:

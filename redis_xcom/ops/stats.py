@@ -13,6 +13,7 @@ from typing import Any
 
 from redis_xcom import backend, keys
 from redis_xcom.errors import RedisXComError
+from redis_xcom.ops.engine import engine_of
 from redis_xcom.ops.output import OK, PROBLEM, Output, human_bytes
 from redis_xcom.ops.progress import progress
 
@@ -80,7 +81,11 @@ def servers() -> dict[str, dict[str, Any]]:
     found = {}
     for name, node in backend.runtime().store.nodes().items():
         info = node.info()
+        engine = engine_of(info)
         found[name] = {
+            "engine": engine.name,
+            "version": engine.version,
+            # As INFO gives it: Valkey pins 7.2.4 here for old clients; "version" is the real one.
             "redis_version": info.get("redis_version"),
             "used_memory": info.get("used_memory"),
             "maxmemory": info.get("maxmemory"),
@@ -127,8 +132,9 @@ def run_stats(*, top: int, out: Output) -> int:
         out.line("")
         policy = node["maxmemory_policy"]
         limit = human_bytes(node["maxmemory"]) if node["maxmemory"] else "none"
+        used = human_bytes(node["used_memory"] or 0)
         out.line(
-            f"Server {name}: Redis {node['redis_version']}, {human_bytes(node['used_memory'] or 0)} used, "
+            f"Server {name}: {node['engine']} {node['version']}, {used} used, "
             f"maxmemory {limit}, policy {policy}, appendonly {'yes' if node['aof_enabled'] else 'no'}, "
             f"{node['keys']} keys"
         )

@@ -3,7 +3,8 @@ retry with backoff, reply parsing, packing.
 
 The URL's scheme picks the kind (``redis`` ``rediss`` ``unix``: one node; ``redis+cluster``
 ``rediss+cluster``: RedisCluster from seed nodes; ``redis+sentinel`` ``rediss+sentinel``: the
-master of a Sentinel service). ``redis_conn_id`` is first turned into such a URL
+master of a Sentinel service); ``valkey`` ``valkeys`` and their ``+cluster`` / ``+sentinel`` forms are
+the same (config.SCHEME_ALIASES). ``redis_conn_id`` is first turned into such a URL
 (redis_xcom.connection). Nothing here logs or raises a password.
 """
 
@@ -28,7 +29,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from redis_xcom import connection
-from redis_xcom.config import SECTION, Settings, parse_option
+from redis_xcom.config import SECTION, Settings, canonical_url, parse_option
 from redis_xcom.errors import ConfigError
 from redis_xcom.redaction import redact_url, unencoded_userinfo
 from redis_xcom.storage.packer import COMMAND_PACKER
@@ -133,6 +134,7 @@ def parse_url(url: str, settings: Settings | None = None) -> Target:
             "'/', '?', '#' or '@'; percent-encode them (%2F, %3F, %23, %40), e.g. with "
             "urllib.parse.quote(password, safe='')"
         )
+    url = canonical_url(url)
     parts = urlsplit(url)
     scheme = parts.scheme
     userinfo, at, hostlist = parts.netloc.rpartition("@")
@@ -318,7 +320,7 @@ def build_client(settings: Settings) -> Client:
     """A client for settings.url (or redis_conn_id); redis-py's pools reconnect by themselves and
     reset after a fork."""
     settings = connection.resolve(settings)
-    url = settings.url
+    url = canonical_url(settings.url)
     target = parse_url(url, settings)
     if target.kind == "cluster":
         return _cluster_client(target, settings)
@@ -334,7 +336,7 @@ def _join(hosts: Any) -> str:
 def endpoint(url: str) -> str:
     """The node(s) a URL names, without user or password: host:port, the socket path, the seed
     nodes of a cluster, or a Sentinel service and its Sentinels."""
-    parts = urlsplit(url)
+    parts = urlsplit(canonical_url(url))
     if parts.scheme == "unix":
         return parts.path or "?"
     hostlist = parts.netloc.rpartition("@")[2]

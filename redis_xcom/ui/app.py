@@ -42,6 +42,7 @@ from redis_xcom.ui.export import NotRepresentable, to_json
 
 TASK_PATH = "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}"
 _INTEGER = re.compile(r"-?[0-9]+")
+_WHOLE = re.compile(r"[0-9]{1,10}")
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=True,  # every value is text on the page, never HTML
@@ -54,8 +55,10 @@ def map_index_of(map_index: str | None = None) -> int:
     for a task that is not mapped); otherwise an integer."""
     if map_index is None or map_index.strip() in ("", "{MAP_INDEX}"):
         return -1
-    if not _INTEGER.fullmatch(map_index.strip()):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"map_index must be an integer, got {map_index!r}")
+    # At most 10 digits: Airflow's map_index is a 32-bit integer, and int() of thousands of digits raises.
+    if not _INTEGER.fullmatch(map_index.strip()) or len(map_index.strip().lstrip("+-")) > 10:
+        shown = map_index if len(map_index) <= 40 else map_index[:40] + "..."
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"map_index must be an integer, got {shown!r}")
     return int(map_index)
 
 
@@ -68,10 +71,10 @@ def try_number_of(try_number: str | None = None) -> int | None:
     """The try asked for with ?try_number=N; None (absent or empty) means the latest."""
     if try_number is None or not try_number.strip():
         return None
-    if not try_number.strip().isdigit():
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, f"try_number must be a whole number, got {try_number!r}"
-        )
+    # ASCII digits only (isdigit() admits '²', which int() refuses), and at most 10 of them.
+    if not _WHOLE.fullmatch(try_number.strip()):
+        shown = try_number if len(try_number) <= 40 else try_number[:40] + "..."
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"try_number must be a whole number, got {shown!r}")
     return int(try_number)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from redis_xcom import keys
 from redis_xcom.codec import HEADER_SIZE, Codec, recorded_length
 from redis_xcom.config import Settings, get_settings
-from redis_xcom.errors import RedisXComError, UntrustedReferenceError
+from redis_xcom.errors import CodecError, RedisXComError, UntrustedReferenceError
 from redis_xcom.storage import client
 from redis_xcom.storage.store import RedisStore
 from redis_xcom.ui.preview import Preview, preview
@@ -165,6 +165,8 @@ class ValueReader:
                 view.size_bytes = view.ttl_seconds = None
                 continue
             try:
+                if isinstance(data, CodecError):
+                    raise data
                 value = self.codec.decode(data)
             except RedisXComError as exc:
                 failure = type(exc)(f"{view.described} could not be decoded: {exc}")
@@ -183,19 +185,34 @@ class ValueReader:
                 view.message = f"{view.described} was decoded but cannot be previewed: {reason}"
         return [decoded.get(id(view), (None, None)) for view in views]
 
-    def _read(self, views: list[XComView], limit: int) -> Iterator[tuple[XComView, bytes | None]]:
+    def _read(
+        self, views: list[XComView], limit: int
+    ) -> Iterator[tuple[XComView, bytes | CodecError | None]]:
         """Raw values in batches of at most about limit bytes (one round trip each): a page of many
-        large XComs never holds more than one batch of raw bytes at once."""
+        large XComs never holds more than one batch of raw bytes at once. A value that cannot be read
+        (a chunked one whose manifest was altered) comes back as its own error, not the batch's."""
         batch: list[XComView] = []
         total = 0
         for view in [*views, None]:
             size = 0 if view is None else view.size_bytes or 0
             if batch and (view is None or total + size > limit):
-                yield from zip(batch, self.store.get_many([str(v.redis_key) for v in batch]), strict=True)
+                yield from self._read_batch(batch)
                 batch, total = [], 0
             if view is not None:
                 batch.append(view)
                 total += size
+
+    def _read_batch(self, batch: list[XComView]) -> Iterator[tuple[XComView, bytes | CodecError | None]]:
+        try:
+            yield from zip(batch, self.store.get_many([str(v.redis_key) for v in batch]), strict=True)
+            return
+        except CodecError:
+            pass  # one bad value: read them one by one, so that only it fails
+        for view in batch:
+            try:
+                yield view, self.store.get(str(view.redis_key))
+            except CodecError as exc:
+                yield view, exc
 
     @staticmethod
     def _too_large(stored: int, decoded: int, limit: int) -> str:

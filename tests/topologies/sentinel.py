@@ -37,7 +37,8 @@ class PasswordRedisServer(RedisServer):
 
 
 class SentinelProcess:
-    """``redis-server sentinel.conf --sentinel`` with a writable config of its own."""
+    """``redis-server sentinel.conf --sentinel`` with a writable config of its own (valkey-server on
+    Valkey: Debian ships no valkey-sentinel binary, and the server's --sentinel is the same program)."""
 
     def __init__(self, master_port: int) -> None:
         if REDIS_SERVER is None:

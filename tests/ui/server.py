@@ -50,11 +50,15 @@ def api_server(
     ttl: int,
     dag_files: Sequence[str],
     users: Mapping[str, str],
+    dags: Path = DAGS,
+    extra_settings: Mapping[str, str] | None = None,
 ) -> Iterator[ApiServer]:
-    """Run each DAG file's DAG (file name = dag id) once, then serve the api-server; users: name -> role."""
+    """Run each DAG file's DAG (file name = dag id, in the folder dags) once, then serve the api-server;
+    users: name -> role; extra_settings: more AIRFLOW__* variables for every command."""
     passwords = {user: secrets.token_urlsafe(12) for user in users}
     settings = {
         **backend_settings(redis_url, key_prefix, ttl),
+        **(extra_settings or {}),
         "AIRFLOW__CORE__AUTH_MANAGER": "tests.ui.auth_manager.DenyOneDagAuthManager",
         # Users who log in: with all_admins, Airflow would hand anyone an admin token.
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
@@ -66,7 +70,7 @@ def api_server(
     deployment = AirflowDeployment("LocalExecutor", home, f"sqlite:///{home}/airflow.db", settings)
     dag_ids = [Path(name).stem for name in dag_files]
     with deployment:
-        deployment.add_dags([DAGS / name for name in dag_files])
+        deployment.add_dags([dags / name for name in dag_files])
         deployment.run("db-migrate", ["db", "migrate"], timeout=600)
         # The DAGs in the DB first: 3.0's `dags test` does not write them, and the REST API needs them.
         deployment.run("reserialize", ["dags", "reserialize"], timeout=600)
