@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test test-valkey test-matrix lint docs dist test-wheel bench bench-smoke install clean
+.PHONY: demo test test-valkey test-matrix lint docs dist test-wheel bench bench-smoke fuzz install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -42,7 +42,7 @@ test-matrix:
 	PYTHON=$(PYTHON) ./scripts/test-matrix.sh $(MATRIX)
 
 lint: $(STAMP)
-	$(BIN)/ruff check redis_xcom tests benchmarks
+	$(BIN)/ruff check redis_xcom tests benchmarks fuzz
 	$(BIN)/mypy
 
 # The documentation site (docs/, Sphinx): warnings are errors; linkcheck checks the links inside the
@@ -75,3 +75,9 @@ bench-smoke: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .venvs .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build docs/_build
+
+# The decoder under coverage-guided fuzzing (atheris) for FUZZ_SECONDS, keeping its corpus in
+# .fuzz-corpus; CI runs it for 30 s (tests/test_fuzz_decode.py).
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	FUZZ_CORPUS=.fuzz-corpus $(BIN)/python fuzz/decode.py -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048

@@ -12,7 +12,8 @@
 #    exercise redis-py's retries and connections, and redis-py differs here: the celery extra of
 #    Airflow 3.0 to 3.2 pins redis-py 5.2.1 (kombu's cap), where constraints.txt has 8.x.
 #    tests/test_benchmarks_smoke.py is left out: it exercises the benchmark programs (extra
-#    [bench]), not the backend on this Airflow.
+#    [bench]), not the backend on this Airflow; so is tests/test_fuzz_decode.py (30 s of fuzzing the
+#    codec, which imports nothing of Airflow: `make test` runs it).
 #    The UI plugin's browser test (marker browser) is left out too: it runs in `make test` only,
 #    for CI time; its unit tests run here.
 #    The topology tests (marker topology: Redis Cluster, Sentinel, TLS, ACL, restricted servers) run
@@ -32,7 +33,7 @@ PYTHON=${PYTHON:-python3}
 MATRIX_PYTHON=${MATRIX_PYTHON:-3.11}  # the locks are compiled for 3.11 (scripts/make-locks.sh)
 DEPLOYMENT_MINORS=" 3.0 3.4 "
 TOPOLOGY_MINORS=" 3.0 "
-SUITE=(--ignore=tests/test_benchmarks_smoke.py)
+SUITE=(--ignore=tests/test_benchmarks_smoke.py --ignore=tests/test_fuzz_decode.py)
 
 versions=("$@")
 if [ ${#versions[@]} -eq 0 ]; then
