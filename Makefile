@@ -42,7 +42,7 @@ test-matrix:
 	PYTHON=$(PYTHON) ./scripts/test-matrix.sh $(MATRIX)
 
 lint: $(STAMP)
-	$(BIN)/ruff check redis_xcom tests benchmarks fuzz
+	$(BIN)/ruff check redis_xcom tests benchmarks fuzz docs scripts
 	$(BIN)/mypy
 
 # The documentation site (docs/, Sphinx): warnings are errors; linkcheck checks the links inside the
