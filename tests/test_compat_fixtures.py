@@ -50,7 +50,12 @@ def test_a_value_written_then_decodes_to_the_same_value_today(
 ) -> None:
     manifest = json.loads((directory / "manifest.json").read_text())
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__KEY_PREFIX", manifest["key_prefix"])
-    fake_redis.set(redis_key(entry["reference"]), (directory / entry["file"]).read_bytes(), ex=3600)
+    key = redis_key(entry["reference"])
+    parts = [(directory / file).read_bytes() for file in entry["files"]]
+    if len(parts) == 1:
+        fake_redis.set(key, parts[0], ex=3600)
+    else:  # a chunked value: the manifest, then the chunks, as one Redis list
+        fake_redis.rpush(key, *parts)
     got = pull(entry["reference"])
     expected = VALUES[entry["name"]][1]()
     assert type(got) is type(expected)
