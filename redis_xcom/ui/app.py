@@ -30,7 +30,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessE
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api import security
 from airflow.models.xcom import XComModel
-from fastapi import Depends, FastAPI, HTTPException, Request, status
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
 
@@ -50,7 +50,15 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
-def map_index_of(map_index: str | None = None) -> int:
+# Documented in the schema, so that a client (or schemathesis) knows what is accepted; checked here,
+# with a 400 naming the parameter (FastAPI's own check would answer 422).
+_MAP_INDEX_PATTERN = r"^\s*(-?[0-9]{1,10}|\{MAP_INDEX\})?\s*$"
+_TRY_NUMBER_PATTERN = r"^\s*([0-9]{1,10})?\s*$"
+
+
+def map_index_of(
+    map_index: Annotated[str | None, Query(json_schema_extra={"pattern": _MAP_INDEX_PATTERN})] = None,
+) -> int:
     """-1 when absent, empty or the unfilled `{MAP_INDEX}` placeholder (Airflow 3.3's UI leaves it so
     for a task that is not mapped); otherwise an integer."""
     if map_index is None or map_index.strip() in ("", "{MAP_INDEX}"):
@@ -67,7 +75,9 @@ def forced(decode: str | None = None) -> bool:
     return decode == "force"
 
 
-def try_number_of(try_number: str | None = None) -> int | None:
+def try_number_of(
+    try_number: Annotated[str | None, Query(json_schema_extra={"pattern": _TRY_NUMBER_PATTERN})] = None,
+) -> int | None:
     """The try asked for with ?try_number=N; None (absent or empty) means the latest."""
     if try_number is None or not try_number.strip():
         return None
@@ -250,6 +260,23 @@ def _value_path(request: Request, dag_id: str, run_id: str, task_id: str) -> str
     )
 
 
+_ERROR_RESPONSES: dict[int, str] = {
+    400: "A parameter is malformed, or try_number was given before Airflow 3.4",
+    401: "No valid token (bearer or the UI's cookie)",
+    403: "The user may not read this DAG's XComs",
+    404: "No such XCom, try, or value (expired, evicted or deleted)",
+    406: "The value cannot be written as JSON",
+    409: "The row's reference is not its own value: nothing was read",
+    413: "The value is above ui_max_decode_bytes: ask again with decode=force",
+    502: "Redis could not be read, or the value there could not be decoded",
+}
+
+
+def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error statuses a route answers with, for its OpenAPI schema ({"detail": ...} bodies)."""
+    return {code: {"description": _ERROR_RESPONSES[code]} for code in codes}
+
+
 def create_app() -> FastAPI:
     """The app; built only by the api-server, on its first request to /redis-xcom."""
     access: Callable[..., None] = security.requires_access_dag("GET", DagAccessEntity.XCOM)
@@ -279,7 +306,7 @@ def create_app() -> FastAPI:
         )
         return HTMLResponse(html, status_code=exc.status_code)
 
-    @app.get("/api" + TASK_PATH)
+    @app.get("/api" + TASK_PATH, responses=_responses(400, 401, 403, 404))
     def task_xcoms_json(
         dag_id: str, run_id: str, task_id: str, map_index: MapIndex, xcoms: XComs, force: Force
     ) -> dict[str, Any]:
@@ -295,7 +322,7 @@ def create_app() -> FastAPI:
             "xcoms": [view.as_json() for view in _views(xcoms, force)],
         }
 
-    @app.get("/api" + TASK_PATH + "/value")
+    @app.get("/api" + TASK_PATH + "/value", responses=_responses(400, 401, 403, 404, 406, 409, 413, 502))
     def xcom_value(
         dag_id: str, run_id: str, task_id: str, key: str, map_index: MapIndex, xcoms: XComs, force: Force
     ) -> Response:
