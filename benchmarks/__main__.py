@@ -25,6 +25,7 @@ BENCHMARKS = {
     "airflow": "benchmarks.bench_airflow",
     "deployment": "benchmarks.bench_deployment",
     "cluster": "benchmarks.bench_cluster",
+    "hybrid": "benchmarks.bench_hybrid",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

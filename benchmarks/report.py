@@ -491,6 +491,26 @@ def cluster_section(doc: dict[str, Any]) -> str:
     return text
 
 
+HYBRID_VARIANTS = ("default", "inline_on", "inline_off", "bare_redis")
+
+
+def hybrid_section(doc: dict[str, Any]) -> str:
+    rows = [
+        [
+            r["shape"],
+            "inline" if r["inline"] else "Redis",
+            *(fmt_seconds(r["seconds"][name]) for name in HYBRID_VARIANTS),
+            f"{r['inline_on_over_default']:.2f}x",
+            f"{r['inline_on_over_inline_off']:.2f}x",
+            f"{r['inline_off_over_bare']:.2f}x",
+        ]
+        for r in doc["rows"]
+    ]
+    headers = ["shape", "with the threshold", "default backend", "inline on", "inline off", "bare Redis"]
+    headers += ["on / default", "on / off", "off / bare"]
+    return doc["description"] + PER_ROUND_RATIOS + table(headers, rows)
+
+
 SECTIONS = {
     "codec": ("1. Codec", codec_section),
     "backend": ("2. Backend push+pull against bare redis-py", backend_section),
@@ -498,6 +518,7 @@ SECTIONS = {
     "airflow": ("3. End to end in Airflow (`airflow dags test`)", airflow_section),
     "deployment": ("5. A real deployment: concurrency, CPU, DB growth, worker memory", deployment_section),
     "cluster": ("6. Redis Cluster: push+pull against bare RedisCluster, runs over masters", cluster_section),
+    "hybrid": ("7. Hybrid mode: small values inline (inline_max_bytes) or in Redis", hybrid_section),
 }
 
 
@@ -523,7 +544,7 @@ def markdown(docs: dict[str, dict[str, Any]]) -> str:
     if smoke:
         parts.append("- **SMOKE RUN**: tiny sizes, few rounds; these figures only show the suite works.")
     parts += ["", "![benchmark chart](chart.png)", "", "## Goals", "", goals_table(goals(docs))]
-    for name in ("codec", "backend", "airflow", "deployment", "scaling", "cluster"):
+    for name in ("codec", "backend", "airflow", "deployment", "scaling", "cluster", "hybrid"):
         if name in docs and name in SECTIONS:
             title, section = SECTIONS[name]
             try:

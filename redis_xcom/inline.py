@@ -6,17 +6,16 @@ exponent, str, list, dict with str keys). Anything else (tuples, which JSON turn
 Decimal, datetime, subclasses such as enums, non-str keys, ...) goes to Redis at any size, so where
 a value lives never changes what a pull returns.
 
-The size is the length of the JSON text the DB's JSON column holds (``json.dumps``: ASCII, non-ASCII
-escaped). A bounded walk counts it and gives up as soon as the count passes the threshold, so a large
-value costs a few steps, never an encoding. The count is exact unless a string needs escaping; then,
-for a value still under the threshold by that count, one ``json.dumps`` decides.
+The size is the length of the JSON text the DB's JSON column is given (``json.dumps``: ASCII, with
+non-ASCII characters escaped). A walk over the value adds it up and gives up as soon as the sum passes
+the threshold, so a large value costs a few steps and is never encoded: a string longer than what is
+left is refused on its length alone, and only the strings that fit are escaped (in C) to count them.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterator
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 from redis_xcom.keys import REFERENCE_SCHEME
@@ -41,113 +40,69 @@ def kept_inline(value: Any, max_bytes: int) -> bool:
     if type(value) is str and value.startswith(REFERENCE_SCHEME):
         return False  # a pull would take it for a reference to Redis
     try:
-        length, exact = _json_length(value, max_bytes)
+        return json_length(value, max_bytes) <= max_bytes
     except _NotInline:
         return False
-    if exact:
-        return length <= max_bytes
-    return len(json.dumps(value)) <= max_bytes
 
 
-def _json_length(value: Any, limit: int) -> tuple[int, bool]:
-    """The length of json.dumps(value) and whether it is exact (else a lower bound).
-
-    Raises _NotInline for a value that cannot stay inline, or once the length passes limit.
-    """
-    total = 0
-    exact = True
-    # Iterators of the containers being walked: depth-first, with no recursion.
-    stack: list[Iterator[Any]] = []
-    item: Any = value
-    while True:
-        kind = type(item)
-        if kind is dict:
-            # "{}", ", " between items; each item's key (a str) and ": " are counted below.
-            total += 2 + 2 * max(len(item) - 1, 0)
-            if len(stack) >= MAX_DEPTH:
-                raise _NotInline
-            stack.append(_dict_items(item))
-        elif kind is list:
-            total += 2 + 2 * max(len(item) - 1, 0)
-            if len(stack) >= MAX_DEPTH:
-                raise _NotInline
-            stack.append(iter(item))
-        elif kind is str or kind is _DictKey:
-            text = item if kind is str else item.text
-            size, simple = _str_length(text, limit - total)
-            # A key is followed by ": ".
-            total += size if kind is str else size + 2
-            exact = exact and simple
-        elif item is None or item is True:
-            total += 4
-        elif item is False:
-            total += 5
-        elif kind is int:
-            if not _INT_MIN <= item <= _INT_MAX:
-                raise _NotInline
-            total += len(int.__repr__(item))
-        elif kind is float:
-            if not math.isfinite(item):
-                raise _NotInline  # NaN and infinities are no JSON
-            text = float.__repr__(item)
-            # PostgreSQL's JSONB gives an exponent back as an int (1e+16 -> 10000000000000000), -0.0 as 0.0.
-            if "e" in text or text == "-0.0":
-                raise _NotInline
-            total += len(text)
-        else:
+def json_length(value: Any, budget: int, depth: int = 0) -> int:
+    """len(json.dumps(value)), counted without encoding the value; _NotInline for a value that cannot
+    stay inline, or as soon as the count passes budget."""
+    kind = type(value)
+    if kind is str:
+        return _str_length(value, budget)
+    if kind is dict or kind is list:
+        if depth >= MAX_DEPTH:
             raise _NotInline
-        if total > limit:
+        # Brackets, ", " between items, and for a dict the ": " after each key.
+        total = 2 + 2 * max(len(value) - 1, 0) + (2 * len(value) if kind is dict else 0)
+        if total > budget:
             raise _NotInline
-        item = _next(stack)
-        if item is _END:
-            return total, exact
-
-
-_END = object()
-
-
-def _next(stack: list[Iterator[Any]]) -> Any:
-    """The next item to count, or _END when the walk is over."""
-    while stack:
-        for item in stack[-1]:
-            return item
-        stack.pop()
-    return _END
-
-
-class _DictKey:
-    """A dict key on the walk (not copied): its JSON string, then ": "."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-def _dict_items(mapping: dict[Any, Any]) -> Iterator[Any]:
-    """A dict's keys (checked here) and values, in turn."""
-    for key, item in mapping.items():
-        if type(key) is not str or key.startswith(_RESERVED_KEY_START):
+        if kind is list:
+            for item in value:
+                total += json_length(item, budget - total, depth + 1)
+            return total
+        for key, item in value.items():
+            if type(key) is not str or key.startswith(_RESERVED_KEY_START):
+                raise _NotInline
+            total += _str_length(key, budget - total)
+            total += json_length(item, budget - total, depth + 1)
+        return total
+    if value is None or value is True:
+        size = 4
+    elif value is False:
+        size = 5
+    elif kind is int:
+        if not _INT_MIN <= value <= _INT_MAX:
             raise _NotInline
-        yield _DictKey(key)
-        yield item
-
-
-def _str_length(text: str, budget: int) -> tuple[int, bool]:
-    """The JSON length of a string (quotes included; exact=False when escapes make it longer).
-
-    Only looked at closely when it fits the budget, so a huge string costs one len().
-    """
-    size = len(text) + 2
+        size = len(int.__repr__(value))
+    elif kind is float:
+        if not math.isfinite(value):
+            raise _NotInline  # NaN and infinities are no JSON
+        text = float.__repr__(value)
+        # PostgreSQL's JSONB gives an exponent back as an int (1e+16 -> 10000000000000000), -0.0 as 0.0.
+        if "e" in text or text == "-0.0":
+            raise _NotInline
+        size = len(text)
+    else:
+        raise _NotInline
     if size > budget:
         raise _NotInline
-    # No escapes: printable ASCII (DEL and control characters are escaped) without " and \.
-    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
-        return size, True
+    return size
+
+
+def _str_length(text: str, budget: int) -> int:
+    """The JSON length of a string, quotes and escapes included; one len() when it cannot fit."""
+    if len(text) + 2 > budget:
+        raise _NotInline
     if "\x00" in text:
         raise _NotInline  # PostgreSQL's JSONB refuses \u0000
-    try:
-        text.encode("utf-8", "strict")
-    except UnicodeEncodeError:
-        raise _NotInline from None  # a lone surrogate: neither the supervisor nor JSONB takes it
-    return size, False
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _NotInline from None  # a lone surrogate: neither the supervisor nor JSONB takes it
+    size = len(encode_basestring_ascii(text))
+    if size > budget:
+        raise _NotInline
+    return size

@@ -37,13 +37,19 @@ fi
 cleanup() { if [ -n "$own_policy" ]; then rm -f "$policy"; fi; }
 trap cleanup EXIT
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -t bookworm-backports valkey-server valkey-tools >/dev/null
+# pkg/suite takes these two from backports and their dependencies from bookworm as usual.
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+  valkey-server/bookworm-backports valkey-tools/bookworm-backports >/dev/null
 # Should a service have started all the same (an init without policy-rc.d), stop it by its own PID.
 for pidfile in /run/valkey/valkey-server.pid /var/run/valkey/valkey-server.pid; do
   if [ -s "$pidfile" ]; then
     kill "$(cat "$pidfile")" 2>/dev/null || true
   fi
 done
+# And never at boot either, where it would race the machine's Redis for 6379.
+if command -v update-rc.d >/dev/null 2>&1; then
+  update-rc.d valkey-server disable >/dev/null 2>&1 || true
+fi
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
   systemctl disable --now valkey-server.service >/dev/null 2>&1 || true
 fi

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -15,8 +16,6 @@ if TYPE_CHECKING:
 
 def pytest_configure(config: pytest.Config) -> None:
     """An engine asked for by name must be there: `make test-valkey` skipping every test would pass."""
-    import os
-
     if os.environ.get(TEST_SERVER_ENV) and REDIS_SERVER is None:
         raise pytest.UsageError(f"{TEST_SERVER_ENV}={TEST_SERVER}: {MISSING_REASON}")
 

@@ -118,10 +118,27 @@ def test_cluster_figures(results: Path) -> None:
     assert spread["max_over_mean"] >= 1.0
 
 
+def test_hybrid_figures(results: Path) -> None:
+    doc = _load(results, "hybrid")
+    variants = {"default", "inline_on", "inline_off", "bare_redis"}
+    assert doc["threshold"] > 0 and len(doc["rows"]) >= 5
+    for row in doc["rows"]:
+        assert set(row["seconds"]) == variants and all(_positive(s) for s in row["seconds"].values())
+        assert all(_positive(row[k]) for k in ("inline_on_over_default", "inline_on_over_inline_off"))
+    # Every small value stayed inline with the threshold; the large one went to Redis all the same.
+    assert [row["inline"] for row in doc["rows"]] == [True] * (len(doc["rows"]) - 1) + [False]
+
+
 def test_report_and_chart(results: Path) -> None:
     text = (results / "RESULTS.md").read_text()
     assert "## Goals" in text and "SMOKE RUN" in text
-    for section in ("Backend push+pull", "End to end in Airflow", "A real deployment", "Scaling"):
+    for section in (
+        "Backend push+pull",
+        "End to end in Airflow",
+        "A real deployment",
+        "Scaling",
+        "Hybrid mode",
+    ):
         assert section in text
     png = (results / "chart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000

@@ -50,6 +50,8 @@ def _in(module: str, layer: str) -> bool:
         ("redis_xcom.keys", ("redis", "redis_xcom.storage", "redis_xcom.backend", "redis_xcom.codec")),
         ("redis_xcom.storage", ("redis_xcom.codec", "redis_xcom.backend", "redis_xcom.keys")),
         ("redis_xcom.config", ("redis", "redis_xcom.storage", "redis_xcom.codec", "redis_xcom.backend")),
+        # The inline decision is pure: a value and a threshold in, a bool out.
+        ("redis_xcom.inline", ("redis", "redis_xcom.storage", "redis_xcom.codec", "redis_xcom.backend")),
     ],
 )
 def test_lower_layers_do_not_import_upper_ones(layer: str, forbidden: tuple[str, ...]) -> None:

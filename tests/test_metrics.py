@@ -30,8 +30,12 @@ except XComExpiredError:
 """
 
 
-def run_task_like_process(tmp_path: Path, redis: RedisServer, statsd_on: bool, port: int) -> None:
+def run_task_like_process(
+    tmp_path: Path, redis: RedisServer, statsd_on: bool, port: int, **options: str
+) -> None:
+    """SCRIPT in a process of its own; options: more [redis_xcom] options (name=value)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update({f"AIRFLOW__REDIS_XCOM__{name.upper()}": value for name, value in options.items()})
     env.update(
         AIRFLOW_HOME=str(tmp_path),
         AIRFLOW__METRICS__STATSD_ON=str(statsd_on),
@@ -81,6 +85,17 @@ def test_metrics_arrive_at_a_statsd_listener(
     assert len(got[metrics.PUSH_TIME]) == 2 and got[metrics.PUSH_TIME][0].endswith("|ms")
     assert len(got[metrics.PULL_TIME]) == 1
     assert set(got) <= set(metrics.METRICS) | {n for n in got if not n.startswith("redis_xcom.")}
+
+
+def test_inline_pushes_are_counted_apart(
+    tmp_path: Path, fresh_redis_server: RedisServer, listener: socket.socket
+) -> None:
+    # [1, 2] is 6 bytes of JSON: inline; "x" * 100 is 102: Redis.
+    port = listener.getsockname()[1]
+    run_task_like_process(tmp_path, fresh_redis_server, True, port, inline_max_bytes="50")
+    got = received(listener)
+    assert got.get(metrics.PUSHES_INLINE) == ["1|c"]
+    assert got.get(metrics.PUSHES) == ["1|c"]
 
 
 def test_redis_errors_are_counted(tmp_path: Path, listener: socket.socket) -> None:

@@ -71,6 +71,9 @@ def test_an_evicting_server_warns_and_strict_fails(
         assert code == 0
         assert checks["eviction"]["status"] == "warning"
         assert "allkeys-lru" in checks["eviction"]["detail"]
+        engine = engine_shown().split()[0]  # the server's own name, and its config file in the advice
+        assert f"{engine} may evict" in checks["eviction"]["detail"]
+        assert f"{engine.lower()}.conf" in checks["eviction"]["advice"]
         assert "noeviction" in checks["eviction"]["advice"]
         assert doctor(capsys, "--strict")[0] == 1
 

@@ -60,9 +60,19 @@ from redis_xcom.codec.hooks import (
     NeedsOutOfBand,
     OutOfBand,
 )
+from redis_xcom.codec.stdtypes import REBUILD_CLASSES, SerializedForm
 from redis_xcom.errors import CodecError, ConfigError, CorruptPayloadError, DecodeLimitError
 
-__all__ = ["HEADER_SIZE", "MAGIC", "OVERHEAD", "VERSION", "Buffer", "Codec", "recorded_length"]
+__all__ = [
+    "HEADER_SIZE",
+    "MAGIC",
+    "OVERHEAD",
+    "VERSION",
+    "Buffer",
+    "Codec",
+    "SerializedForm",
+    "recorded_length",
+]
 
 OVERHEAD = HEADER_SIZE
 # Values below this take the fast paths (concatenation and slicing are cheap at this size).
@@ -98,11 +108,14 @@ class Codec:
         *,
         checksum: bool = True,
         max_decoded_bytes: int | None = None,
+        rebuild_classes: bool = True,
     ) -> None:
         if type(compression_threshold) is not int or compression_threshold < 0:
             raise ConfigError(f"compression_threshold must be an int >= 0, got {compression_threshold!r}")
         # A value recording a larger decompressed size is refused before anything is decompressed.
         self.max_decoded_bytes = max_decoded_bytes
+        # False: objects Airflow's serde wrote come back as their SerializedForm, no class imported.
+        self.rebuild_classes = rebuild_classes
         self.compression = compression
         self.compression_threshold = compression_threshold
         self._cid = compression_module.compression_id(compression)
@@ -156,6 +169,15 @@ class Codec:
 
     def decode(self, data: bytes | bytearray | memoryview) -> object:
         """Rebuild a value; any malformed input raises a CodecError subclass and nothing else."""
+        if not self.rebuild_classes:
+            token = REBUILD_CLASSES.set(False)
+            try:
+                return self._decode_checked(data)
+            finally:
+                REBUILD_CLASSES.reset(token)
+        return self._decode_checked(data)
+
+    def _decode_checked(self, data: bytes | bytearray | memoryview) -> object:
         try:
             prefix, raw_len, stored_len, digest = HEADER.unpack_from(data)
             if raw_len == stored_len == len(data) - HEADER_SIZE and stored_len < _FAST_MAX:

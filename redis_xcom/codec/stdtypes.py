@@ -8,10 +8,13 @@ decoder its ``ExtensionDecoder``: these tables know nothing of msgpack's hook ob
 from __future__ import annotations
 
 import collections
+import contextvars
+import dataclasses
 import datetime as dt
 import decimal
 import enum
 import pathlib
+import re
 import struct
 import uuid
 from collections.abc import Callable
@@ -303,10 +306,27 @@ def _decode_set_as(kind: type) -> Callable[[ExtensionDecoder, bytes], object]:
     return decode
 
 
-def _decode_by_airflow(dec: ExtensionDecoder, data: bytes) -> object:
-    serde = airflow_serde()
+@dataclasses.dataclass(frozen=True)
+class SerializedForm:
+    """A class instance as Airflow's serde wrote it, not rebuilt: what a reader that must not import
+    or run user classes (the UI's API server) gets instead of the object."""
 
+    classname: str
+    version: object
+    data: object
+
+
+# False where classes must never be imported or run (Codec(rebuild_classes=False) sets it per decode).
+REBUILD_CLASSES: contextvars.ContextVar[bool] = contextvars.ContextVar("redis_xcom_rebuild", default=True)
+# What a class name may hold to be quoted in advice to copy into a setting (else it is escaped).
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _decode_by_airflow(dec: ExtensionDecoder, data: bytes) -> object:
     tree = dec.unpack(data)
+    if not REBUILD_CLASSES.get():
+        return _serialized_form(tree)
+    serde = airflow_serde()
     try:
         return serde.deserialize(tree)
     except ImportError as exc:
@@ -314,11 +334,24 @@ def _decode_by_airflow(dec: ExtensionDecoder, data: bytes) -> object:
         if "allow" not in message:
             raise UnsupportedFormatError(f"value names a class that cannot be imported here: {exc}") from exc
         classname = message.split(" ", 1)[0]
+        if not _DOTTED_NAME.fullmatch(classname):
+            # Bytes in Redis name the class: never hand a crafted string over as a setting to copy.
+            raise DisallowedClassError(
+                f"refusing to rebuild class {classname.encode('unicode_escape').decode()!r}: its name is "
+                "not a Python dotted name (the value is corrupt or crafted)"
+            ) from None
         raise DisallowedClassError(
             f"refusing to rebuild class {classname!r}: it is not in [core] allowed_deserialization_classes. "
             f"Add it (or a glob such as '{classname.rsplit('.', 1)[0]}.*') to that setting "
             "(env AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES) if you trust its source."
         ) from None
+
+
+def _serialized_form(tree: object) -> SerializedForm:
+    """serde's {"__classname__", "__version__", "__data__"} tree, kept as data."""
+    if not isinstance(tree, dict) or not isinstance(tree.get("__classname__"), str):
+        raise CorruptPayloadError("malformed Airflow-serialized object")
+    return SerializedForm(tree["__classname__"], tree.get("__version__"), tree.get("__data__"))
 
 
 DECODERS: dict[int, Callable[[ExtensionDecoder, bytes], object]] = {

@@ -10,6 +10,8 @@ import pathlib
 import uuid
 from typing import Any
 
+from redis_xcom.codec import SerializedForm
+
 
 class NotRepresentable(TypeError):
     """The value holds something JSON cannot carry faithfully."""
@@ -23,6 +25,8 @@ def _default(value: Any) -> Any:
         return value.total_seconds()
     if isinstance(value, decimal.Decimal | uuid.UUID | pathlib.PurePath):
         return str(value)  # exact: a Decimal as a float would lose digits
+    if isinstance(value, SerializedForm):
+        return {"__classname__": value.classname, "__version__": value.version, "__data__": value.data}
     if isinstance(value, tuple | set | frozenset):
         return sorted(value, key=repr) if isinstance(value, set | frozenset) else list(value)
     if isinstance(value, bytes | bytearray | memoryview):

@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis_xcom.codec import SerializedForm
+
 # Rows of a table shown, and the elements of an array's head.
 TABLE_ROWS = 20
 ARRAY_HEAD = 20
@@ -55,6 +57,11 @@ def type_name(value: object) -> str:
 
 def preview(value: object, budget: int) -> Preview:
     """A preview of value whose text (or table cells) hold at most about budget bytes of UTF-8."""
+    if isinstance(value, SerializedForm):
+        # Shown as Airflow's serde wrote it: the API server imports and runs no user class.
+        shown = {"__classname__": value.classname, "__version__": value.version, "__data__": value.data}
+        text, truncated = _bounded(_render(shown, 0), budget)
+        return Preview(f"{value.classname} (serialized)", "text", text, truncated=truncated)
     name = type_name(value)
     if isinstance(value, bytes | bytearray | memoryview):
         return _bytes_preview(name, bytes(value[:HEX_HEAD_BYTES]), len(value), budget)

@@ -103,7 +103,8 @@ class ValueReader:
         self.settings = settings
         self.store = store
         # Decoding needs no compression setting (every value records its own), only the size bound.
-        self.codec = Codec(max_decoded_bytes=settings.max_value_bytes)
+        # No user class is imported or run in the API server: serde objects show as serialized.
+        self.codec = Codec(max_decoded_bytes=settings.max_value_bytes, rebuild_classes=False)
 
     def views(self, rows: Sequence[XComRow], force: bool = False) -> list[XComView]:
         """Each row's value (or Airflow's own value for a row that is not a reference, or the row as

@@ -6,6 +6,7 @@ import dataclasses
 import datetime
 import decimal
 import json
+from typing import Any
 
 import pytest
 
@@ -121,26 +122,35 @@ def test_a_row_that_is_not_a_reference_shows_airflows_own_value(ui: UI) -> None:
     assert "stored in Airflow&#39;s database" in ui.page()
 
 
-def test_class_outside_the_allow_list_is_not_decoded(ui: UI) -> None:
-    from redis_xcom.airflow_compat import airflow_serde
+def test_classes_are_shown_as_serialized_and_never_imported_in_the_api_server(
+    ui: UI, fake_redis: Any
+) -> None:
+    import sys
 
-    serde = airflow_serde()
-
-    def clear_caches() -> None:
-        for name in ("_get_patterns", "_get_regexp_patterns", "_match_glob", "_match_regexp"):
-            getattr(serde, name).cache_clear()
+    from redis_xcom.codec.envelope import HEADER, HEADER_SIZE, seal
 
     ui.push("point", [datetime.timedelta(seconds=1), _Point(1, 2)])
-    try:
-        with pytest.MonkeyPatch.context() as allow:
-            allow.setenv("AIRFLOW__CORE__ALLOWED_DESERIALIZATION_CLASSES", "airflow.*")
-            clear_caches()
-            shown = ui.xcoms()["point"]
-    finally:
-        clear_caches()
-    assert shown["state"] == "error" and shown["preview"] is None
-    assert "tests.ui.test_ui_api._Point" in shown["message"]
-    assert "allowed_deserialization_classes" in shown["message"]
+    # A class named by bytes in Redis (same length, re-sealed): a reader rebuilding it would import it.
+    module = "tests.ui.never_imported"
+    planted = ui.push("planted", _Point(3, 4)).removeprefix("redis-xcom://")
+    original = bytes(fake_redis.get(planted))
+    payload = original[HEADER_SIZE:].replace(b"tests.ui.test_ui_api._Point", module.encode() + b"._P1")
+    prefix = HEADER.unpack_from(original)[0]
+    fake_redis.set(planted, b"".join(bytes(p) for p in seal([payload], prefix[3], 0, len(payload))))
+    shown = ui.xcoms()
+    point = shown["point"]
+    assert point["state"] == "value", point
+    assert point["type"] == "list" and "tests.ui.test_ui_api._Point" in point["preview"]["text"]
+    assert shown["planted"]["state"] == "value", shown["planted"]
+    assert shown["planted"]["type"] == f"{module}._P1 (serialized)"
+    assert module not in sys.modules, "the API server imported a module named by bytes in Redis"
+    download = ui.client.get(ui.url() + "/value", params={"key": "point"}, headers=ui.auth())
+    assert download.status_code == 200
+    assert download.json()[1] == {
+        "__classname__": "tests.ui.test_ui_api._Point",
+        "__version__": 0,
+        "__data__": {"x": 1, "y": 2},
+    }
 
 
 def test_nothing_is_rendered_as_html(ui: UI) -> None:
