@@ -97,6 +97,7 @@ def _runtime() -> _Runtime:
                 chunk_bytes=settings.chunk_bytes,
                 wait_replicas=settings.wait_replicas,
                 wait_timeout_ms=settings.wait_timeout_ms,
+                scripting=settings.lua_scripts,
             )
             codec = Codec(
                 settings.compression,

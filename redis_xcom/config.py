@@ -84,6 +84,7 @@ class Settings:
     sentinel_password: str = _default("sentinel_password")
     wait_replicas: int = _default("wait_replicas")
     wait_timeout_ms: int = _default("wait_timeout_ms")
+    lua_scripts: bool = _default("lua_scripts")
     ui_preview_bytes: int = _default("ui_preview_bytes")
     ui_max_decode_bytes: int = _default("ui_max_decode_bytes")
 

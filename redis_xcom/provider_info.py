@@ -190,6 +190,15 @@ OPTIONS: tuple[Option, ...] = (
         "2000",
     ),
     Option(
+        "lua_scripts",
+        bool,
+        True,
+        "Write small values and their run index with one EVALSHA of a cached Lua script. false: "
+        "plain commands in MULTI/EXEC instead (one round trip too; Redis 7.0+ or Valkey), for an ACL "
+        "that grants no scripting. A server refusing EVALSHA/EVAL switches the backend to it anyway.",
+        "false",
+    ),
+    Option(
         "ui_preview_bytes",
         int,
         64 * 1024,

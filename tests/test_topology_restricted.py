@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from redis.exceptions import NoPermissionError
 
-from redis_xcom import RedisUnavailableError
+from redis_xcom import RedisUnavailableError, keys
 from redis_xcom.backend import _runtime
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 from tests.topologies.acl import acl_rule, add_user, denials
@@ -44,21 +44,53 @@ def server() -> Iterator[RedisServer]:
         yield started
 
 
+@pytest.mark.parametrize("scripting", [False, True], ids=["no-lua", "lua"])
 def test_contract_as_a_user_restricted_to_the_prefix_and_the_backends_commands(
-    server: RedisServer, xcom_settings: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    server: RedisServer, xcom_settings: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, scripting: bool
 ) -> None:
     admin = server.client()
-    add_user(admin, "xcom", acl_rule(PREFIX, PASSWORD))
+    add_user(admin, "xcom", acl_rule(PREFIX, PASSWORD, scripting=scripting))
     admin.config_set("maxmemory-policy", "volatile-lru")
-    _use(xcom_settings, f"redis://xcom:{PASSWORD}@127.0.0.1:{server.port}/0")
+    url = f"redis://xcom:{PASSWORD}@127.0.0.1:{server.port}/0"
+    _use(xcom_settings, url, lua_scripts=str(scripting).lower())
     admin.acl_log_reset()
     run_contract(admin, PREFIX, xcom_settings)
     assert denials(admin) == [], "the ACL of docs/topologies.md lacks a command the backend sends"
+    assert _runtime().store.scripting is scripting
     # The user really is restricted: another prefix is refused ("this user has no permissions to
     # access one of the keys" on Redis 7.0, "No permissions to access a key" on Valkey 8.0).
     with pytest.raises(NoPermissionError, match=r"(?i)no permissions"):
         _runtime().store.client.set("other:key", b"v")
     assert any("volatile-lru" in w for w in _warnings(caplog))
+
+
+def test_an_acl_refusing_lua_switches_the_backend_to_plain_commands_by_itself(
+    server: RedisServer, xcom_settings: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # lua_scripts left on (the default) against the least-privilege rule, which grants no Lua.
+    admin = server.client()
+    add_user(admin, "xcom", acl_rule(PREFIX, PASSWORD))
+    _use(xcom_settings, f"redis://xcom:{PASSWORD}@127.0.0.1:{server.port}/0")
+    admin.acl_log_reset()
+    caplog.set_level(logging.INFO, logger="redis_xcom")
+    run_contract(admin, PREFIX, xcom_settings)
+    assert _runtime().store.scripting is False
+    refused = denials(admin)
+    assert refused and all("evalsha" in r.lower() for r in refused), refused
+    assert sum("refuses EVALSHA/EVAL" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_an_acl_granting_evalsha_but_not_eval_survives_a_script_cache_flush(
+    server: RedisServer, xcom_settings: pytest.MonkeyPatch
+) -> None:
+    admin = server.client()
+    add_user(admin, "xcom", [*acl_rule(PREFIX, PASSWORD), "+evalsha"])
+    _use(xcom_settings, f"redis://xcom:{PASSWORD}@127.0.0.1:{server.port}/0")
+    admin.script_flush()  # as after a restart or failover: EVALSHA answers NOSCRIPT, EVAL is refused
+    reference = push({"n": 1}, dag_id="d", run_id="flushed")
+    assert pull(reference) == {"n": 1} and _runtime().store.scripting is False
+    index = keys.run_index_key(PREFIX, "d", "flushed")
+    assert admin.scard(index) == 1 and admin.ttl(index) > 0
 
 
 @pytest.mark.parametrize(
@@ -178,7 +210,7 @@ def test_contract_through_an_airflow_connection_uri_as_the_acl_user(
 ) -> None:
     admin = server.client()
     add_user(admin, "xcom", acl_rule(PREFIX, PASSWORD))
-    for name, value in backend_env("", PREFIX).items():
+    for name, value in backend_env("", PREFIX, lua_scripts="false").items():
         xcom_settings.setenv(name, value)
     xcom_settings.delenv("AIRFLOW__REDIS_XCOM__URL")
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__REDIS_CONN_ID", "xcom_redis")

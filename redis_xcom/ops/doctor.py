@@ -216,8 +216,15 @@ def _backend_commands(settings: Settings) -> list[tuple[str, list[str]]]:
         ("CLIENT", ["SETNAME", "redis-xcom"]),
         ("SET", [value, "v", "EX", "60"]),
         ("GET", [value]),
-        ("EVALSHA", ["0" * 40, "2", value, index, "v", "60"]),
-        ("EVAL", [script, "2", value, index, "v", "60"]),
+        # Lua where lua_scripts is on; else EXPIRE's NX/GT options do the index's TTL (Redis 7.0+).
+        *(
+            [
+                ("EVALSHA", ["0" * 40, "2", value, index, "v", "60"]),
+                ("EVAL", [script, "2", value, index, "v", "60"]),
+            ]
+            if settings.lua_scripts
+            else [("EXPIRE", [index, "60", "NX"]), ("EXPIRE", [index, "60", "GT"])]
+        ),
         ("SADD", [index, value]),
         ("SREM", [index, value]),
         ("EXPIRE", [value, "60"]),

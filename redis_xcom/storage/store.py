@@ -31,6 +31,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import (
     AuthenticationError,
     ExecAbortError,
+    NoPermissionError,
     NoScriptError,
     ReadOnlyError,
     RedisClusterException,
@@ -149,10 +150,18 @@ def _slices(parts: Sequence[Buffer], size: int) -> Iterator[BufferList]:
 Command = tuple[Any, ...]
 
 
-def _index_update(index: str, key: str, ttl: int) -> Command:
-    """The index update as a command of a MULTI: EVAL, not EVALSHA (a NOSCRIPT inside MULTI would
-    fail that one command only)."""
-    return ("EVAL", _INDEX.text, 1, index, key, ttl)
+def _index_update(index: str, key: str, ttl: int, scripting: bool = True) -> list[Command]:
+    """The index update as commands of a MULTI: EVAL, not EVALSHA (a NOSCRIPT inside MULTI would
+    fail that one command only); where the ACL grants no scripting, SADD and two EXPIREs doing the
+    same (NX sets a new index's TTL, GT only ever raises it; Redis 7.0+, Valkey)."""
+    if scripting:
+        return [("EVAL", _INDEX.text, 1, index, key, ttl)]
+    return [("SADD", index, key), ("EXPIRE", index, ttl, "NX"), ("EXPIRE", index, ttl, "GT")]
+
+
+def _denies_scripting(exc: BaseException) -> bool:
+    """NOPERM for EVALSHA or EVAL: a least-privilege ACL that grants no Lua (the documented rule)."""
+    return isinstance(exc, NoPermissionError) and "eval" in str(exc).lower()
 
 
 def _pipelined(
@@ -280,6 +289,7 @@ class RedisStore:
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         wait_replicas: int = 0,
         wait_timeout_ms: int = 1000,
+        scripting: bool = True,
     ) -> None:
         if chunk_bytes <= 0:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
@@ -301,6 +311,9 @@ class RedisStore:
         self._cluster = self._cluster_client is not None
         # The small-value write can go straight to the client: one node, and no WAIT to follow it.
         self._direct_script = not self._cluster and not wait_replicas
+        # Lua (EVALSHA/EVAL) unless configured off or until the server's ACL refuses it; then plain
+        # commands in a MULTI.
+        self.scripting = scripting
         # A client of build_client sends a value's buffers as they are; any other gets them joined.
         self._gathers = sends_buffer_lists(client)
         # proto-max-bulk-len of the server, read once when a value first needs it; 0 = not readable.
@@ -352,34 +365,60 @@ class RedisStore:
         else:
             parts = list(data) if self._gathers or len(data) == 1 else [b"".join(data)]
             size = sum(len(part) for part in parts)
-        if index is not None and size <= self._script_max:
+        if index is not None and size <= self._script_max and self.scripting:
             # Nearly every XCom: one EVALSHA, with no pipeline, context manager or chunk planning.
             small = parts[0] if len(parts) == 1 else b"".join(parts)
             try:
                 self._run_script(_SET_AND_INDEX, key, index, small, ttl)
+                return
             except _REDIS_FAILURES as exc:
-                _raise_translated(exc, self.endpoint, "write", key)
-            return
+                if not self._scripting_refused(exc):
+                    _raise_translated(exc, self.endpoint, "write", key)
+        with self._errors("write", key):
+            try:
+                self._put_plain(key, parts, size, ttl, index)
+            except NoPermissionError as exc:
+                # EXECABORT: nothing was written; again without the EVAL the ACL refused.
+                if not self._scripting_refused(exc):
+                    raise
+                self._put_plain(key, parts, size, ttl, index)
+
+    def _scripting_refused(self, exc: BaseException) -> bool:
+        """Whether exc is the ACL refusing Lua; if so, this store writes without it from now on."""
+        if not _denies_scripting(exc):
+            return False
+        if self.scripting:
+            self.scripting = False
+            log.info(
+                "Redis at %s refuses EVALSHA/EVAL to this user (%s): writing values and their run "
+                "index with plain commands in MULTI/EXEC instead (one round trip too).",
+                self.endpoint,
+                exc,
+            )
+        return True
+
+    def _put_plain(self, key: str, parts: list[Buffer], size: int, ttl: int, index: str | None) -> None:
+        """put's path for large values (and for every value where the ACL grants no scripting)."""
         value: object = parts[0] if len(parts) == 1 else BufferList(parts)
         piece = self.chunk_size(size)
-        with self._errors("write", key):
-            if size <= piece:
-                if index is None:
-                    self._write(key, [("SET", key, value, "EX", ttl)], atomic=False)
-                else:
-                    # Lua copies its arguments: a large value goes through a plain SET in a MULTI.
-                    self._write(key, [("SET", key, value, "EX", ttl), _index_update(index, key, ttl)])
-                return
-            commands: list[Command] = [
-                ("UNLINK", key),
-                ("RPUSH", key, pack_manifest(-(-size // piece), size)),
-            ]
-            for chunk in _slices(parts, piece):
-                commands.append(("RPUSH", key, chunk[0] if len(chunk) == 1 else chunk))
-            commands.append(("EXPIRE", key, ttl))
-            if index is not None:
-                commands.append(_index_update(index, key, ttl))
-            self._write(key, commands)
+        if size <= piece:
+            if index is None:
+                self._write(key, [("SET", key, value, "EX", ttl)], atomic=False)
+            else:
+                # Lua copies its arguments: a large value goes through a plain SET in a MULTI.
+                commands = [("SET", key, value, "EX", ttl), *_index_update(index, key, ttl, self.scripting)]
+                self._write(key, commands)
+            return
+        commands = [
+            ("UNLINK", key),
+            ("RPUSH", key, pack_manifest(-(-size // piece), size)),
+        ]
+        for chunk in _slices(parts, piece):
+            commands.append(("RPUSH", key, chunk[0] if len(chunk) == 1 else chunk))
+        commands.append(("EXPIRE", key, ttl))
+        if index is not None:
+            commands.extend(_index_update(index, key, ttl, self.scripting))
+        self._write(key, commands)
 
     def _run_script(self, script: _Script, key: str, index: str, value: object, ttl: int) -> None:
         try:

@@ -4,25 +4,29 @@ from __future__ import annotations
 
 import redis
 
-# Every command the backend sends (the ACL of docs/topologies.md): values and chunks, the run-index script,
-# transactions, clear's scans and deletes, the connection's own (PING health checks, the client's
-# name and library info, SELECT for db > 0), and the optional reads of maxmemory-policy and
-# proto-max-bulk-len, and WAIT for wait_replicas.
+# Every command the backend sends (the ACL of docs/topologies.md): values and chunks, the run index (SADD and
+# EXPIRE NX/GT in a MULTI), transactions, clear's scans and deletes, the connection's own (PING
+# health checks, the client's name and library info, SELECT for db > 0), and the optional reads of
+# maxmemory-policy and proto-max-bulk-len, and WAIT for wait_replicas.
 DATA_COMMANDS = (
-    "+get", "+set", "+evalsha", "+eval", "+sadd", "+srem", "+sscan", "+unlink", "+rpush", "+lrange",
+    "+get", "+set", "+sadd", "+srem", "+sscan", "+unlink", "+rpush", "+lrange",
     "+expire", "+ttl", "+multi", "+exec", "+discard", "+scan", "+wait",
 )  # fmt: skip
+# Lua: only with [redis_xcom] lua_scripts = true (the default); the least-privilege rule leaves it out.
+SCRIPT_COMMANDS = ("+evalsha", "+eval")
 # CLIENT SETINFO exists from Redis 7.2 (redis-py ignores its refusal on older servers).
 CONNECTION_COMMANDS = ("+ping", "+client|setname", "+client|setinfo", "+select")
 # Optional: without them the backend warns once that it cannot see the eviction policy.
 INSPECTION_COMMANDS = ("+info", "+config|get")
 
 
-def acl_rule(prefix: str, password: str, inspection: tuple[str, ...] = INSPECTION_COMMANDS) -> list[str]:
-    """ACL SETUSER arguments: only keys under prefix, only the backend's commands."""
+def acl_rule(
+    prefix: str, password: str, inspection: tuple[str, ...] = INSPECTION_COMMANDS, scripting: bool = False
+) -> list[str]:
+    """ACL SETUSER arguments: only keys under prefix, only the backend's commands (Lua if scripting)."""
     return [
         "reset", "on", f">{password}", f"~{prefix}:*", "resetchannels",
-        "-@all", *DATA_COMMANDS, *CONNECTION_COMMANDS, *inspection,
+        "-@all", *DATA_COMMANDS, *(SCRIPT_COMMANDS if scripting else ()), *CONNECTION_COMMANDS, *inspection,
     ]  # fmt: skip
 
 
