@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: demo test test-valkey test-matrix lint bench bench-smoke fuzz install clean
+.PHONY: demo test test-valkey test-matrix lint docs dist test-wheel bench bench-smoke fuzz install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -42,8 +42,25 @@ test-matrix:
 	PYTHON=$(PYTHON) ./scripts/test-matrix.sh $(MATRIX)
 
 lint: $(STAMP)
-	$(BIN)/ruff check redis_xcom tests benchmarks fuzz
+	$(BIN)/ruff check redis_xcom tests benchmarks fuzz docs scripts
 	$(BIN)/mypy
+
+# The documentation site (docs/, Sphinx): warnings are errors; linkcheck checks the links inside the
+# site only (external ones are not fetched: CI has no internet). Output in docs/_build/html.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W -n --keep-going -q -b html docs docs/_build/html
+	$(BIN)/sphinx-build -W -n --keep-going -q -b linkcheck docs docs/_build/linkcheck
+
+# The sdist and the wheel in dist/, checked as PyPI would check them.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --installer uv --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+# The wheel installed (not editable) into a fresh virtualenv with the locked Airflow, and run from there.
+test-wheel: $(STAMP)
+	./scripts/ensure-redis-server.sh
+	$(BIN)/python scripts/test-wheel.py
 
 # The benchmarks start their own redis-server, PostgreSQL and moto (S3) on free loopback ports.
 bench: $(STAMP)
@@ -57,7 +74,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks --smoke
 
 clean:
-	rm -rf $(VENV) .venvs .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .venvs .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build docs/_build
 
 # The decoder under coverage-guided fuzzing (atheris) for FUZZ_SECONDS, keeping its corpus in
 # .fuzz-corpus; CI runs it for 30 s (tests/test_fuzz_decode.py).

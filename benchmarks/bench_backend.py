@@ -13,7 +13,7 @@ Per shape, side by side in one process and interleaved round by round:
   codec_only    Codec.encode + Codec.decode, no Redis: the codec's own time, its code hot in the caches
   bare_codec    bare_setget with Codec.encode before the SET and Codec.decode after the GET: what the
                 codec costs between round trips, where its code runs cold (small values: several
-                times codec_only on a VM, see the README)
+                times codec_only on a VM, see docs/benchmarks.md)
 The headline is backend / bare_setget per round (median and IQR of those ratios).
 """
 

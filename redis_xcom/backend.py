@@ -3,10 +3,11 @@
 Airflow 3.4 calls store_value on push (with the writing task instance's id, so every attempt and
 loop iteration has a key of its own) and load_value / _load_many on pull; Airflow 3.0 to 3.3 call
 serialize_value and deserialize_value, and get_all for pulls over many map indexes. delete calls
-purge for the rows a task's run replaces. See the README for what Airflow never calls.
+purge for the rows a task's run replaces. See docs/guarantees.md for what Airflow never calls.
 
-With [redis_xcom] inline_max_bytes (hybrid mode), the small values inline.py admits stay in the DB row
-through BaseXCom's own hooks, and load through Airflow's deserializer as any row that holds no reference.
+With [redis_xcom] inline_max_bytes (hybrid mode, docs/hybrid.md), the small values inline.py admits
+stay in the DB row through BaseXCom's own hooks, and load through Airflow's deserializer as any row
+that holds no reference.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def _default(name: str) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    """Every option of [redis_xcom]; provider_info.OPTIONS documents each (and the README's table)."""
+    """Every option of [redis_xcom]; provider_info.OPTIONS documents each (and generates the docs' table)."""
 
     url: str = _default("url")
     redis_conn_id: str = _default("redis_conn_id")

@@ -1,6 +1,6 @@
 """The backend's metrics, sent through Airflow's Stats (statsd, Datadog or OpenTelemetry as [metrics] says).
 
-Every name is under ``redis_xcom.`` (the README lists them). When [metrics] sends nothing, each call
+Every name is under ``redis_xcom.`` (docs/metrics.md lists them). When [metrics] sends nothing, each call
 is one check of a cached flag: metrics cost nothing when they are off.
 """
 
@@ -26,7 +26,7 @@ REDIS_ERRORS = "redis_xcom.redis_errors"
 PUSH_TIME = "redis_xcom.push_time"
 PULL_TIME = "redis_xcom.pull_time"
 
-# name -> (kind, meaning): the README's table is checked against this one.
+# name -> (kind, meaning): the table of docs/metrics.md is checked against this one.
 METRICS: dict[str, tuple[str, str]] = {
     PUSHES: ("counter", "values pushed to Redis (branch decisions kept inline in the DB are not counted)"),
     PUSHES_INLINE: (

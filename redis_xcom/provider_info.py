@@ -32,7 +32,7 @@ class Option:
         default = str(self.default) if self.default != "" else None
         return {
             "description": self.description,
-            "version_added": "0.1.0",
+            "version_added": "1.0.0",
             "type": _TYPE_NAMES[self.kind],
             "example": self.example,
             "default": default,
@@ -225,6 +225,8 @@ def get_provider_info() -> dict[str, Any]:
         "name": "Redis XCom",
         "description": "A fast, safe Redis-backed XCom backend for Apache Airflow 3.",
         "versions": [__version__],
+        # `airflow redis-xcom <command>` on Airflow 3.2+ (earlier versions ignore the field).
+        "cli": ["redis_xcom.ops.airflow_cli.get_cli_commands"],
         "plugins": [{"name": "redis_xcom", "plugin-class": "redis_xcom.ui.plugin.RedisXComPlugin"}],
         "config": {
             SECTION: {

@@ -1,3 +1,7 @@
-"""The package version, in one place (the package, the provider info and the CLI read it)."""
+"""The package version, in one place (pyproject.toml, the package, the provider info and the CLI read it).
 
-__version__ = "0.1.0"
+Semantic versioning: the reference and key format and the stored value format are versioned, and a
+release reads what every earlier 1.x release wrote (tests/test_compat_fixtures.py).
+"""
+
+__version__ = "1.0.0"

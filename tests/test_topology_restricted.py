@@ -55,7 +55,7 @@ def test_contract_as_a_user_restricted_to_the_prefix_and_the_backends_commands(
     _use(xcom_settings, url, lua_scripts=str(scripting).lower())
     admin.acl_log_reset()
     run_contract(admin, PREFIX, xcom_settings)
-    assert denials(admin) == [], "the README's ACL lacks a command the backend sends"
+    assert denials(admin) == [], "the ACL of docs/topologies.md lacks a command the backend sends"
     assert _runtime().store.scripting is scripting
     # The user really is restricted: another prefix is refused ("this user has no permissions to
     # access one of the keys" on Redis 7.0, "No permissions to access a key" on Valkey 8.0).

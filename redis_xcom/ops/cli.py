@@ -142,8 +142,21 @@ def _add_ops_commands(commands: argparse._SubParsersAction) -> None:
     doctor.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
 
 
+def subcommands(parser: argparse.ArgumentParser) -> list[tuple[str, str, argparse.ArgumentParser]]:
+    """(name, one-line help, parser) of each command: what `airflow redis-xcom` and the docs show."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
+            return [(name, helps[name], sub) for name, sub in action.choices.items()]
+    raise AssertionError("the redis-xcom parser has no commands")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command: `redis-xcom <command>` and `airflow redis-xcom <command>` alike."""
     if args.command == "demo":
         from redis_xcom.ops.demo import run_demo
 

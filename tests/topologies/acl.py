@@ -1,10 +1,10 @@
-"""The least-privilege ACL of the README, applied to a user of a test server."""
+"""The least-privilege ACL of docs/topologies.md, applied to a user of a test server."""
 
 from __future__ import annotations
 
 import redis
 
-# Every command the backend sends (the README's ACL): values and chunks, the run index (SADD and
+# Every command the backend sends (the ACL of docs/topologies.md): values and chunks, the run index (SADD and
 # EXPIRE NX/GT in a MULTI), transactions, clear's scans and deletes, the connection's own (PING
 # health checks, the client's name and library info, SELECT for db > 0), and the optional reads of
 # maxmemory-policy and proto-max-bulk-len, and WAIT for wait_replicas.

@@ -1,0 +1,32 @@
+"""Sphinx configuration of the redis-xcom documentation site (`make docs`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE / "_ext"))
+
+from redis_xcom.version import __version__  # noqa: E402
+
+project = "redis-xcom"
+author = "The redis-xcom authors"
+copyright = "The redis-xcom authors; Apache License 2.0"
+release = __version__
+version = __version__
+
+extensions = ["myst_parser", "redis_xcom_docs"]
+source_suffix = {".md": "markdown"}
+exclude_patterns = ["_build"]
+myst_enable_extensions = ["colon_fence", "deflist"]
+# Links such as [Sentinel](topologies.md#sentinel) are checked at build time.
+myst_heading_anchors = 3
+
+html_theme = "furo"
+html_title = f"redis-xcom {__version__}"
+html_static_path: list[str] = []
+
+# The machines that build the docs have no internet: linkcheck checks only links inside the site.
+linkcheck_ignore = [r"https?://.*"]
+linkcheck_anchors = False
