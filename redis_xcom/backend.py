@@ -431,9 +431,11 @@ def _store(coords: keys.XComCoordinates, value: Any) -> str:
         parts = runtime.codec.encode_parts(value)
     except TypeError as exc:
         raise TypeError(f"{coords.describe()} cannot be stored: {exc}") from exc
-    stored = len(parts[0]) if len(parts) == 1 else sum(len(part) for part in parts)
-    # Readers refuse a value recording more decompressed bytes than max_value_bytes: so do writers.
-    size = max(stored, recorded_length(parts[0]) or 0)
+    size = stored = len(parts[0]) if len(parts) == 1 else sum(len(part) for part in parts)
+    if runtime.codec.compression != "none":
+        # Readers refuse a value recording more decompressed bytes than max_value_bytes: so do writers
+        # (only a compressed value records more than it stores).
+        size = max(stored, recorded_length(parts[0]) or 0)
     if size > runtime.settings.max_value_bytes:
         raise ValueTooLargeError(
             f"{coords.describe()} serializes to {size} bytes, above [redis_xcom] max_value_bytes "

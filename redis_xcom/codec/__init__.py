@@ -116,6 +116,9 @@ class Codec:
         self.max_decoded_bytes = max_decoded_bytes
         # False: objects Airflow's serde wrote come back as their SerializedForm, no class imported.
         self.rebuild_classes = rebuild_classes
+        if not rebuild_classes:
+            # Bound here, so that the workers' decode (the pull hot path) carries no extra check.
+            self.decode = self._decode_as_data  # type: ignore[method-assign]
         self.compression = compression
         self.compression_threshold = compression_threshold
         self._cid = compression_module.compression_id(compression)
@@ -169,15 +172,6 @@ class Codec:
 
     def decode(self, data: bytes | bytearray | memoryview) -> object:
         """Rebuild a value; any malformed input raises a CodecError subclass and nothing else."""
-        if not self.rebuild_classes:
-            token = REBUILD_CLASSES.set(False)
-            try:
-                return self._decode_checked(data)
-            finally:
-                REBUILD_CLASSES.reset(token)
-        return self._decode_checked(data)
-
-    def _decode_checked(self, data: bytes | bytearray | memoryview) -> object:
         try:
             prefix, raw_len, stored_len, digest = HEADER.unpack_from(data)
             if raw_len == stored_len == len(data) - HEADER_SIZE and stored_len < _FAST_MAX:
@@ -192,6 +186,14 @@ class Codec:
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             raise CorruptPayloadError(f"stored value cannot be decoded ({reason})") from exc
+
+    def _decode_as_data(self, data: bytes | bytearray | memoryview) -> object:
+        """decode, with objects Airflow's serde wrote left as their SerializedForm."""
+        token = REBUILD_CLASSES.set(False)
+        try:
+            return Codec.decode(self, data)
+        finally:
+            REBUILD_CLASSES.reset(token)
 
     def _encode_out_of_band(self, value: object) -> list[Buffer]:
         oob = OutOfBand()
