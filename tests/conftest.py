@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.cluster_process import RedisClusterProcesses
+from tests.postgres_process import MISSING_REASON as POSTGRES_MISSING
 from tests.postgres_process import PostgresServer, missing_reason
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, TEST_SERVER, TEST_SERVER_ENV, RedisServer
+from tests.topologies.tls import OPENSSL_MISSING
 
 if TYPE_CHECKING:
     import fakeredis
@@ -18,6 +20,27 @@ def pytest_configure(config: pytest.Config) -> None:
     """An engine asked for by name must be there: `make test-valkey` skipping every test would pass."""
     if os.environ.get(TEST_SERVER_ENV) and REDIS_SERVER is None:
         raise pytest.UsageError(f"{TEST_SERVER_ENV}={TEST_SERVER}: {MISSING_REASON}")
+
+
+# Skips that only mean "this machine lacks a server or a tool": under CI=true they fail the run, so a
+# missing install step can never pass as green.
+MISSING_TOOLS = (MISSING_REASON, POSTGRES_MISSING, OPENSSL_MISSING, "initdb refuses root")
+
+
+def _on_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and _on_ci() and isinstance(report.longrepr, tuple)):
+        return
+    reason = str(report.longrepr[2])
+    if any(missing in reason for missing in MISSING_TOOLS):
+        report.outcome = "failed"
+        report.longrepr = f"CI=true and a server or tool is missing (a skip would hide it): {reason}"
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -84,6 +84,7 @@ print(json.dumps({"growth": rss("VmHWM") - before}))
 """
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the peak RSS from /proc (Linux)")
 def test_pushing_a_large_ascii_string_adds_no_copy_of_it_to_the_producer(redis_server: RedisServer) -> None:
     size = 48 * MB
