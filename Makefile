@@ -3,6 +3,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+# pytest-xdist workers: the suite mostly waits on Airflow and server processes, so two share the
+# 2-core CI machine well. A test file runs whole on one worker (--dist loadfile): its module fixtures
+# (an api-server, a deployment) start once.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 .PHONY: demo test test-valkey test-matrix lint docs dist test-wheel bench bench-smoke fuzz install clean
 
@@ -22,7 +27,7 @@ test: $(STAMP)
 	./scripts/ensure-openssl.sh
 	./scripts/ensure-postgresql.sh
 	./scripts/ensure-chromium.sh
-	$(BIN)/pytest
+	$(PYTEST)
 
 # The integration, reliability and topology tests (cluster, Sentinel, TLS, ACL, CONFIG-less) once more,
 # every server of the suite a valkey-server (Valkey 8.0 from Debian's bookworm-backports), on the
@@ -30,7 +35,7 @@ test: $(STAMP)
 test-valkey: $(STAMP)
 	./scripts/ensure-valkey-server.sh
 	./scripts/ensure-openssl.sh
-	REDIS_XCOM_TEST_SERVER=valkey-server $(BIN)/pytest -m "(integration or topology) and not deployment and not browser"
+	REDIS_XCOM_TEST_SERVER=valkey-server $(PYTEST) -m "(integration or topology) and not deployment and not browser"
 
 # The suite against Airflow 3.0.6, 3.1.8, 3.2.2 and 3.4.0b2, each in its own .venvs/airflow-<version>
 # installed from locks/airflow-<version>.txt (scripts/test-matrix.sh says what runs; make-locks.sh
@@ -39,7 +44,7 @@ test-matrix:
 	./scripts/ensure-redis-server.sh
 	./scripts/ensure-openssl.sh
 	./scripts/ensure-postgresql.sh
-	PYTHON=$(PYTHON) ./scripts/test-matrix.sh $(MATRIX)
+	PYTHON=$(PYTHON) PYTEST_WORKERS=$(PYTEST_WORKERS) ./scripts/test-matrix.sh $(MATRIX)
 
 lint: $(STAMP)
 	$(BIN)/ruff check redis_xcom tests benchmarks fuzz docs scripts

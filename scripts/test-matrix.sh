@@ -6,21 +6,21 @@
 #  * a virtualenv of its own in .venvs/airflow-<version> (gitignored), made with `uv venv` and
 #    `uv pip install -c locks/airflow-<version>.txt -e '.[all,test]'`; skipped when neither the lock
 #    nor pyproject.toml changed since the last install (a stamp holds their checksum);
-#  * the suite with that venv's pytest, `-m "not deployment and not browser"`: unit + e2e, i.e. every test not
-#    marked integration (unit tests, and e2e tests through `airflow dags test`) and the e2e tests
-#    also marked integration; and the integration tests too. Those take under a minute and are what
-#    exercise redis-py's retries and connections, and redis-py differs here: the celery extra of
-#    Airflow 3.0 to 3.2 pins redis-py 5.2.1 (kombu's cap), where constraints.txt has 8.x.
-#    tests/test_benchmarks_smoke.py is left out: it exercises the benchmark programs (extra
-#    [bench]), not the backend on this Airflow; so is tests/test_fuzz_decode.py (30 s of fuzzing the
-#    codec, which imports nothing of Airflow: `make test` runs it).
-#    The UI plugin's browser test (marker browser) is left out too: it runs in `make test` only,
-#    for CI time; its unit tests run here.
+#  * the suite with that venv's pytest on PYTEST_WORKERS pytest-xdist workers (default 2, a test
+#    file per worker), `-m "not browser and not version_independent"`: unit, e2e
+#    (`airflow dags test`) and integration tests. The integration tests exercise redis-py's retries
+#    and connections, and redis-py differs here: the celery extra of Airflow 3.0 to 3.2 pins
+#    redis-py 5.2.1 (kombu's cap), where constraints.txt has 8.x.
+#    Left out, because nothing in them depends on the Airflow minor, and `make test` runs them:
+#    the tests marked version_independent (the codec on plain types, keys, the decoder's fuzzing,
+#    repository checks: every lock pins the same codec libraries), tests/test_benchmarks_smoke.py
+#    (it exercises the benchmark programs, extra [bench], not the backend on this Airflow), and the
+#    UI plugin's browser test (marker browser; its unit tests run here).
 #    The topology tests (marker topology: Redis Cluster, Sentinel, TLS, ACL, restricted servers) run
 #    on 3.0 only: what they exercise is redis-py's, and 3.0, 3.1 and 3.2 all pin redis-py 5.2.1 (3.4
 #    pins the 8.1.0 that `make test` runs them with).
 #  * on 3.0 (the oldest) and 3.4 (the newest: attempts and loops as task instances of their own),
-#    the tests of a real deployment: -m deployment.
+#    the tests of a real deployment (marker deployment) too, in the same run.
 # Legs are chosen by minor ("3.4" takes 3.4.0b2 now and 3.4.0 once its lock replaces the beta's).
 # Every version runs even after one fails; a summary line per version follows, and the exit code
 # is non-zero when any version failed.
@@ -33,7 +33,8 @@ PYTHON=${PYTHON:-python3}
 MATRIX_PYTHON=${MATRIX_PYTHON:-3.11}  # the locks are compiled for 3.11 (scripts/make-locks.sh)
 DEPLOYMENT_MINORS=" 3.0 3.4 "
 TOPOLOGY_MINORS=" 3.0 "
-SUITE=(--ignore=tests/test_benchmarks_smoke.py --ignore=tests/test_fuzz_decode.py)
+PYTEST_WORKERS=${PYTEST_WORKERS:-2}
+SUITE=(-n "$PYTEST_WORKERS" --dist loadfile --ignore=tests/test_benchmarks_smoke.py)
 
 versions=("$@")
 if [ ${#versions[@]} -eq 0 ]; then
@@ -102,20 +103,14 @@ for version in "${versions[@]}"; do
       tests="not run: $venv has Airflow '${airflow_version:-none}', not $version"
     else
       step=$(now)
-      markers="not deployment and not browser"
+      # One pytest run per leg: the deployment tests (3.0 and 3.4) share the workers with the rest.
+      markers="not browser and not version_independent"
+      [[ $DEPLOYMENT_MINORS == *" $(minor_of "$version") "* ]] || markers="$markers and not deployment"
       [[ $TOPOLOGY_MINORS == *" $(minor_of "$version") "* ]] || markers="$markers and not topology"
       run_pytest "$venv" "$venv/suite.log" -m "$markers" "${SUITE[@]}"
       rc=$?
-      tests="suite exit $rc in $(($(now) - step))s"
+      tests="suite exit $rc in $(($(now) - step))s (-m \"$markers\")"
       [ "$rc" -eq 0 ] || status=FAIL
-      if [[ $DEPLOYMENT_MINORS == *" $(minor_of "$version") "* ]]; then
-        step=$(now)
-        run_pytest "$venv" "$venv/deployment.log" -m deployment
-        rc=$?
-        # Exit 5 (none collected) fails too: these are the deployment tests' only run on 3.0 and 3.4.
-        tests="$tests; deployment exit $rc in $(($(now) - step))s"
-        [ "$rc" -eq 0 ] || status=FAIL
-      fi
     fi
   else
     status=FAIL

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -11,29 +10,18 @@ import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
-from tests.redis_process import ENGINES, REDIS_CLI, TEST_SERVER, RedisServer
+from tests.redis_process import ENGINES, REDIS_CLI, TEST_SERVER, RedisServer, bindable, free_port
 
 # Short, so that a killed master's replica takes over in about two seconds.
 NODE_TIMEOUT_MS = 1000
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
 
 
 def free_cluster_ports(count: int) -> list[int]:
     """Ports that are free together with their cluster bus port (port + 10000)."""
     ports: list[int] = []
     while len(ports) < count:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port + 10000 <= 65535 and port not in ports and _is_free(port + 10000):
+        port = free_port()
+        if port not in ports and bindable(port + 10000):
             ports.append(port)
     return ports
 

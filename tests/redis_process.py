@@ -5,6 +5,7 @@ fixture, cluster and Sentinel included, then runs Valkey's binaries instead."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import socket
@@ -42,10 +43,37 @@ def engine_shown() -> str:
     return f"{'Valkey' if IS_VALKEY else 'Redis'} {version}"
 
 
-def free_port() -> int:
+# Each pytest-xdist worker takes its ports from a window of its own, below the kernel's ephemeral
+# range (32768+): two workers never pick the same free port, and a server that failed to bind can
+# never be mistaken for another worker's server answering on that port. A cluster node's bus port
+# (port + 10000) falls in 30000-39999, outside every window.
+PORT_WINDOWS_START, PORT_WINDOW, PORT_WINDOWS = 20000, 1250, 8
+# A port no window hands out: nothing of the suite's listens there, and it is the same in every
+# worker (test ids built from it must be, or xdist refuses the collection).
+UNUSED_PORT = PORT_WINDOWS_START - 1
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_WINDOW_INDEX = int(_WORKER[2:]) % PORT_WINDOWS if _WORKER[2:].isdigit() else 0
+_next_port = itertools.count()
+
+
+def bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on, from this worker's window; never the same one twice in a
+    row (a server just stopped may still hold it)."""
+    start = PORT_WINDOWS_START + _WINDOW_INDEX * PORT_WINDOW
+    for _ in range(PORT_WINDOW):
+        port = start + next(_next_port) % PORT_WINDOW
+        if bindable(port):
+            return port
+    raise RuntimeError(f"no free loopback port in {start}-{start + PORT_WINDOW - 1}")
 
 
 class RedisServer:

@@ -15,6 +15,8 @@ from redis_xcom.codec import MAGIC, Codec
 from redis_xcom.codec.extensions import MAX_DEPTH, Ext
 from redis_xcom.errors import CodecError, CorruptPayloadError
 
+pytestmark = pytest.mark.version_independent
+
 _PREFIX = struct.Struct("<2sBBBB")
 _LENGTHS = struct.Struct("<QQ")
 CODEC = Codec()

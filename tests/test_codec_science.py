@@ -8,6 +8,8 @@ import pytest
 
 from redis_xcom.codec import Codec
 
+pytestmark = pytest.mark.version_independent
+
 COMPRESSIONS = ["none", "zlib", "lz4", "zstd"]
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import tomllib
 from packaging.requirements import Requirement
+
+pytestmark = pytest.mark.version_independent
 
 # CVE-2023-47248: pyarrow before 14.0.1 runs code while reading untrusted Arrow IPC (the codec reads
 # IPC streams that anyone who can write to Redis may have written).

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.version_independent
+
 pytest.importorskip("atheris", reason="atheris (the test extra) has wheels for Linux only")
 
 TARGET = Path(__file__).parent.parent / "fuzz" / "decode.py"

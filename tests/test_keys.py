@@ -26,6 +26,8 @@ from redis_xcom.keys import (
     to_reference,
 )
 
+pytestmark = pytest.mark.version_independent
+
 PREFIX = "xcom"
 # Characters that break naive key schemes: globs, delimiters, braces, escapes, spaces, non-ASCII.
 NASTY = "*?[]\\{}:/%#^!- .+~é中\x00\n"

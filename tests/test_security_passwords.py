@@ -24,7 +24,7 @@ from redis_xcom.connection import connection_url
 from redis_xcom.ops import cli
 from redis_xcom.redaction import redact_url
 from redis_xcom.storage.client import parse_url
-from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer, free_port
+from tests.redis_process import MISSING_REASON, REDIS_SERVER, UNUSED_PORT, RedisServer
 
 SECRET = "Hx7-p4ss"  # the part of every password below that must never show
 RAW_PASSWORDS = [f"{SECRET}/tail", f"{SECRET}#frag", f"{SECRET}?q=1", f"{SECRET}@at", f"{SECRET}%zz:colon"]
@@ -59,7 +59,7 @@ def _forms(port: int) -> list[str]:
     return forms
 
 
-FORMS = _forms(free_port())
+FORMS = _forms(UNUSED_PORT)
 
 
 def _said(error: BaseException) -> str:

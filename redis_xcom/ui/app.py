@@ -343,7 +343,7 @@ def create_app() -> FastAPI:
         except values.ValueGone as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"XCom {where}: {exc}") from None
         except values.ValueTooLargeToDecode as exc:
-            raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"XCom {where}: {exc}") from None
+            raise HTTPException(413, f"XCom {where}: {exc}") from None
         except NotRepresentable as exc:
             raise HTTPException(
                 status.HTTP_406_NOT_ACCEPTABLE, f"XCom {where} cannot be written as JSON: {exc}"
