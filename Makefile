@@ -12,9 +12,8 @@ PYTEST := $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 .PHONY: demo test test-valkey test-matrix lint docs dist test-wheel bench bench-smoke fuzz install clean
 
 $(STAMP): pyproject.toml constraints.txt
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
-	$(PYTHON) -m uv venv --allow-existing --python $(PYTHON) $(VENV)
-	$(PYTHON) -m uv pip install --python $(BIN)/python -c constraints.txt -e '.[dev]'
+	./scripts/make-venv.sh $(PYTHON) $(VENV)
+	$(BIN)/python -m uv pip install --python $(BIN)/python -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -40,11 +39,11 @@ test-valkey: $(STAMP)
 # The suite against Airflow 3.0.6, 3.1.8, 3.2.2 and 3.4.0b2, each in its own .venvs/airflow-<version>
 # installed from locks/airflow-<version>.txt (scripts/test-matrix.sh says what runs; make-locks.sh
 # how the locks are made). `make test-matrix MATRIX=3.0.6` runs one version.
-test-matrix:
+test-matrix: $(STAMP)
 	./scripts/ensure-redis-server.sh
 	./scripts/ensure-openssl.sh
 	./scripts/ensure-postgresql.sh
-	PYTHON=$(PYTHON) PYTEST_WORKERS=$(PYTEST_WORKERS) ./scripts/test-matrix.sh $(MATRIX)
+	UV_PYTHON=$(BIN)/python PYTEST_WORKERS=$(PYTEST_WORKERS) ./scripts/test-matrix.sh $(MATRIX)
 
 lint: $(STAMP)
 	$(BIN)/ruff check redis_xcom tests benchmarks fuzz docs scripts
@@ -79,7 +78,7 @@ bench-smoke: $(STAMP)
 	$(BIN)/python -m benchmarks --smoke
 
 clean:
-	rm -rf $(VENV) .venvs .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build docs/_build
+	rm -rf $(VENV) .venv-system .venvs .pytest_cache .mypy_cache .ruff_cache .hypothesis dist build docs/_build
 
 # The decoder under coverage-guided fuzzing (atheris) for FUZZ_SECONDS, keeping its corpus in
 # .fuzz-corpus; CI runs it for 30 s (tests/test_fuzz_decode.py).

@@ -29,7 +29,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
+# The Python whose uv makes the venvs (make passes .venv's: uv is installed there, never outside a venv).
+UV_PYTHON=${UV_PYTHON:-.venv/bin/python}
 MATRIX_PYTHON=${MATRIX_PYTHON:-3.11}  # the locks are compiled for 3.11 (scripts/make-locks.sh)
 DEPLOYMENT_MINORS=" 3.0 3.4 "
 TOPOLOGY_MINORS=" 3.0 "
@@ -44,8 +45,9 @@ fi
 
 minor_of() { echo "$1" | cut -d. -f1,2; }
 
-if ! "$PYTHON" -m uv --version >/dev/null 2>&1; then
-  "$PYTHON" -m pip install --quiet --disable-pip-version-check uv || exit 1
+if ! "$UV_PYTHON" -m uv --version >/dev/null 2>&1; then
+  echo "no uv in $UV_PYTHON: run make install first (make test-matrix does)" >&2
+  exit 1
 fi
 
 now() { date +%s; }
@@ -64,8 +66,8 @@ install_venv() {
     return 0
   fi
   rm -f "$stamp"
-  "$PYTHON" -m uv venv --quiet --allow-existing --python "$MATRIX_PYTHON" "$venv" >&2 || return 1
-  "$PYTHON" -m uv pip install --quiet --python "$venv/bin/python" -c "$lock" -e '.[all,test]' >&2 ||
+  "$UV_PYTHON" -m uv venv --quiet --allow-existing --python "$MATRIX_PYTHON" "$venv" >&2 || return 1
+  "$UV_PYTHON" -m uv pip install --quiet --python "$venv/bin/python" -c "$lock" -e '.[all,test]' >&2 ||
     return 1
   echo "$wanted" >"$stamp"
   echo "installed"
