@@ -189,7 +189,7 @@ def key_of_reference(value: object) -> str | None:
     """The Redis key a DB value names, or None when the value is not a reference at all.
 
     Rows are user input (REST, the UI, DAG code): the key named here is not yet known to be ours;
-    ``own_key_of_reference`` is the one that says so.
+    ``owned_key`` is the one that says so.
     """
     if isinstance(value, str) and value.startswith(REFERENCE_SCHEME):
         return value[len(REFERENCE_SCHEME) :]
