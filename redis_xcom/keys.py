@@ -284,17 +284,15 @@ def belongs_to_row(coords: XComCoordinates, row: RowCoordinates, *, confirmed: b
     (one attempt's or iteration's row never resolves to another's); a write through coordinates by
     a random id no row records, so it is never confirmed.
     """
-    return all(
-        _agrees(theirs, ours, required=confirmed and identifies)
-        for theirs, ours, identifies in _compared(coords, row)
-    )
-
-
-def _agrees(theirs: object, ours: object, *, required: bool) -> bool:
-    if ours is None:
-        return not required
-    # A value that does not record a coordinate (a write through coordinates' map index) cannot contradict it.
-    return theirs is None or theirs == ours
+    for theirs, ours, identifies in _compared(coords, row):
+        if ours is None:
+            if confirmed and identifies:
+                return False
+        # A value that does not record a coordinate (a write through coordinates' map index) cannot
+        # contradict the row's.
+        elif theirs is not None and theirs != ours:
+            return False
+    return True
 
 
 def _compared(coords: XComCoordinates, row: RowCoordinates) -> list[tuple[object, object, bool]]:
