@@ -114,3 +114,32 @@ def load_xcom_machinery() -> None:
     own import, it would find redis_xcom.backend half-imported and log a warning per attempt.
     """
     importlib.import_module("airflow.sdk.execution_time.xcom")
+
+
+@functools.cache
+def per_attempt_xcoms() -> bool:
+    """Whether this Airflow drives backends through store_value / load_value (3.4+), whose rows hold
+    references naming the writer's task instance."""
+    return hasattr(importlib.import_module("airflow.sdk.bases.xcom"), "XComCoordinate")
+
+
+def running_task_instance() -> Any | None:
+    """The task instance whose code runs now: a deferred task's, in its trigger (3.4), else the one
+    whose context the task runner has set (during a task's templates and execute); None outside both."""
+    trigger, get_current_context = _task_instance_sources()
+    if trigger is not None and (ti := trigger.get()) is not None:
+        return ti
+    try:
+        return get_current_context().get("ti")
+    except RuntimeError:  # no task is running in this process (the API server, a script, a test)
+        return None
+
+
+# Looked up once: a mapped sequence's every item asks.
+@functools.cache
+def _task_instance_sources() -> tuple[Any, Any]:
+    """3.4's context variable of a trigger's task instance (None before), and get_current_context."""
+    from airflow.sdk import get_current_context
+
+    trigger = getattr(importlib.import_module("airflow.sdk.bases.xcom"), "_current_trigger_ti", None)
+    return trigger, get_current_context

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
 
@@ -45,17 +45,16 @@ log = logging.getLogger(__name__)
 # so this key must stay inline in the DB.
 SKIPMIXIN_KEY = "skipmixin_key"
 _SAFE_EVICTION_POLICY = "noeviction"
-# The row delete() is removing, so that purge deletes only a value of that row's own coordinates.
-_deleting: contextvars.ContextVar[_Row | None] = contextvars.ContextVar(
+# The row a pull reads, as the pulling call names it (get_one, get_all): its reference must be its own.
+_pulling: contextvars.ContextVar[keys.RowCoordinates | None] = contextvars.ContextVar(
+    "redis_xcom_pulling", default=None
+)
+# The row delete() is removing, so that purge deletes only a value confirmed to be that row's own.
+_deleting: contextvars.ContextVar[keys.RowCoordinates | None] = contextvars.ContextVar(
     "redis_xcom_deleting", default=None
 )
-
-
-class _Row(NamedTuple):
-    dag_id: str
-    run_id: str
-    task_id: str
-    key: str
+# What a row passed to deserialize_value or purge may carry besides .value (a DB row on 3.0's API server).
+_ROW_FIELDS = ("dag_id", "run_id", "task_id", "key", "map_index", "task_instance_id")
 
 
 @dataclass
@@ -206,30 +205,79 @@ class ExclusiveRedisXCom(BaseXCom):
 
     @staticmethod
     def deserialize_value(result: Any) -> Any:
-        runtime = _runtime()
-        redis_key = _own_key(runtime, result.value, getattr(result, "key", None))
-        if redis_key is None:
-            # REST-API rows, trigger events, skipmixin and rows from before the switch.
-            return BaseXCom.deserialize_value(result)
-        started = time.perf_counter()
-        try:
-            data = runtime.store.get(redis_key)
-        except RedisXComError as exc:
-            _count_failure(exc)
-            raise
-        value = _decode(runtime, redis_key, data)
-        metrics.pulled(1, len(data) if data is not None else 0, started)
-        return value
+        """Airflow 3.0 to 3.3's pull of one row: its reference is followed only if it is the row's own,
+        as far as the row is known (see _pulled_row)."""
+        return _pull(result, unbound_legacy=True)
 
     @classmethod
     def load_value(cls, stored: Any) -> Any:
-        """Airflow 3.4's pull of one row: the same as deserialize_value."""
-        return cls.deserialize_value(_XComValueWrapper(stored))
+        """Airflow 3.4's pull of one row: as deserialize_value, and a reference in the form 3.0 to 3.3
+        wrote (no task instance) is followed only for a row whose DAG is known."""
+        return _pull(_XComValueWrapper(stored), unbound_legacy=False)
 
     @classmethod
     def _load_many(cls, values: list[Any]) -> list[Any]:
         """Airflow 3.4's get_all: every Redis read of the rows in one round trip."""
-        return cls.deserialize_many(values)
+        return _pull_many(values, unbound_legacy=False)
+
+    @classmethod
+    def get_one(
+        cls,
+        *,
+        key: str,
+        dag_id: str,
+        task_id: str,
+        run_id: str,
+        map_index: int | None = None,
+        include_prior_dates: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Airflow's get_one (xcom_pull of one map index), with the row it reads known to the check."""
+        # The execution API reads map index -1 when none is named.
+        one = -1 if map_index is None else map_index
+        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates, one))
+        try:
+            return super().get_one(
+                key=key,
+                dag_id=dag_id,
+                task_id=task_id,
+                run_id=run_id,
+                map_index=map_index,
+                include_prior_dates=include_prior_dates,
+                **kwargs,
+            )
+        finally:
+            _pulling.reset(token)
+
+    @classmethod
+    async def aget_one(
+        cls,
+        *,
+        key: str,
+        dag_id: str,
+        task_id: str,
+        run_id: str,
+        map_index: int | None = None,
+        include_prior_dates: bool = False,
+        **kwargs: Any,
+    ) -> Any:
+        """Airflow's aget_one (3.3+), with the row it reads known to the check (the worker thread 3.4
+        loads it in inherits the context)."""
+        # The execution API reads map index -1 when none is named.
+        one = -1 if map_index is None else map_index
+        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates, one))
+        try:
+            return await super().aget_one(
+                key=key,
+                dag_id=dag_id,
+                task_id=task_id,
+                run_id=run_id,
+                map_index=map_index,
+                include_prior_dates=include_prior_dates,
+                **kwargs,
+            )
+        finally:
+            _pulling.reset(token)
 
     @classmethod
     def get_all(
@@ -243,7 +291,12 @@ class ExclusiveRedisXCom(BaseXCom):
     ) -> Any:
         """All map indexes of one task, their Redis values fetched in one round trip."""
         request = _all_map_indexes(key, dag_id, task_id, run_id, include_prior_dates)
-        return cls._deserialize_slice(airflow_compat.send_to_supervisor(request))
+        reply = airflow_compat.send_to_supervisor(request)
+        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates))
+        try:
+            return cls._deserialize_slice(reply)
+        finally:
+            _pulling.reset(token)
 
     @classmethod
     async def aget_all(
@@ -258,8 +311,12 @@ class ExclusiveRedisXCom(BaseXCom):
         """get_all for async callers (deferrable operators): the same single Redis round trip."""
         request = _all_map_indexes(key, dag_id, task_id, run_id, include_prior_dates)
         reply = await airflow_compat.send_to_supervisor_async(request)
-        # Off the event loop, as Airflow 3.4 does: it may also serve a triggerer's other triggers.
-        return await asyncio.to_thread(cls._deserialize_slice, reply)
+        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates))
+        try:
+            # Off the event loop, as Airflow 3.4 does: it may also serve a triggerer's other triggers.
+            return await asyncio.to_thread(cls._deserialize_slice, reply)
+        finally:
+            _pulling.reset(token)
 
     @classmethod
     def _deserialize_slice(cls, msg: Any) -> list[Any] | None:
@@ -273,37 +330,14 @@ class ExclusiveRedisXCom(BaseXCom):
     @classmethod
     def deserialize_many(cls, values: Sequence[Any]) -> list[Any]:
         """deserialize_value for each stored value, with every Redis read batched into one pipeline."""
-        runtime = _runtime()
-        redis_keys = [_own_key(runtime, value, None) for value in values]
-        uses = Counter(k for k in redis_keys if k is not None)
-        if not uses:
-            return [cls.deserialize_value(_XComValueWrapper(value)) for value in values]
-        started = time.perf_counter()
-        try:
-            fetched = dict(zip(uses, runtime.store.get_many(list(uses)), strict=True))
-        except RedisXComError as exc:
-            _count_failure(exc)
-            raise
-        size = sum(len(data) for data in fetched.values() if data is not None)
-        count = sum(uses.values())
-        pulled = []
-        for value, redis_key in zip(values, redis_keys, strict=True):
-            if redis_key is None:
-                pulled.append(cls.deserialize_value(_XComValueWrapper(value)))
-                continue
-            pulled.append(_decode(runtime, redis_key, fetched[redis_key]))
-            uses[redis_key] -= 1
-            if not uses[redis_key]:
-                del fetched[redis_key]  # free the raw bytes once decoded: peak memory stays lower
-        metrics.pulled(count, size, started)
-        return pulled
+        return _pull_many(values, unbound_legacy=True)
 
     @classmethod
     def delete(
         cls, key: str, task_id: str, dag_id: str, run_id: str, map_index: int | None = None
     ) -> None:
-        """Airflow's delete, with the row's coordinates known to purge (its only caller here)."""
-        token = _deleting.set(_Row(dag_id, run_id, task_id, key))
+        """Airflow's delete, with the row it removes known to purge (its only caller)."""
+        token = _deleting.set(_deleted_row(dag_id, run_id, task_id, key, map_index))
         try:
             super().delete(key, task_id, dag_id, run_id, map_index)
         finally:
@@ -311,34 +345,34 @@ class ExclusiveRedisXCom(BaseXCom):
 
     @classmethod
     def purge(cls, xcom: Any, *args: Any) -> None:
-        """UNLINK the value a row being deleted refers to (Airflow 3.0 to 3.3: before a retry or
-        re-run; 3.4: when a task instance's run replaces its own rows, never an earlier attempt's).
+        """UNLINK the value of a row being deleted (Airflow 3.0 to 3.3: before a retry or re-run; 3.4:
+        when a task instance's run replaces its own rows, never an earlier attempt's).
 
-        A reference that is not ours, or not of the row being deleted, leaves Redis alone.
+        Only a value confirmed to be that row's own goes: every coordinate that identifies it (dag,
+        run, task, key, map index; on 3.4 the writing task instance) known of the row and equal.
+        Anything else stays in Redis, for its TTL or `redis-xcom gc`.
         """
-        settings = _runtime().settings
-        value = getattr(xcom, "value", None)
+        prefix = _runtime().settings.key_prefix
+        row = _row_carried_by(xcom, _deleting.get() or keys.RowCoordinates())
         try:
-            found = keys.own_key_of_reference(value, settings.key_prefix)
+            redis_key = keys.owned_key(getattr(xcom, "value", None), row, prefix)
         except UntrustedReferenceError as exc:
-            log.warning("Not purging the XCom row with key %r: %s", getattr(xcom, "key", None), exc)
+            log.warning("Not purging: %s", exc)
             return
-        if found is None:
+        if redis_key is None:
             return
-        redis_key, coords = found
-        row = _deleting.get()
-        row_key = getattr(xcom, "key", None)
-        owned = keys.belongs_to_row(coords, **row._asdict()) if row else row_key in (None, coords.key)
-        if not owned or (row_key is not None and row_key != coords.key):
-            log.warning(
-                "Not purging Redis key %r: it is not the value of the xcom row being deleted (%s); "
-                "the row was written by something other than this backend. Redis was left as it was.",
-                redis_key,
-                row or f"key={row_key!r}",
+        coords = keys.parse_key(redis_key, prefix)
+        if coords is None or not keys.belongs_to_row(coords, row, confirmed=True):
+            log.info(
+                "Not purging %s while deleting %s: nothing says the value is that row's own (on Airflow "
+                "3.4, the task instance whose row is deleted is known only inside its own run). It stays "
+                "in Redis until its TTL or `redis-xcom gc`.",
+                coords.describe() if coords else redis_key,
+                row.describe(),
             )
             return
         # Dropped from its run's index too, so the index names exactly the run's live keys.
-        index = keys.run_index_key(settings.key_prefix, coords.dag_id, coords.run_id)
+        index = keys.run_index_key(prefix, coords.dag_id, coords.run_id)
         _runtime().store.unlink_indexed(index, [redis_key])
 
     @classmethod
@@ -467,14 +501,107 @@ def _kept_inline(value: Any) -> bool:
     return False
 
 
-def _own_key(runtime: _Runtime, value: Any, row_key: str | None) -> str | None:
-    """The Redis key of a reference of ours; None for an inline value. A foreign reference raises."""
+def _pull(result: Any, *, unbound_legacy: bool) -> Any:
+    """One row's value: from Redis for a reference of the row's own, else Airflow's own value."""
+    runtime = _runtime()
+    row = _row_carried_by(result, _pulled_row())
+    redis_key = keys.owned_key(result.value, row, runtime.settings.key_prefix, unbound_legacy=unbound_legacy)
+    if redis_key is None:
+        # REST-API rows, trigger events, skipmixin and rows from before the switch.
+        return BaseXCom.deserialize_value(result)
+    started = time.perf_counter()
     try:
-        found = keys.own_key_of_reference(value, runtime.settings.key_prefix)
-    except UntrustedReferenceError as exc:
-        named = "An XCom row" if row_key is None else f"The XCom row with key {row_key!r}"
-        raise UntrustedReferenceError(f"{named} cannot be pulled: {exc}") from None
-    return None if found is None else found[0]
+        data = runtime.store.get(redis_key)
+    except RedisXComError as exc:
+        _count_failure(exc)
+        raise
+    value = _decode(runtime, redis_key, data)
+    metrics.pulled(1, len(data) if data is not None else 0, started)
+    return value
+
+
+def _pull_many(values: Sequence[Any], *, unbound_legacy: bool) -> list[Any]:
+    """Each stored value's value, with every Redis read batched into one pipeline. Every reference
+    is checked before anything is read: one that is not its row's own fails the whole pull."""
+    runtime = _runtime()
+    row, prefix = _pulled_row(), runtime.settings.key_prefix
+    redis_keys = [keys.owned_key(value, row, prefix, unbound_legacy=unbound_legacy) for value in values]
+    uses = Counter(k for k in redis_keys if k is not None)
+    if not uses:
+        return [BaseXCom.deserialize_value(_XComValueWrapper(value)) for value in values]
+    started = time.perf_counter()
+    try:
+        fetched = dict(zip(uses, runtime.store.get_many(list(uses)), strict=True))
+    except RedisXComError as exc:
+        _count_failure(exc)
+        raise
+    size = sum(len(data) for data in fetched.values() if data is not None)
+    count = sum(uses.values())
+    pulled = []
+    for value, redis_key in zip(values, redis_keys, strict=True):
+        if redis_key is None:
+            pulled.append(BaseXCom.deserialize_value(_XComValueWrapper(value)))
+            continue
+        pulled.append(_decode(runtime, redis_key, fetched[redis_key]))
+        uses[redis_key] -= 1
+        if not uses[redis_key]:
+            del fetched[redis_key]  # free the raw bytes once decoded: peak memory stays lower
+    metrics.pulled(count, size, started)
+    return pulled
+
+
+def _requested_row(
+    dag_id: str, run_id: str, task_id: str, key: str, include_prior_dates: bool, map_index: int | None = None
+) -> keys.RowCoordinates:
+    """The rows a get_all request reads (every map index), or with map_index the row get_one reads."""
+    return keys.RowCoordinates(
+        dag_id,
+        # With prior dates, the latest run holding the XCom answers: not necessarily this one.
+        None if include_prior_dates else run_id,
+        task_id,
+        key,
+        public_map_index=map_index,
+    )
+
+
+def _pulled_row() -> keys.RowCoordinates:
+    """What is known of the row a pull reads: what the pulling call named (get_one, get_all), else
+    the DAG run of the task running here, since Airflow reads a mapped sequence's items only from
+    the DAG run of the task that consumes them; nothing outside a task."""
+    row = _pulling.get()
+    if row is not None:
+        return row
+    ti = airflow_compat.running_task_instance()
+    return keys.RowCoordinates() if ti is None else keys.RowCoordinates(ti.dag_id, ti.run_id)
+
+
+def _deleted_row(
+    dag_id: str, run_id: str, task_id: str, key: str, map_index: int | None
+) -> keys.RowCoordinates:
+    """The row delete() removes. The execution API resolves coordinates to their current task
+    instance: when they are the running one's own, that is the row's task instance (as Airflow's
+    own coordinate lookup decides); otherwise it is not known here."""
+    public = -1 if map_index is None else map_index  # the execution API reads -1 when none is named
+    row = keys.RowCoordinates(dag_id, run_id, task_id, key, public_map_index=public)
+    ti = airflow_compat.running_task_instance()
+    if ti is None or (ti.dag_id, ti.run_id, ti.task_id) != (dag_id, run_id, task_id):
+        return row
+    if (-1 if ti.map_index is None else ti.map_index) != public:
+        return row
+    return row._replace(task_instance_id=keys.as_uuid(getattr(ti, "id", None)))
+
+
+def _row_carried_by(xcom: Any, row: keys.RowCoordinates) -> keys.RowCoordinates:
+    """The row as known, completed by what the object itself carries (only .value is guaranteed;
+    a DB row, as 3.0's API server passes, carries all its coordinates)."""
+    # Read from the instance's own attributes: a missing one costs pydantic's __getattr__ some 5 µs.
+    fields = getattr(xcom, "__dict__", None) or {}
+    carried = {name: v for name in _ROW_FIELDS if (v := fields.get(name)) is not None}
+    if "task_instance_id" in carried:
+        carried["task_instance_id"] = keys.as_uuid(carried["task_instance_id"])
+    # Most pulls carry only the key the call already named: no new row to build.
+    news = {name: v for name, v in carried.items() if v != getattr(row, name)}
+    return row._replace(**news) if news else row
 
 
 def _count_failure(exc: RedisXComError) -> None:

@@ -189,19 +189,60 @@ def key_of_reference(value: object) -> str | None:
     """The Redis key a DB value names, or None when the value is not a reference at all.
 
     Rows are user input (REST, the UI, DAG code): the key named here is not yet known to be ours;
-    ``own_key_of_reference`` is the one that says so.
+    ``owned_key`` is the one that says so.
     """
     if isinstance(value, str) and value.startswith(REFERENCE_SCHEME):
         return value[len(REFERENCE_SCHEME) :]
     return None
 
 
-def own_key_of_reference(value: object, prefix: str) -> tuple[str, XComCoordinates] | None:
-    """The key and coordinates of a reference to one of our values under ``prefix``.
+class RowCoordinates(NamedTuple):
+    """Where an xcom row is, as far as its reader knows it; None: not known, so not compared.
 
-    None when the value is no reference at all (inline values, REST rows, rows from before the
-    backend). A reference naming anything else is refused with UntrustedReferenceError: it could name
-    another DAG's value, or a key that is no XCom (a Celery queue in a shared Redis).
+    ``map_index`` is the index rows and keys record (on Airflow 3.4 the task instance's region index:
+    the loop iteration of a task in a loop). ``public_map_index`` is the one Airflow's requests name
+    (-1 for a loop iteration): it says nothing of a 3.4 key, so it is compared only with the keys of
+    3.0 to 3.3, which predate loops.
+    """
+
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    key: str | None = None
+    map_index: int | None = None
+    public_map_index: int | None = None
+    task_instance_id: uuid.UUID | None = None
+    try_number: int | None = None  # named in messages only: the task instance id is what is compared
+
+    def describe(self) -> str:
+        """The row as messages name it: ``XCom(dag_id=..., ..., key=...)``, with what is known of it."""
+        map_index = self.map_index if self.map_index is not None else self.public_map_index
+        known = [
+            ("dag_id", self.dag_id),
+            ("run_id", self.run_id),
+            ("task_id", self.task_id),
+            ("map_index", map_index),
+            ("key", self.key),
+            ("try_number", self.try_number),
+        ]
+        shown = ", ".join(f"{name}={value!r}" for name, value in known if value is not None)
+        return f"XCom({shown})" if shown else "An XCom row"
+
+
+def as_uuid(value: object) -> uuid.UUID | None:
+    """A task instance id as compared: drivers and Airflow versions hand it back as UUID or text."""
+    return None if value is None else uuid.UUID(str(value))
+
+
+def owned_key(value: object, row: RowCoordinates, prefix: str, *, unbound_legacy: bool = True) -> str | None:
+    """The Redis key of the row's own value; None when the row holds no reference at all (inline
+    values, REST rows, rows from before the backend).
+
+    The check every reader of a row makes (pulls, purge, gc, the UI): anything but a reference to one
+    of our values under ``prefix`` that belongs to this row (``belongs_to_row``) raises
+    UntrustedReferenceError naming the row, and nothing is to be read, probed or deleted for it. With
+    ``unbound_legacy`` False (Airflow 3.4's load_value), a reference in the form 3.0 to 3.3 wrote,
+    which anyone can compute from a DAG's ids, is followed only for a row whose DAG is known.
     """
     redis_key = key_of_reference(value)
     if redis_key is None:
@@ -209,36 +250,68 @@ def own_key_of_reference(value: object, prefix: str) -> tuple[str, XComCoordinat
     coords = parse_key(redis_key, prefix)
     if coords is None:
         raise UntrustedReferenceError(
-            f"the row's reference {value!r} names no redis-xcom value under key_prefix {prefix!r}; it "
-            "was not written by this backend (it may have been edited through the REST API or the UI), "
-            "so it is neither read nor deleted. Delete or correct the row."
+            _untrusted(row, f"its reference {value!r} names no redis-xcom value under key_prefix {prefix!r}")
         )
-    return redis_key, coords
+    if not belongs_to_row(coords, row):
+        why = f"its reference names {coords.describe()}, not this row's value"
+        raise UntrustedReferenceError(_untrusted(row, why))
+    if coords.instance is None and not unbound_legacy and row.dag_id is None:
+        raise UntrustedReferenceError(
+            _untrusted(
+                row,
+                f"its reference names {coords.describe()} in the form Airflow 3.0 to 3.3 wrote (no task "
+                "instance), which anyone can compute from a DAG's ids; on Airflow 3.4 it is followed only "
+                "when the pull names the row's DAG, as xcom_pull and a task's mapped inputs do",
+            )
+        )
+    return redis_key
 
 
-def belongs_to_row(
-    coords: XComCoordinates,
-    *,
-    dag_id: str,
-    run_id: str,
-    task_id: str,
-    key: str,
-    map_index: int | None = None,
-    task_instance_id: uuid.UUID | str | None = None,
-) -> bool:
-    """Whether a reference's coordinates are those of the row holding it (None: not known, not checked).
+def _untrusted(row: RowCoordinates, why: str) -> str:
+    return (
+        f"{row.describe()}: {why}. The row was not written by redis-xcom for this XCom (it may have "
+        "been edited through the REST API or the UI), so nothing is read from Redis for it, probed or "
+        "deleted. Delete or correct the row, or clear and re-run the task that writes it."
+    )
 
-    A value of 3.4 written by a task instance for itself must name the row's task instance: that is
-    what keeps one attempt's or iteration's row from showing another's value.
+
+def belongs_to_row(coords: XComCoordinates, row: RowCoordinates, *, confirmed: bool = False) -> bool:
+    """Whether a reference's coordinates are those of the row holding it: the one ownership check.
+
+    A coordinate of the row its reader does not know is not compared, unless ``confirmed`` (a purge
+    deletes nothing on a guess): then whatever identifies the value must be known of the row and
+    equal. A value of 3.4 written by a task instance for itself is identified by that task instance
+    (one attempt's or iteration's row never resolves to another's); a write through coordinates by
+    a random id no row records, so it is never confirmed.
     """
-    if (coords.dag_id, coords.run_id, coords.task_id, coords.key) != (dag_id, run_id, task_id, key):
-        return False
-    if map_index is not None and coords.map_index is not None and coords.map_index != map_index:
-        return False
-    own = coords.task_instance_id
-    if task_instance_id is None or own is None:
-        return True
-    return own == uuid.UUID(str(task_instance_id))
+    for theirs, ours, identifies in _compared(coords, row):
+        if ours is None:
+            if confirmed and identifies:
+                return False
+        # A value that does not record a coordinate (a write through coordinates' map index) cannot
+        # contradict the row's.
+        elif theirs is not None and theirs != ours:
+            return False
+    return True
+
+
+def _compared(coords: XComCoordinates, row: RowCoordinates) -> list[tuple[object, object, bool]]:
+    """(the value's coordinate, the row's, whether it identifies the value) for each coordinate."""
+    pairs: list[tuple[object, object, bool]] = [
+        (coords.dag_id, row.dag_id, True),
+        (coords.run_id, row.run_id, True),
+        (coords.task_id, row.task_id, True),
+        (coords.key, row.key, True),
+    ]
+    if coords.instance is None:
+        # 3.0 to 3.3 (no loops): the map index identifies the value, whichever one the reader knows.
+        known = row.map_index if row.map_index is not None else row.public_map_index
+        return [*pairs, (coords.map_index, known, True)]
+    if coords.task_instance_id is not None:
+        # The task instance fixes the region index too; a row that records it must agree.
+        instance = (coords.task_instance_id, row.task_instance_id, True)
+        return [*pairs, instance, (coords.map_index, row.map_index, False)]
+    return [*pairs, (coords.instance, None, True), (coords.map_index, row.map_index, False)]
 
 
 @dataclass(frozen=True)
@@ -270,10 +343,5 @@ class Selection:
         A value whose map index is unknown (a 3.4 write through coordinates) is in no selection of
         one map index: clearing its run or task takes it.
         """
-        return (
-            coords.dag_id == self.dag_id
-            and self.run_id in (None, coords.run_id)
-            and self.task_id in (None, coords.task_id)
-            and (self.map_index is None or self.map_index == coords.map_index)
-            and self.key in (None, coords.key)
-        )
+        within = RowCoordinates(self.dag_id, self.run_id, self.task_id, self.key, self.map_index)
+        return belongs_to_row(coords, within) and (self.map_index is None or coords.map_index is not None)

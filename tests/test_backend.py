@@ -12,7 +12,7 @@ import pytest
 from redis_xcom import ExclusiveRedisXCom, XComExpiredError
 from redis_xcom.backend import SKIPMIXIN_KEY
 from redis_xcom.errors import CorruptPayloadError, RedisXComError, ValueTooLargeError
-from tests.xcom_calls import value_keys
+from tests.xcom_calls import own_row, value_keys
 
 RUN = "manual__2024-01-01T00:00:00+00:00"
 
@@ -128,7 +128,7 @@ def test_push_without_coordinates_is_refused(fake_redis: fakeredis.FakeRedis) ->
 def test_purge_unlinks_exactly_the_referenced_key(fake_redis: fakeredis.FakeRedis) -> None:
     kept = push("keep", task_id="other")
     purged = push("drop")
-    ExclusiveRedisXCom.purge(SimpleNamespace(key="return_value", value=purged))
+    ExclusiveRedisXCom.purge(own_row(purged))
     assert fake_redis.exists(purged.removeprefix("redis-xcom://")) == 0
     assert run_index(fake_redis) == {kept.removeprefix("redis-xcom://")}
     assert pull(kept) == "keep"

@@ -80,6 +80,36 @@ def test_a_stored_value_above_a_lowered_max_value_bytes_fails_its_pull_naming_th
         pull(reference)
 
 
+def test_a_task_catches_the_refusal_with_the_package_own_error(
+    fake_redis: object, xcom_settings: pytest.MonkeyPatch
+) -> None:
+    """As docs/guarantees.md tells users to: ``except redis_xcom.DecodeLimitError``."""
+    import redis_xcom
+    from redis_xcom.backend import reset_runtime
+
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__COMPRESSION", "zlib")
+    reference = push("z" * (2 * MiB), dag_id="d", run_id="r", task_id="big")
+    xcom_settings.setenv("AIRFLOW__REDIS_XCOM__MAX_VALUE_BYTES", str(MiB))
+    reset_runtime()
+    with pytest.raises(redis_xcom.DecodeLimitError):
+        pull(reference)
+
+
+def test_every_error_the_docs_list_is_exported_by_the_package() -> None:
+    import re
+    from pathlib import Path
+
+    import redis_xcom
+    from redis_xcom import errors
+
+    table = (Path(__file__).parents[1] / "docs" / "guarantees.md").read_text()
+    documented = set(re.findall(r"^\| `(\w+Error)` \|", table, re.MULTILINE)) - {"TypeError"}
+    assert "DecodeLimitError" in documented
+    for name in sorted(documented):
+        assert name in redis_xcom.__all__, f"{name} is documented but not in redis_xcom.__all__"
+        assert getattr(redis_xcom, name) is getattr(errors, name)
+
+
 def test_numpy_arrays_claiming_elements_in_no_bytes_are_refused() -> None:
     np = pytest.importorskip("numpy")
     codec = Codec()

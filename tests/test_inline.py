@@ -20,7 +20,7 @@ from redis_xcom.config import get_settings
 from redis_xcom.errors import ConfigError
 from tests.redis_process import RedisServer
 from tests.test_backend import FakeSupervisor
-from tests.xcom_calls import pull, push, redis_key, value_keys
+from tests.xcom_calls import own_coordinates, pull, push, redis_key, value_keys
 
 LIMIT = 64
 
@@ -267,11 +267,11 @@ def test_clear_gc_and_stats_see_only_redis_values(
     assert json.loads(capsys.readouterr().out)["values"] == 2
 
     class Table:  # the xcom table: the inline rows and the references
-        def referenced(self, coords: Sequence[keys.XComCoordinates]) -> set[str]:
-            return {k for c in coords if (k := keys.build_key("xcom", c)) in redis_keys}
+        def referenced(self, coords: Sequence[keys.XComCoordinates], prefix: str) -> set[str]:
+            return {k for c in coords if (k := keys.build_key(prefix, c)) in redis_keys}
 
-        def references(self, prefix: str) -> Iterator[list[tuple[str, str]]]:
-            yield [("etl", k) for k in redis_keys]
+        def references(self) -> Iterator[list[tuple[keys.RowCoordinates, object]]]:
+            yield [(own_coordinates(keys.to_reference(k)), keys.to_reference(k)) for k in redis_keys]
 
     assert run_gc(grace=0, dry_run=False, yes=True, force=False, out=Output(True), table=Table()) == 0
     gc = json.loads(capsys.readouterr().out)

@@ -12,13 +12,14 @@ from hypothesis import strategies as st
 from redis_xcom.errors import UntrustedReferenceError
 from redis_xcom.keys import (
     REFERENCE_SCHEME,
+    RowCoordinates,
     Selection,
     XComCoordinates,
     belongs_to_row,
     build_key,
     key_of_reference,
     new_write,
-    own_key_of_reference,
+    owned_key,
     parse_key,
     run_index_key,
     run_index_of,
@@ -174,9 +175,10 @@ def test_parse_key_rejects_what_is_not_an_xcom_key() -> None:
 
 def test_a_reference_is_ours_only_under_the_prefix_and_as_one_of_our_keys() -> None:
     key = build_key(PREFIX, XComCoordinates("d", "r", "t", -1, "k"))
-    assert own_key_of_reference(to_reference(key), PREFIX) == (key, parse_key(key))
-    assert own_key_of_reference("plain text", PREFIX) is None
-    assert own_key_of_reference(None, PREFIX) is None
+    row = RowCoordinates("d", "r", "t", "k", -1)
+    assert owned_key(to_reference(key), row, PREFIX) == key
+    assert owned_key("plain text", row, PREFIX) is None
+    assert owned_key(None, row, PREFIX) is None
     foreign = [
         "redis-xcom://celery",  # a broker queue in a shared Redis
         "redis-xcom://session:admin",
@@ -185,20 +187,63 @@ def test_a_reference_is_ours_only_under_the_prefix_and_as_one_of_our_keys() -> N
         "redis-xcom://" + key.replace("xcom:", "xcom2:", 1),
     ]
     for reference in foreign:
-        with pytest.raises(UntrustedReferenceError, match="Delete or correct the row"):
-            own_key_of_reference(reference, PREFIX)
+        with pytest.raises(UntrustedReferenceError, match=r"^XCom\(dag_id='d'.*Delete or correct the row"):
+            owned_key(reference, row, PREFIX)
 
 
 def test_a_reference_belongs_to_its_own_row_and_attempt() -> None:
     ti_id = uuid.uuid4()
     coords = XComCoordinates("d", "r", "t", 2, "k", task_instance_of(ti_id))
-    row = {"dag_id": "d", "run_id": "r", "task_id": "t", "key": "k"}
-    assert belongs_to_row(coords, **row, map_index=2, task_instance_id=ti_id)
-    assert belongs_to_row(coords, **row, task_instance_id=str(ti_id))
-    assert not belongs_to_row(coords, **row, task_instance_id=uuid.uuid4())  # another attempt's row
-    assert not belongs_to_row(coords, **row, map_index=3)
-    assert not belongs_to_row(coords, **{**row, "dag_id": "payroll"})
-    assert not belongs_to_row(coords, **{**row, "key": "other"})
+    row = RowCoordinates("d", "r", "t", "k")
+    assert belongs_to_row(coords, row._replace(map_index=2, task_instance_id=ti_id))
+    assert belongs_to_row(coords, row)  # nothing else known: not compared
+    assert not belongs_to_row(coords, row._replace(task_instance_id=uuid.uuid4()))  # another attempt's row
+    assert not belongs_to_row(coords, row._replace(map_index=3))
+    assert not belongs_to_row(coords, row._replace(dag_id="payroll"))
+    assert not belongs_to_row(coords, row._replace(key="other"))
+
+
+def test_a_request_map_index_is_compared_with_the_keys_of_3_0_to_3_3_only() -> None:
+    """Airflow's requests name the public map index (-1 for a loop iteration); a 3.4 key records the
+    region index (the iteration), so only the task instance can tell iterations apart there."""
+    iteration = XComCoordinates("d", "r", "t", 4, "k", task_instance_of(uuid.uuid4()))
+    legacy = XComCoordinates("d", "r", "t", 3, "k")
+    requested = RowCoordinates("d", "r", "t", "k", public_map_index=-1)
+    assert belongs_to_row(iteration, requested)
+    assert not belongs_to_row(legacy, requested)
+    assert belongs_to_row(legacy, requested._replace(public_map_index=3))
+
+
+def test_a_deletion_needs_every_identifying_coordinate_confirmed() -> None:
+    ti_id = uuid.uuid4()
+    row = RowCoordinates("d", "r", "t", "k", public_map_index=2)
+    legacy = XComCoordinates("d", "r", "t", 2, "k")
+    assert belongs_to_row(legacy, row, confirmed=True)
+    assert not belongs_to_row(legacy, row._replace(public_map_index=None), confirmed=True)
+    assert not belongs_to_row(legacy, row._replace(run_id=None), confirmed=True)
+    own = XComCoordinates("d", "r", "t", 2, "k", task_instance_of(ti_id))
+    assert not belongs_to_row(own, row, confirmed=True), "a task instance no one named is not assumed"
+    assert belongs_to_row(own, row._replace(task_instance_id=ti_id), confirmed=True)
+    assert not belongs_to_row(own, row._replace(task_instance_id=uuid.uuid4()), confirmed=True)
+    written = XComCoordinates("d", "r", "t", None, "k", new_write())
+    assert belongs_to_row(written, row) and not belongs_to_row(written, row, confirmed=True)
+
+
+def test_on_3_4_a_reference_in_the_old_form_needs_its_rows_dag() -> None:
+    key = build_key(PREFIX, XComCoordinates("payroll", "r", "t", -1, "k"))
+    assert owned_key(to_reference(key), RowCoordinates(), PREFIX) == key  # 3.0-3.3: no other check
+    with pytest.raises(UntrustedReferenceError, match=r"form Airflow 3\.0 to 3\.3 wrote"):
+        owned_key(to_reference(key), RowCoordinates(), PREFIX, unbound_legacy=False)
+    assert owned_key(to_reference(key), RowCoordinates("payroll"), PREFIX, unbound_legacy=False) == key
+    own = build_key(PREFIX, XComCoordinates("payroll", "r", "t", -1, "k", task_instance_of(uuid.uuid4())))
+    assert owned_key(to_reference(own), RowCoordinates(), PREFIX, unbound_legacy=False) == own
+
+
+def test_a_row_is_named_by_what_is_known_of_it() -> None:
+    full = RowCoordinates("d", "r", "t", "k", 2, try_number=1)
+    assert full.describe() == "XCom(dag_id='d', run_id='r', task_id='t', map_index=2, key='k', try_number=1)"
+    assert RowCoordinates(key="k", public_map_index=-1).describe() == "XCom(map_index=-1, key='k')"
+    assert RowCoordinates().describe() == "An XCom row"
 
 
 @given(coordinates)

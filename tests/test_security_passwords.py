@@ -56,10 +56,21 @@ def _forms(port: int) -> list[str]:
         f"unix:///tmp/redis.sock?db=0&password={SECRET}",
         f"{SECRET}@127.0.0.1:{port}",  # no scheme at all
     ]
-    return forms
+    return forms + _encoded_names(port)
+
+
+def _encoded_names(port: int) -> list[str]:
+    """Credential parameters whose names are percent-encoded or in capitals: redis-py decodes the
+    names, so ``%70assword`` authenticates as ``password`` does."""
+    names = ["%70assword", "pa%73sword", "%50ASSWORD", "PASSWORD", "Password", "%2570assword"]
+    return [f"redis://127.0.0.1:{port}/0?{name}={SECRET}" for name in names] + [
+        f"redis://127.0.0.1:{port}/0?username=app&%70assword={SECRET}",
+        f"valkey://127.0.0.1:{port}/0?pa%73sword={SECRET}",
+    ]
 
 
 FORMS = _forms(UNUSED_PORT)
+ENCODED_NAMES = _encoded_names(UNUSED_PORT)
 
 
 def _said(error: BaseException) -> str:
@@ -139,7 +150,10 @@ def test_a_push_error_in_a_task_log_hides_every_form(
 
 @pytest.mark.parametrize("command", [["doctor"], ["doctor", "--json"], ["stats", "--dag-id", "d"]])
 @pytest.mark.parametrize(
-    "url", [u for u in FORMS if u.startswith("redis")][:12] + [u for u in FORMS if u.startswith("valkey")][:4]
+    "url",
+    [u for u in FORMS if u.startswith("redis")][:12]
+    + [u for u in FORMS if u.startswith("valkey")][:4]
+    + ENCODED_NAMES,
 )
 def test_ops_commands_hide_every_form(
     url: str, command: list[str], unreachable: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -155,14 +169,15 @@ def test_ops_commands_hide_every_form(
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("name", ["password", "%70assword", "pa%73sword"])
 def test_query_string_password_authenticates_and_doctor_says_so(
-    xcom_settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    name: str, xcom_settings: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     if REDIS_SERVER is None:
         pytest.skip(MISSING_REASON)
     with RedisServer() as server:
         server.client().config_set("requirepass", SECRET)
-        xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", f"redis://127.0.0.1:{server.port}/0?password={SECRET}")
+        xcom_settings.setenv("AIRFLOW__REDIS_XCOM__URL", f"redis://127.0.0.1:{server.port}/0?{name}={SECRET}")
         reset_runtime()
         try:
             reference = ExclusiveRedisXCom.serialize_value(

@@ -7,7 +7,6 @@ import signal
 import time
 import tracemalloc
 import uuid
-from types import SimpleNamespace
 
 import pytest
 import redis
@@ -21,7 +20,7 @@ from redis_xcom.storage.client import build_client
 from redis_xcom.storage.packer import BufferList
 from redis_xcom.storage.store import RedisStore, is_manifest
 from tests.redis_process import RedisServer
-from tests.xcom_calls import pull, push, redis_key, value_keys
+from tests.xcom_calls import own_row, pull, push, redis_key, value_keys
 
 pytestmark = pytest.mark.integration
 
@@ -180,7 +179,7 @@ def test_backend_round_trips_chunked_values_and_purges_their_chunks(
         "tiny",
         {"inline": 1},
     ]
-    ExclusiveRedisXCom.purge(SimpleNamespace(value=reference))
+    ExclusiveRedisXCom.purge(own_row(reference))
     assert value_keys(client, small_chunks + ":*") == {redis_key(small)}
     with pytest.raises(XComExpiredError):
         pull(reference)

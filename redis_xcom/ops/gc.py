@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import SQLAlchemyError
 
 from redis_xcom import backend, keys
-from redis_xcom.errors import RedisXComError
+from redis_xcom.errors import RedisXComError, UntrustedReferenceError
 from redis_xcom.ops.metadata import AirflowXComTable, XComTable
 from redis_xcom.ops.output import OK, PROBLEM, Output, confirm
 from redis_xcom.ops.progress import progress
@@ -45,6 +45,8 @@ class GcReport:
     deleted: int = 0
     sample: list[str] = field(default_factory=list)
     missing_by_dag: Counter[str] = field(default_factory=Counter)
+    # Rows whose reference is not to their own value (edited through the REST API or the UI).
+    untrusted_by_dag: Counter[str] = field(default_factory=Counter)
 
     @property
     def to_delete(self) -> int:
@@ -77,7 +79,7 @@ class Collector:
         for batch in self.store.scan(head + "*"):
             values = [(k, c) for k in batch if (c := keys.parse_key(k, self.prefix)) is not None]
             report.examined += len(values)
-            referenced = self.table.referenced([c for _, c in values]) if values else set()
+            referenced = self.table.referenced([c for _, c in values], self.prefix) if values else set()
             orphans = [k for k, _ in values if k not in referenced]
             report.referenced += len(values) - len(orphans)
             old = []
@@ -109,10 +111,11 @@ def run_gc(
         with progress("gc: examining", store.key_count()) as bar:
             for scanned, _ in collector.batches(survey):
                 bar.advance(scanned)
-            for batch in table.references(settings.key_prefix):
-                found = store.exist([k for _, k in batch])
+            for batch in table.references():
+                owned = _owned_references(batch, settings.key_prefix, survey)
+                found = store.exist([k for _, k in owned])
                 survey.missing_by_dag.update(
-                    dag for (dag, _), there in zip(batch, found, strict=True) if not there
+                    dag for (dag, _), there in zip(owned, found, strict=True) if not there
                 )
     except RedisXComError as exc:
         out.note(f"redis-xcom gc failed: {exc}")
@@ -156,6 +159,23 @@ def run_gc(
     return OK
 
 
+def _owned_references(
+    batch: list[tuple[keys.RowCoordinates, object]], prefix: str, report: GcReport
+) -> list[tuple[str, str]]:
+    """(dag_id, key) of the rows whose reference is to their own value. The others are counted and
+    never probed: a row is user input, and its reference may name another DAG's value or no XCom."""
+    owned = []
+    for row, value in batch:
+        try:
+            redis_key = keys.owned_key(value, row, prefix)
+        except UntrustedReferenceError:
+            report.untrusted_by_dag[str(row.dag_id)] += 1
+            continue
+        if redis_key is not None:
+            owned.append((str(row.dag_id), redis_key))
+    return owned
+
+
 def _summary(report: GcReport, grace: int, dry_run: bool) -> dict[str, object]:
     return {
         "examined": report.examined,
@@ -169,6 +189,7 @@ def _summary(report: GcReport, grace: int, dry_run: bool) -> dict[str, object]:
         "deleted": 0,
         "stopped_by_guard": False,
         "rows_without_value_by_dag": dict(report.missing_by_dag),
+        "rows_with_untrusted_reference_by_dag": dict(report.untrusted_by_dag),
     }
 
 
@@ -187,3 +208,9 @@ def _print_survey(report: GcReport, grace: int, dry_run: bool, out: Output) -> N
         for dag_id, count in report.missing_by_dag.most_common():
             out.line(f"  {dag_id}: {count}")
         out.line("  Pulling them raises XComExpiredError; clear and re-run their tasks if they are needed.")
+    untrusted = sum(report.untrusted_by_dag.values())
+    if untrusted:
+        out.line(f"Rows whose reference is not to their own value (not probed): {untrusted}")
+        for dag_id, count in report.untrusted_by_dag.most_common():
+            out.line(f"  {dag_id}: {count}")
+        out.line("  Pulling them raises UntrustedReferenceError; delete or correct those rows.")

@@ -12,10 +12,11 @@ attempt's rows keep their values. Older Airflows ignore the option.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Protocol
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 from redis_xcom import keys
+from redis_xcom.errors import UntrustedReferenceError
 
 # Coordinates per lookup query: 4 bind parameters each, far below SQLite's and PostgreSQL's limits.
 LOOKUP_BATCH = 500
@@ -25,12 +26,12 @@ STREAM_BATCH = 1000
 
 
 class XComTable(Protocol):
-    def referenced(self, coords: Sequence[keys.XComCoordinates]) -> set[str]:
-        """The Redis keys that rows at these coordinates refer to."""
+    def referenced(self, coords: Sequence[keys.XComCoordinates], prefix: str) -> set[str]:
+        """The Redis keys under prefix that rows at these coordinates refer to as their own value."""
         ...
 
-    def references(self, prefix: str) -> Iterator[list[tuple[str, str]]]:
-        """Batches of (dag_id, redis key) of every row referring to a key under prefix."""
+    def references(self) -> Iterator[list[tuple[keys.RowCoordinates, object]]]:
+        """Batches of (row coordinates, stored value) of every row: gc checks each reference itself."""
         ...
 
 
@@ -45,7 +46,7 @@ class AirflowXComTable:
         self._session = create_session
         self.queries = 0
 
-    def referenced(self, coords: Sequence[keys.XComCoordinates]) -> set[str]:
+    def referenced(self, coords: Sequence[keys.XComCoordinates], prefix: str) -> set[str]:
         from sqlalchemy import select, tuple_
 
         model = self._model
@@ -58,21 +59,45 @@ class AirflowXComTable:
             for start in range(0, len(tasks), LOOKUP_BATCH):
                 wanted = tasks[start : start + LOOKUP_BATCH]
                 self.queries += 1
-                query = select(model.value).where(tuple_(*columns).in_(wanted))
+                query = select(*self._row_columns()).where(tuple_(*columns).in_(wanted))
                 rows = session.execute(query.execution_options(**_ALL_ATTEMPTS))
-                found.update(k for (value,) in rows if (k := keys.key_of_reference(value)) is not None)
+                # A row keeps alive only its own value, not whatever its (user-writable) value names.
+                found.update(k for row, value in self._rows(rows) if (k := _own_key(value, row, prefix)))
         return found
 
-    def references(self, prefix: str) -> Iterator[list[tuple[str, str]]]:
+    def references(self) -> Iterator[list[tuple[keys.RowCoordinates, object]]]:
         from sqlalchemy import select
 
-        model = self._model
-        query = select(model.dag_id, model.value).execution_options(yield_per=STREAM_BATCH, **_ALL_ATTEMPTS)
+        query = select(*self._row_columns()).execution_options(yield_per=STREAM_BATCH, **_ALL_ATTEMPTS)
         with self._session() as session:
             for rows in session.execute(query).partitions():
                 self.queries += 1
-                found = ((dag_id, keys.key_of_reference(value)) for dag_id, value in rows)
-                # A reference that is not to one of our values is not probed (rows are user input).
-                yield [
-                    (dag, k) for dag, k in found if k is not None and keys.parse_key(k, prefix) is not None
-                ]
+                yield list(self._rows(rows))
+
+    def _row_columns(self) -> list[Any]:
+        """Every coordinate of a row the reference check compares, then its value. Airflow 3.4's rows
+        name their task instance (xcom_v1's through their owner); older ones have no such column."""
+        model = self._model
+        columns = [model.dag_id, model.run_id, model.task_id, model.key, model.map_index]
+        return [*columns, getattr(model, "task_instance_id", None) or literal_none(), model.value]
+
+    @staticmethod
+    def _rows(rows: Iterable[Any]) -> Iterator[tuple[keys.RowCoordinates, object]]:
+        for dag_id, run_id, task_id, key, map_index, task_instance_id, value in rows:
+            ids = keys.as_uuid(task_instance_id)
+            yield keys.RowCoordinates(dag_id, run_id, task_id, key, map_index, task_instance_id=ids), value
+
+
+def literal_none() -> Any:
+    """A NULL column where a model has none to select (a task instance id before Airflow 3.4)."""
+    from sqlalchemy import null
+
+    return null()
+
+
+def _own_key(value: object, row: keys.RowCoordinates, prefix: str) -> str | None:
+    """The key of the row's own value, None for any other (rows are user input)."""
+    try:
+        return keys.owned_key(value, row, prefix)
+    except UntrustedReferenceError:
+        return None

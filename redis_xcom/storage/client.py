@@ -31,7 +31,7 @@ from redis.sentinel import Sentinel, SentinelConnectionPool
 from redis_xcom import connection
 from redis_xcom.config import SECTION, Settings, canonical_url, parse_option
 from redis_xcom.errors import ConfigError
-from redis_xcom.redaction import redact_url, unencoded_userinfo
+from redis_xcom.redaction import decoded_name, redact_url, unencoded_userinfo
 from redis_xcom.storage.packer import COMMAND_PACKER
 
 # What build_client returns: one node (directly or through Sentinel), or a cluster.
@@ -73,6 +73,10 @@ SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname")
 
 
+# The query parameters redis-py takes as credentials, named exactly so (after percent-decoding).
+_CREDENTIALS = ("username", "password")
+
+
 @dataclass(frozen=True)
 class Target:
     """A parsed URL of any scheme. repr shows no password."""
@@ -99,6 +103,18 @@ class Target:
         if self.scheme in SENTINEL_SCHEMES:
             return "sentinel"
         return "node"
+
+
+def _refuse_credential_lookalikes(query: list[tuple[str, str]], url_shown: str) -> None:
+    """A name that reads as username or password without being exactly it (``PASSWORD``,
+    ``%2570assword``) would reach redis-py as an unknown option: refused, naming it, never its value."""
+    for name, _ in query:
+        decoded = decoded_name(name)
+        if decoded is not None and decoded.lower() in _CREDENTIALS and name not in _CREDENTIALS:
+            raise ConfigError(
+                f"[{SECTION}] url {url_shown!r}: query parameter {name!r} is not one the client takes; "
+                f"write {decoded.lower()}= exactly (or put the credential in the URL's user information)"
+            )
 
 
 def _host_port(text: str, url_shown: str) -> tuple[str, int]:
@@ -146,11 +162,12 @@ def parse_url(url: str, settings: Settings | None = None) -> Target:
     query = parse_qsl(parts.query, keep_blank_values=True)
     # Credentials as query parameters, as redis-py accepts them: taken out so that no client, repr
     # or check (doctor's "no password") sees them anywhere but as the password.
-    credentials = {name: value for name, value in query if name in ("username", "password")}
+    credentials = {name: value for name, value in query if name in _CREDENTIALS}
     if credentials:
         username = username or credentials.get("username") or None
         password = password if password is not None else credentials.get("password")
         query = [(name, value) for name, value in query if name not in credentials]
+    _refuse_credential_lookalikes(query, shown)
     tls: dict[str, Any] = {}
     if settings is not None:
         tls = {name: getattr(settings, name) for name in TLS_OPTIONS}

@@ -47,12 +47,20 @@ class XComRow:
     task_instance_id: uuid.UUID | None = None
     try_number: int | None = None
 
-    def describe(self) -> str:
-        text = (
-            f"XCom(dag_id={self.dag_id!r}, run_id={self.run_id!r}, task_id={self.task_id!r}, "
-            f"map_index={self.map_index}, key={self.key!r}"
+    def coordinates(self) -> keys.RowCoordinates:
+        """Everything the reference check compares: the row as the metadata DB records it."""
+        return keys.RowCoordinates(
+            self.dag_id,
+            self.run_id,
+            self.task_id,
+            self.key,
+            map_index=self.map_index,
+            task_instance_id=keys.as_uuid(self.task_instance_id),
+            try_number=self.try_number,
         )
-        return text + ")" if self.try_number is None else f"{text}, try_number={self.try_number})"
+
+    def describe(self) -> str:
+        return self.coordinates().describe()
 
 
 @dataclass
@@ -254,38 +262,10 @@ def own_key(row: XComRow, prefix: str) -> str | None:
     """The Redis key of the row's own value, or None when the row holds no reference.
 
     UntrustedReferenceError, naming the row, when its reference names anything but a value under
-    ``prefix`` written for this very row (another DAG's value, another attempt's, a key that is no XCom).
+    ``prefix`` written for this very row (another DAG's value, another attempt's, a key that is no
+    XCom): the backend's one check (keys.owned_key), with every coordinate the row has.
     """
-    try:
-        found = keys.own_key_of_reference(row.value, prefix)
-    except UntrustedReferenceError:
-        raise UntrustedReferenceError(
-            _untrusted(row, f"its reference names no redis-xcom value under key_prefix {prefix!r}")
-        ) from None
-    if found is None:
-        return None
-    redis_key, coords = found
-    own = keys.belongs_to_row(
-        coords,
-        dag_id=row.dag_id,
-        run_id=row.run_id,
-        task_id=row.task_id,
-        key=row.key,
-        map_index=row.map_index,
-        task_instance_id=row.task_instance_id,
-    )
-    if not own:
-        raise UntrustedReferenceError(
-            _untrusted(row, f"its reference names {coords.describe()}, not this row's value")
-        )
-    return redis_key
-
-
-def _untrusted(row: XComRow, why: str) -> str:
-    return (
-        f"{row.describe()}: {why}. The row may have been edited through the REST API or the UI: it is "
-        "shown as stored, and nothing is read from Redis for it. Delete or correct the row."
-    )
+    return keys.owned_key(row.value, row.coordinates(), prefix)
 
 
 _lock = threading.Lock()

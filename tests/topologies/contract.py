@@ -7,14 +7,13 @@ and hands over an unrestricted client of its own that sees the same keys, for th
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import redis
 
 from redis_xcom import ExclusiveRedisXCom, XComExpiredError, keys
-from tests.xcom_calls import pull, push, redis_key, value_keys
+from tests.xcom_calls import own_row, pull, push, redis_key, value_keys
 
 CHUNK_BYTES = 4096
 TTL = 3600
@@ -104,7 +103,7 @@ def _many_and_get_all(monkeypatch: pytest.MonkeyPatch) -> None:
 def _purge(admin: redis.Redis) -> None:
     kept = push("keep", dag_id="contract", run_id="purge", task_id="keep")
     purged = push("drop", dag_id="contract", run_id="purge", task_id="drop")
-    ExclusiveRedisXCom.purge(SimpleNamespace(key="return_value", value=purged))
+    ExclusiveRedisXCom.purge(own_row(purged))
     assert admin.exists(redis_key(purged)) == 0 and pull(kept) == "keep"
 
 
