@@ -16,7 +16,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.e2e
+# The smoke run starts Airflow runs of four backends, a deployment and a cluster: several minutes
+# while another xdist worker shares the machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1500)]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +29,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1400,
         check=False,
     )
     assert proc.returncode == 0, (
