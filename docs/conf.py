@@ -25,7 +25,9 @@ myst_heading_anchors = 3
 
 html_theme = "furo"
 html_title = f"redis-xcom {__version__}"
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+# Long env-var names, URLs and code lines wrap instead of being cut off (tests/test_docs_layout.py).
+html_css_files = ["redis-xcom.css"]
 
 # The machines that build the docs have no internet: linkcheck checks only links inside the site.
 linkcheck_ignore = [r"https?://.*"]
