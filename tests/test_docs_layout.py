@@ -33,7 +33,8 @@ if (!main || !column) { return ['no main column on this page']; }
 const edge = column.getBoundingClientRect().right;
 const found = [];
 const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
-    + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+    + (typeof el.className === 'string' && el.className
+       ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
 for (const el of main.querySelectorAll('*')) {
   const style = getComputedStyle(el);
   if (style.display === 'none' || style.visibility === 'hidden') { continue; }
@@ -41,9 +42,11 @@ for (const el of main.querySelectorAll('*')) {
   if (rect.width === 0 && rect.height === 0) { continue; }
   const text = (el.textContent || '').trim().slice(0, 80);
   if (style.overflowX !== 'visible' && el.scrollWidth > el.clientWidth + 1 && el.clientWidth > 0) {
-    found.push(`${name(el)} is ${el.scrollWidth} px wide inside ${el.clientWidth} px (overflow-x: ${style.overflowX}): ${text}`);
+    found.push(`${name(el)} is ${el.scrollWidth} px wide inside ${el.clientWidth} px`
+               + ` (overflow-x: ${style.overflowX}): ${text}`);
   } else if (rect.right > edge + 1) {
-    found.push(`${name(el)} ends at ${Math.round(rect.right)} px, the column at ${Math.round(edge)} px: ${text}`);
+    found.push(`${name(el)} ends at ${Math.round(rect.right)} px,`
+               + ` the column at ${Math.round(edge)} px: ${text}`);
   }
 }
 return found;
