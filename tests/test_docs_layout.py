@@ -21,7 +21,7 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-WIDTHS = (1400,)
+WIDTHS = (1400, 1920)
 
 # Every element of the main column that clips its content (overflow hidden, or a horizontal scroll
 # bar: the reader sees a cut-off line either way), and every element that reaches past the column's
@@ -57,7 +57,7 @@ return found;
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     given = os.environ.get("REDIS_XCOM_DOCS_HTML")
     if given:
-        return Path(given)
+        return Path(given).resolve()
     out = tmp_path_factory.mktemp("docs-html")
     # The build of `make docs` (warnings are errors), into a directory of the test's own.
     build = subprocess.run(
