@@ -570,7 +570,7 @@ def summary(docs: dict[str, dict[str, Any]]) -> str:
             measured = ratio_text(measured, g.get("spread"))
         target = g["target"] if isinstance(g["target"], str) else f"{g['target']:g}x"
         shown = f"**{measured}**" if g["met"] else measured
-        rows.append([g["goal"], target, shown, "met" if g["met"] else "not met"])
+        rows.append([g["goal"], target, shown, "met" if g["met"] else "not\u00a0met"])  # one line
     return (
         conditions(docs)
         + "\n\n"
