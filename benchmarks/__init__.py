@@ -2,5 +2,6 @@
 
 Run everything with ``python -m benchmarks`` (``--smoke`` for the tiny CI size, ``--redis-url`` to
 use a Redis of your own). Results land in ``benchmarks/results/``: one JSON document per
-benchmark with the raw figures, ``RESULTS.md`` and ``chart.png``.
+benchmark with the raw figures, ``RESULTS.md`` (every table), ``SUMMARY.md`` (the headline table the
+docs and the README quote) and ``chart.png``.
 """

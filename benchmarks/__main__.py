@@ -58,7 +58,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="end to end: repetitions (default: 2 of each 50 MB point, 3 with --full-grid; smaller sizes and "
         "the slowest points once)",
     )
-    parser.add_argument("--report-only", action="store_true", help="rebuild RESULTS.md and chart.png only")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rebuild RESULTS.md, SUMMARY.md (and README.md's table) and chart.png only",
+    )
     return parser.parse_args(argv)
 
 
@@ -122,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"[{name}] done in {elapsed:.0f} s", flush=True)
     report.build(args.out)
-    print(f"Report: {args.out / 'RESULTS.md'}, {args.out / 'chart.png'}", flush=True)
+    written = ", ".join(str(args.out / name) for name in ("RESULTS.md", "SUMMARY.md", "chart.png"))
+    print(f"Report: {written}", flush=True)
     if failed:
         print(f"FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1

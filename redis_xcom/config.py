@@ -159,7 +159,7 @@ class Settings:
         return f"Settings({', '.join(f'{f.name}={self.shown(f.name)}' for f in fields(self))})"
 
     def shown(self, name: str) -> str:
-        """The option's value as it may be logged: passwords replaced by ***."""
+        """The option's value as it may be logged: passwords replaced by ``***``."""
         value = getattr(self, name)
         if name == "url":
             return repr(redact_url(value))

@@ -144,5 +144,7 @@ def test_report_and_chart(results: Path) -> None:
         "Hybrid mode",
     ):
         assert section in text
+    summary = (results / "SUMMARY.md").read_text()
+    assert "SMOKE RUN" in summary and "| what is measured |" in summary
     png = (results / "chart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000

@@ -32,3 +32,12 @@ def test_every_relative_link_of_the_readme_names_a_file_of_the_repository() -> N
     assert relative, "the README links into docs/"
     missing = [t for t in relative if not (ROOT / t).exists()]
     assert not missing, f"README.md links to files that do not exist: {missing}"
+
+
+def test_the_benchmark_figures_are_the_generated_table() -> None:
+    """README.md quotes benchmarks/results/SUMMARY.md (written by benchmarks/report.py), never by hand."""
+    summary = (ROOT / "benchmarks" / "results" / "SUMMARY.md").read_text(encoding="utf-8")
+    start = README.index("<!-- benchmark-summary: start")
+    end = README.index("<!-- benchmark-summary: end -->")
+    block = README[README.index("\n", start) + 1 : end].strip()
+    assert block == summary.strip(), "run `python -m benchmarks --report-only` to rewrite README.md's table"

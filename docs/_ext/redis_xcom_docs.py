@@ -46,6 +46,8 @@ class OptionsTable(SphinxDirective):
             )
         container = nodes.container()
         self.state.nested_parse(StringList(rows, source="redis_xcom/provider_info.py"), 0, container)
+        for table in container.findall(nodes.table):
+            table["classes"].append("redis-xcom-options")  # its column widths: docs/_static/redis-xcom.css
         return list(container.children)
 
 
