@@ -88,9 +88,7 @@ def _host_port(text: str, url_shown: str) -> tuple[str, int]:
                 f"[{SECTION}] url {url_shown!r}: the host {host!r} is not a host name or IP address "
                 f"(letters, digits, - . _; an IPv6 address goes in brackets); {how}"
             )
-    if not port_text:
-        if text.endswith(":"):
-            raise ConfigError(f"[{SECTION}] url {url_shown!r}: the port is empty in {text!r}; {how}")
+    if not port_text:  # "host" or "host:", as redis-py reads them too
         return host, DEFAULT_PORT
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(
