@@ -44,8 +44,6 @@ URL_FORMS = (
 )
 URL_EXAMPLE = "redis://:password@redis.example.com:6379/0"
 DEFAULT_PORT = 6379
-# A host name (letters, digits, - . _) or an IPv4 address; IPv6 addresses come in brackets.
-_HOST_PATTERN = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?")
 _COMPRESSIONS = ("none", "zlib", "lz4", "zstd")
 _CERT_REQS = ("required", "optional", "none")
 _TRUE = {"true", "t", "yes", "y", "1", "on"}
@@ -83,7 +81,7 @@ def _host_port(text: str, url_shown: str) -> tuple[str, int]:
         host, _, port_text = text.rpartition(":") if ":" in text else (text, "", "")
         if not host:
             raise ConfigError(f"[{SECTION}] url {url_shown!r}: the host is empty in {text!r}; {how}")
-        if not _HOST_PATTERN.fullmatch(host):
+        if not all(c.isalnum() or c in "-._" for c in host) or host[0] in "-." or ".." in host:
             raise ConfigError(
                 f"[{SECTION}] url {url_shown!r}: the host {host!r} is not a host name or IP address "
                 f"(letters, digits, - . _; an IPv6 address goes in brackets); {how}"
