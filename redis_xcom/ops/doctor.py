@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from redis_xcom import airflow_compat, backend, keys
 from redis_xcom.config import Settings
@@ -152,15 +152,20 @@ def _check_server(doctor: Doctor, settings: Settings) -> None:
         doctor.add("connect", FAIL, problem.message, problem.advice)
         return
     doctor.add("connect", OK_, f"{store.endpoint}; round trip {statistics.median(latencies):.2f} ms (median)")
-    config = _config_reader(client)
-    engine = _check_engine(doctor, client, config)
-    _check_round_trip(doctor, store, settings)
-    _check_tls_and_auth(doctor, client, settings)
-    _check_commands(doctor, client, settings)
-    _check_memory(doctor, client, config, engine)
-    _check_persistence(doctor, client, config)
-    _check_bulk_limit(doctor, config, settings)
-    _check_topology(doctor, client)
+    try:
+        config = _config_reader(client)
+        engine = _check_engine(doctor, client, config)
+        _check_round_trip(doctor, store, settings)
+        _check_tls_and_auth(doctor, client, settings)
+        _check_commands(doctor, client, settings)
+        _check_memory(doctor, client, config, engine)
+        _check_persistence(doctor, client, config)
+        _check_bulk_limit(doctor, config, settings)
+        _check_topology(doctor, client)
+    except (RedisError, RedisXComError, OSError) as exc:
+        # The connection went away between two checks (a restart, a failover): the rest cannot run.
+        problem = diagnosis.diagnose(exc, settings)
+        doctor.add("server", FAIL, f"the checks stopped: {problem.message}", problem.advice)
 
 
 def _check_round_trip(doctor: Doctor, store: Any, settings: Settings) -> None:
@@ -172,7 +177,9 @@ def _check_round_trip(doctor: Doctor, store: Any, settings: Settings) -> None:
         store.unlink_indexed(index, [redis_key])
         took = (time.perf_counter() - started) * 1000
     except RedisXComError as exc:
-        doctor.add("write", FAIL, str(exc), "the backend cannot push here; see the error")
+        problem = diagnosis.diagnose(exc, settings)
+        advice = problem.advice or "the backend cannot push here; see the error"
+        doctor.add("write", FAIL, problem.message, advice)
         return
     if back != b"doctor":
         doctor.add("write", FAIL, f"wrote {redis_key!r} and read back {back!r}", "is this Redis shared?")
