@@ -182,3 +182,20 @@ def test_a_good_password_passes_and_doctor_sums_up(
     assert text[-1] == summary["text"]
     assert text[-1].startswith(f"doctor: {summary['ok']} ok, {summary['warnings']} warning")
     assert f"; first look at {first_warning['name']}: {first_warning['advice']}" in text[-1]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["clear", "--dag-id", "etl", "--yes", "--json"], ["gc", "--yes", "--json"]],
+    ids=["clear", "gc"],
+)
+def test_clear_and_gc_say_it_as_stats_does(
+    command: list[str], configured: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configured.setenv("AIRFLOW__REDIS_XCOM__URL", f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0")
+    stats = run(capsys, "stats", "--json")
+    seen = run(capsys, *command)
+    assert_reads_well(seen)
+    error = json.loads(seen.out)
+    assert error == {**json.loads(stats.out), "command": command[0]}
+    assert error["problem"] == "connection-refused"
