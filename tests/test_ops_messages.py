@@ -8,13 +8,16 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from redis_xcom import airflow_compat
+from redis_xcom.backend import reset_runtime
 from redis_xcom.ops import cli
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer, free_port
+from tests.topologies.tls import OPENSSL, OPENSSL_MISSING, TLSRedisServer, make_certificates
 
 pytestmark = [
     pytest.mark.integration,
@@ -199,3 +202,31 @@ def test_clear_and_gc_say_it_as_stats_does(
     error = json.loads(seen.out)
     assert error == {**json.loads(stats.out), "command": command[0]}
     assert error["problem"] == "connection-refused"
+
+
+@pytest.mark.skipif(OPENSSL is None, reason=OPENSSL_MISSING)
+def test_a_tls_server_named_without_tls_or_with_the_wrong_ca(
+    configured: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    certs = make_certificates(tmp_path / "certs")
+    with TLSRedisServer(certs) as server:
+        cases = {
+            f"redis://127.0.0.1:{server.port}/0": (
+                "tls-required",
+                "speaks TLS on that port",
+                "use rediss://",
+            ),
+            f"{server.url}?ssl_ca_certs={certs.other_ca}": ("tls", "TLS handshake", "ssl_ca_certs"),
+        }
+        for url, (problem, message, advice) in cases.items():
+            configured.setenv("AIRFLOW__REDIS_XCOM__URL", url)
+            reset_runtime()  # the settings are read once per process
+            stats = run(capsys, "stats", "--json")
+            assert_reads_well(stats)
+            error = json.loads(stats.out)
+            assert error["problem"] == problem and message in error["error"] and advice in error["advice"]
+            doctor = run(capsys, "doctor", "--json")
+            assert_reads_well(doctor)
+            connect = next(c for c in json.loads(doctor.out)["checks"] if c["name"] == "connect")
+            seen = (connect["status"], connect["detail"], connect["advice"])
+            assert seen == ("fail", error["error"], error["advice"])

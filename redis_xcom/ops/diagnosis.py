@@ -37,6 +37,7 @@ WRONG_CREDENTIALS = "wrong-credentials"
 NO_CREDENTIALS = "missing-credentials"
 UNEXPECTED_CREDENTIALS = "unexpected-credentials"
 NOT_TLS = "tls-mismatch"
+TLS_REQUIRED = "tls-required"
 TLS = "tls"
 REFUSED = "connection-refused"
 UNKNOWN_HOST = "unknown-host"
@@ -169,6 +170,26 @@ def _speaks_plain_text(hosts: tuple[tuple[str, int], ...]) -> bool:
     return False
 
 
+def _speaks_tls(hosts: tuple[tuple[str, int], ...]) -> bool:
+    """Whether a TLS server completes a handshake (certificates unchecked) at one of hosts."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    for host, port in hosts[:3]:
+        try:
+            with (
+                socket.create_connection((host, port), timeout=SNIFF_TIMEOUT) as raw,
+                context.wrap_socket(raw, server_hostname=host),
+            ):
+                return True
+        except ssl.SSLError as exc:
+            if "alert" in str(exc).lower():  # a TLS server refusing us (no client certificate)
+                return True
+        except OSError:
+            continue
+    return False
+
+
 def diagnose(exc: BaseException, settings: Settings | None = None) -> Diagnosis:
     """What exc (raised while using the Redis of settings) means for the person at the terminal."""
     chain = _chain(exc)
@@ -224,6 +245,15 @@ def diagnose(exc: BaseException, settings: Settings | None = None) -> Diagnosis:
             "server's tls-port",
             cause,
         )
+    closed = any(text in words for text in ("closed by server", "connection reset", "reset by peer"))
+    if target is not None and not tls and (closed or timed_out) and _speaks_tls(target.hosts):
+        return Diagnosis(
+            TLS_REQUIRED,
+            f"{where} speaks TLS on that port, and {_URL_OR_CONN} does not",
+            f"use rediss:// (not redis://) in {_URL_OR_CONN}, with [{SECTION}] ssl_ca_certs naming "
+            "the CA that signed the server's certificate",
+            cause,
+        )
     if ssl_error:
         return Diagnosis(
             TLS,
@@ -272,7 +302,6 @@ def diagnose(exc: BaseException, settings: Settings | None = None) -> Diagnosis:
     if isinstance(exc, RedisXComError) and not isinstance(exc, RedisUnavailableError):
         # Not about the connection: the store's own message says what failed.
         return Diagnosis(OTHER, _masked(str(exc), settings), "", cause)
-    closed = "closed by server" in words or "connection reset" in words
     hint = " If the server speaks TLS on that port, use rediss://." if closed and not tls else ""
     return Diagnosis(
         OTHER,
