@@ -6,6 +6,7 @@ Defaults, types and descriptions come from the one table of options in provider_
 from __future__ import annotations
 
 import functools
+import ipaddress
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 from redis_xcom.airflow_compat import airflow_conf
 from redis_xcom.errors import ConfigError
 from redis_xcom.provider_info import DEFAULT_URL, OPTIONS, OPTIONS_BY_NAME, SECTION
-from redis_xcom.redaction import redact_url
+from redis_xcom.redaction import redact_url, unencoded_userinfo
 
 _PREFIX_PATTERN = re.compile(r"[A-Za-z0-9_.:/-]+")
 SCHEMES = (
@@ -36,6 +37,13 @@ SCHEME_ALIASES = {
     "valkey+sentinel": "redis+sentinel",
     "valkeys+sentinel": "rediss+sentinel",
 }
+# How a URL is written, for the messages about a URL that is not.
+URL_FORMS = (
+    "redis://[[user]:password@]host[:port][/db] (rediss:// for TLS, unix:///path/to/redis.sock, "
+    "redis+cluster://host:port[,host:port...], redis+sentinel://host:port[,host:port...]/<service>)"
+)
+URL_EXAMPLE = "redis://:password@redis.example.com:6379/0"
+DEFAULT_PORT = 6379
 _COMPRESSIONS = ("none", "zlib", "lz4", "zstd")
 _CERT_REQS = ("required", "optional", "none")
 _TRUE = {"true", "t", "yes", "y", "1", "on"}
@@ -49,6 +57,50 @@ def canonical_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     alias = SCHEME_ALIASES.get(scheme.lower()) if sep else None
     return f"{alias}://{rest}" if alias else url
+
+
+def _host_port(text: str, url_shown: str) -> tuple[str, int]:
+    """One ``host[:port]`` (``[v6]:port`` too) of a URL: a ConfigError saying what is wrong and how
+    to write it when the host or the port cannot be one."""
+    how = f"write host:port, e.g. {URL_EXAMPLE}"
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            raise ConfigError(
+                f"[{SECTION}] url {url_shown!r}: {text!r} is not an IPv6 address in brackets; "
+                "write [address]:port, e.g. redis://[::1]:6379/0"
+            )
+        port_text = rest[1:] if rest else ""
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError(
+                f"[{SECTION}] url {url_shown!r}: {host!r} is not an IPv6 address; {how}"
+            ) from None
+    else:
+        host, _, port_text = text.rpartition(":") if ":" in text else (text, "", "")
+        if not host:
+            raise ConfigError(f"[{SECTION}] url {url_shown!r}: the host is empty in {text!r}; {how}")
+        if not all(c.isalnum() or c in "-._" for c in host) or host[0] in "-." or ".." in host:
+            raise ConfigError(
+                f"[{SECTION}] url {url_shown!r}: the host {host!r} is not a host name or IP address "
+                f"(letters, digits, - . _; an IPv6 address goes in brackets); {how}"
+            )
+    if not port_text:  # "host" or "host:", as redis-py reads them too
+        return host, DEFAULT_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(
+            f"[{SECTION}] url {url_shown!r}: the port {port_text!r} of {text!r} is not a number from 1 "
+            f"to 65535; {how} (6379 is Redis's default)"
+        )
+    return host, int(port_text)
+
+
+def url_hosts(hostlist: str, url_shown: str) -> tuple[tuple[str, int], ...]:
+    """The comma-separated ``host:port`` list of a URL's network location (localhost:6379 if empty)."""
+    if not hostlist:
+        return (("localhost", DEFAULT_PORT),)
+    return tuple(_host_port(h, url_shown) for h in hostlist.split(","))
 
 
 def _default(name: str) -> Any:
@@ -99,12 +151,24 @@ class Settings:
             object.__setattr__(self, "url", DEFAULT_URL)
         if self.url:
             object.__setattr__(self, "url", canonical_url(self.url))
-            scheme = urlsplit(self.url).scheme
-            if scheme not in SCHEMES:
-                accepted = ", ".join(s + "://" for s in (*SCHEMES, *SCHEME_ALIASES))
+            shown = redact_url(self.url)
+            try:
+                parts = urlsplit(self.url)
+            except ValueError as exc:  # a bracketed host that is no IPv6 address, an invalid port
                 raise ConfigError(
-                    f"[{SECTION}] url must start with one of {accepted}; got {redact_url(self.url)!r}"
-                )
+                    f"[{SECTION}] url {shown!r} is not a URL ({exc}); write {URL_FORMS}"
+                ) from None
+            if parts.scheme not in SCHEMES or "://" not in self.url:
+                accepted = ", ".join(s + "://" for s in (*SCHEMES, *SCHEME_ALIASES))
+                hint = f"write {URL_FORMS}"
+                if "://" not in self.url:
+                    hint = f"the scheme is missing: write redis://{shown} (or rediss:// for TLS)"
+                raise ConfigError(f"[{SECTION}] url must start with one of {accepted}; got {shown!r}: {hint}")
+            if parts.scheme != "unix" and not unencoded_userinfo(self.url):
+                # Every entry point (tasks, the UI, the ops commands) learns of a bad host or port
+                # here, not at the first connection. (A password holding an unencoded '/' or '@' is
+                # reported by storage.client.parse_url, which says how to encode it.)
+                url_hosts(parts.netloc.rpartition("@")[2], shown)
         if "{" in self.key_prefix or "}" in self.key_prefix:
             # The run's {hash tag} keeps its keys in one cluster slot; a brace in the prefix would move it.
             raise ConfigError(

@@ -99,7 +99,10 @@ def test_wait_timeout_must_end_before_the_socket_timeout(
         ("valkeys://app:pw@cache:6380/0", "rediss://app:pw@cache:6380/0"),
         ("valkey+cluster://a:7000,b:7001", "redis+cluster://a:7000,b:7001"),
         ("valkeys+cluster://a:7000,b:7001", "rediss+cluster://a:7000,b:7001"),
-        ("valkey+sentinel://:pw@s1:26379,s2:26379/mymaster/1", "redis+sentinel://:pw@s1:26379,s2:26379/mymaster/1"),
+        (
+            "valkey+sentinel://:pw@s1:26379,s2:26379/mymaster/1",
+            "redis+sentinel://:pw@s1:26379,s2:26379/mymaster/1",
+        ),
         ("valkeys+sentinel://s1:26379/mymaster/0", "rediss+sentinel://s1:26379/mymaster/0"),
         ("VALKEYS://cache:6380/0", "rediss://cache:6380/0"),
     ],
@@ -129,3 +132,39 @@ def test_a_valkey_connection_is_a_redis_one() -> None:
     assert connection_url(plain)[0] == "redis+cluster://cache:6379/0"
     with pytest.raises(ConfigError, match="type redis \\(or valkey\\)"):
         connection_url(Connection(conn_id="m", conn_type="memcached", host="cache"))
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("redis://127.0.0.1:notaport/0", "the port 'notaport' of '127.0.0.1:notaport' is not a number"),
+        ("redis://127.0.0.1:70000/0", "the port '70000'"),
+        ("redis://bad host:6379/0", "the host 'bad host' is not a host name or IP address"),
+        ("redis+cluster://a:7000,b:x/0", "the port 'x' of 'b:x'"),
+        ("redis://[zz]:6379/0", "is not a URL"),
+        ("localhost:6379", "the scheme is missing: write redis://localhost:6379"),
+        ("http://cache:6379/0", "must start with one of redis://"),
+    ],
+)
+def test_a_bad_url_is_refused_when_the_settings_are_read(url: str, says: str) -> None:
+    # Every entry point (a task, the UI, doctor's config check) learns it before any connection.
+    with_password = url.replace("://", "://app:hunter2@", 1)
+    with pytest.raises(ConfigError) as info:
+        Settings(url=with_password)
+    assert says in str(info.value)
+    assert "redis://" in str(info.value), "it says how to write one"
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://[::1]:6379/0",
+        "redis://my_redis.internal.:6380/2",
+        "rediss+cluster://a:1,b:2",
+        "redis://",
+        "redis://cache:/0",  # an empty port is the default one, as redis-py reads it
+    ],
+)
+def test_good_urls_pass(url: str) -> None:
+    assert Settings(url=url).url == url

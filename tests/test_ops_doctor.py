@@ -20,7 +20,14 @@ BACKEND = "redis_xcom.ExclusiveRedisXCom"
 
 def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, dict[str, Any]]]:
     code = cli.main(["doctor", "--json", *args])
-    checks = json.loads(capsys.readouterr().out)["checks"]
+    report = json.loads(capsys.readouterr().out)
+    checks = report["checks"]
+    # The summary counts the checks and names the one to act on first.
+    summary = report["summary"]
+    assert [summary[k] for k in ("ok", "warnings", "failed")] == [
+        sum(c["status"] == status for c in checks) for status in ("ok", "warning", "fail")
+    ]
+    assert summary["exit_code"] == code
     return code, {c["name"]: c for c in checks}
 
 
@@ -45,6 +52,9 @@ def test_a_well_set_up_server_passes_even_strict(
         assert "round trip" in checks["connect"]["detail"]
         assert checks["server"]["detail"] == engine_shown(), "the engine and its own version"
         assert not server.client().keys("doctor-test:*"), "the probe value is deleted"
+        assert cli.main(["doctor"]) == 0
+        last = capsys.readouterr().out.splitlines()[-1]
+        assert last == f"doctor: {len(checks)} ok, 0 warnings, 0 failed; nothing to do"
 
 
 def test_an_unreachable_server_fails_naming_it(
@@ -57,7 +67,9 @@ def test_an_unreachable_server_fails_naming_it(
     code = cli.main(["doctor"])
     out = capsys.readouterr().out
     assert code == 1
-    assert "fail    connect: cannot reach Redis" in out and str(port) in out
+    assert f"fail    connect: Redis at 127.0.0.1:{port} refused the connection: nothing listens there" in out
+    summary = "doctor: 2 ok, 0 warnings, 1 failed; first fix connect: start Redis"
+    assert out.splitlines()[-1].startswith(summary)
     assert "hunter2" not in out
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from redis_xcom import backend, keys
 from redis_xcom.errors import RedisXComError
-from redis_xcom.ops.output import OK, PROBLEM, Output, confirm, human_bytes
+from redis_xcom.ops import diagnosis
+from redis_xcom.ops.output import OK, Output, confirm, human_bytes
 from redis_xcom.ops.progress import progress
 
 SHOWN_KEYS = 5
@@ -60,11 +61,15 @@ def _describe(selection: keys.Selection) -> str:
 
 
 def run_clear(selection: keys.Selection, *, dry_run: bool, yes: bool, out: Output) -> int:
+    settings, problem = diagnosis.load_settings()
+    if settings is not None:
+        problem = diagnosis.first_contact(settings)
+    if problem is not None:
+        return diagnosis.report(out, "clear", problem)
     try:
         found = survey(selection)
     except RedisXComError as exc:
-        out.note(f"redis-xcom clear failed: {exc}")
-        return PROBLEM
+        return diagnosis.report(out, "clear", diagnosis.diagnose(exc, settings))
     summary = {
         "selection": _arguments(selection),
         "keys": found.keys,
@@ -91,8 +96,7 @@ def run_clear(selection: keys.Selection, *, dry_run: bool, yes: bool, out: Outpu
     try:
         deleted = backend.ExclusiveRedisXCom.clear(**_arguments(selection))
     except RedisXComError as exc:
-        out.note(f"redis-xcom clear failed: {exc}")
-        return PROBLEM
+        return diagnosis.report(out, "clear", diagnosis.diagnose(exc, settings))
     summary["deleted"] = deleted
     out.line(f"Deleted {deleted} values (their DB rows stay; pulling them raises XComExpiredError).")
     out.document(summary)

@@ -135,7 +135,8 @@ def _add_ops_commands(commands: argparse._SubParsersAction) -> None:
             "Check [redis_xcom] and its source, the connection and its latency, TLS and auth, that "
             "every command the backend sends is allowed, the eviction policy, persistence, maxmemory "
             "headroom, proto-max-bulk-len against chunk_bytes, the cluster or Sentinel, and "
-            "[core] xcom_backend. Each check prints ok, warning or fail with what to do. Exit code 0 "
+            "[core] xcom_backend. Each check prints ok, warning or fail with what to do; a last line "
+            "sums up (the counts, and the check to act on first). Exit code 0 "
             "when nothing failed (warnings too, unless --strict), 1 on a failure."
         ),
     )

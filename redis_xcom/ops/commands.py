@@ -6,7 +6,8 @@ import argparse
 
 from redis_xcom import airflow_compat
 from redis_xcom.errors import ConfigError
-from redis_xcom.ops.output import PROBLEM, USAGE, Output
+from redis_xcom.ops import diagnosis
+from redis_xcom.ops.output import USAGE, Output
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -25,6 +26,13 @@ def run_command(args: argparse.Namespace) -> int:
             if args.grace < 0:
                 out.note("--grace must be >= 0 seconds")
                 return USAGE
+            # The first contact, as stats and clear make it: a wrong password or a server that is
+            # down is said in seconds, the same way.
+            settings, problem = diagnosis.load_settings()
+            if settings is not None:
+                problem = diagnosis.first_contact(settings)
+            if problem is not None:
+                return diagnosis.report(out, "gc", problem)
             return run_gc(grace=args.grace, dry_run=args.dry_run, yes=args.yes, force=args.force, out=out)
         if args.command == "stats":
             from redis_xcom.ops.stats import run_stats
@@ -35,6 +43,5 @@ def run_command(args: argparse.Namespace) -> int:
 
             return run_doctor(strict=args.strict, out=out)
     except ConfigError as exc:
-        out.note(f"redis-xcom {args.command}: {exc}")
-        return PROBLEM
+        return diagnosis.report(out, args.command, diagnosis.diagnose(exc))
     raise AssertionError(f"unhandled command {args.command!r}")

@@ -90,7 +90,15 @@ def unreachable_reason(url: str, timeout: float = 2.0) -> str | None:
         finally:
             client.close()
     except (redis.RedisError, RedisClusterException, RedisXComError, OSError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        # Said as doctor and stats say it: what is wrong and what to do.
+        from redis_xcom.ops.diagnosis import diagnose
+
+        try:
+            settings: Settings | None = Settings(url=url)
+        except RedisXComError:
+            settings = None
+        found = diagnose(exc, settings)
+        return f"{found.message} -> {found.advice}" if found.advice else found.message
     return None
 
 

@@ -11,16 +11,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import quote
 
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from redis_xcom import airflow_compat, backend, keys
-from redis_xcom.config import Settings, get_settings
+from redis_xcom.config import Settings
 from redis_xcom.errors import RedisXComError
+from redis_xcom.ops import diagnosis
 from redis_xcom.ops.engine import Engine, engine_of
 from redis_xcom.ops.output import OK, PROBLEM, Output, human_bytes
-from redis_xcom.redaction import MASK, redact_url
+from redis_xcom.redaction import redact_url
 from redis_xcom.storage.client import parse_url
 
 OK_, WARNING, FAIL = "ok", "warning", "fail"
@@ -59,20 +59,48 @@ def run_doctor(*, strict: bool, out: Output) -> int:
     _check_xcom_backend(doctor)
     if settings is not None:
         _check_server(doctor, settings)
+    code = PROBLEM if doctor.failed() or (strict and doctor.warned()) else OK
+    summary = _summary(doctor, code)
     for check in doctor.checks:
         advice = f" -> {check.advice}" if check.advice else ""
         out.line(f"{check.status:<8}{check.name}: {check.detail}{advice}")
-    out.document({"checks": [asdict(c) for c in doctor.checks], "strict": strict})
-    if doctor.failed() or (strict and doctor.warned()):
-        return PROBLEM
-    return OK
+    out.line(summary["text"])
+    out.document({"checks": [asdict(c) for c in doctor.checks], "strict": strict, "summary": summary})
+    return code
+
+
+def _summary(doctor: Doctor, code: int) -> dict[str, Any]:
+    """The counts, and the check to act on first: the first failure, else the first warning."""
+    counts = {status: sum(c.status == status for c in doctor.checks) for status in (OK_, WARNING, FAIL)}
+    warnings = f"{counts[WARNING]} warning{'' if counts[WARNING] == 1 else 's'}"
+    text = f"doctor: {counts[OK_]} ok, {warnings}, {counts[FAIL]} failed"
+    first = next((c for c in doctor.checks if c.status == FAIL), None) or next(
+        (c for c in doctor.checks if c.status == WARNING), None
+    )
+    if first is None:
+        text += "; nothing to do"
+    else:
+        verb = "fix" if first.status == FAIL else "look at"
+        text += f"; first {verb} {first.name}: {first.advice or first.detail}"
+    skipped = [c.name for c in doctor.checks if c.status == FAIL and c.name in ("config", "connect")]
+    if skipped:
+        text += " (the checks that need Redis did not run)"
+    return {
+        "ok": counts[OK_],
+        "warnings": counts[WARNING],
+        "failed": counts[FAIL],
+        "first": asdict(first) if first else None,
+        "skipped_server_checks": bool(skipped),
+        "exit_code": code,
+        "text": text,
+    }
 
 
 def _check_config(doctor: Doctor) -> Settings | None:
-    try:
-        settings = get_settings()
-    except RedisXComError as exc:
-        doctor.add("config", FAIL, str(exc), "fix the option it names")
+    settings, problem = diagnosis.load_settings()
+    if settings is None:
+        assert problem is not None
+        doctor.add("config", FAIL, problem.message, problem.advice)
         return None
     if settings.redis_conn_id:
         source = f"Airflow connection redis_conn_id={settings.redis_conn_id!r}"
@@ -108,47 +136,36 @@ def _check_xcom_backend(doctor: Doctor) -> None:
 
 
 def _check_server(doctor: Doctor, settings: Settings) -> None:
-    try:
-        store = backend.runtime().store
-        client = store.client
-        latencies = []
-        for _ in range(PINGS):
-            started = time.perf_counter()
-            client.ping()
-            latencies.append((time.perf_counter() - started) * 1000)
-    except Exception as exc:
-        doctor.add(
-            "connect",
-            FAIL,
-            f"cannot reach Redis: {_safe(exc, settings)}",
-            "check that it runs and that [redis_xcom] url (or the connection) points at it",
-        )
+    problem = diagnosis.first_contact(settings)
+    if problem is None:
+        try:
+            store = backend.runtime().store
+            client = store.client
+            latencies = []
+            for _ in range(PINGS):
+                started = time.perf_counter()
+                client.ping()
+                latencies.append((time.perf_counter() - started) * 1000)
+        except Exception as exc:
+            problem = diagnosis.diagnose(exc, settings)
+    if problem is not None:
+        doctor.add("connect", FAIL, problem.message, problem.advice)
         return
     doctor.add("connect", OK_, f"{store.endpoint}; round trip {statistics.median(latencies):.2f} ms (median)")
-    config = _config_reader(client)
-    engine = _check_engine(doctor, client, config)
-    _check_round_trip(doctor, store, settings)
-    _check_tls_and_auth(doctor, client, settings)
-    _check_commands(doctor, client, settings)
-    _check_memory(doctor, client, config, engine)
-    _check_persistence(doctor, client, config)
-    _check_bulk_limit(doctor, config, settings)
-    _check_topology(doctor, client)
-
-
-def _safe(exc: BaseException, settings: Settings) -> str:
-    text = str(exc)
-    if not settings.url:
-        return text
-    text = text.replace(settings.url, redact_url(settings.url))
     try:
-        password = parse_url(settings.url).password
-    except RedisXComError:
-        return text
-    # A library's message may quote the password alone, decoded or not.
-    for form in {password, quote(password or "", safe="")} - {None, ""}:
-        text = text.replace(str(form), MASK)
-    return text
+        config = _config_reader(client)
+        engine = _check_engine(doctor, client, config)
+        _check_round_trip(doctor, store, settings)
+        _check_tls_and_auth(doctor, client, settings)
+        _check_commands(doctor, client, settings)
+        _check_memory(doctor, client, config, engine)
+        _check_persistence(doctor, client, config)
+        _check_bulk_limit(doctor, config, settings)
+        _check_topology(doctor, client)
+    except (RedisError, RedisXComError, OSError) as exc:
+        # The connection went away between two checks (a restart, a failover): the rest cannot run.
+        problem = diagnosis.diagnose(exc, settings)
+        doctor.add("server", FAIL, f"the checks stopped: {problem.message}", problem.advice)
 
 
 def _check_round_trip(doctor: Doctor, store: Any, settings: Settings) -> None:
@@ -160,7 +177,9 @@ def _check_round_trip(doctor: Doctor, store: Any, settings: Settings) -> None:
         store.unlink_indexed(index, [redis_key])
         took = (time.perf_counter() - started) * 1000
     except RedisXComError as exc:
-        doctor.add("write", FAIL, str(exc), "the backend cannot push here; see the error")
+        problem = diagnosis.diagnose(exc, settings)
+        advice = problem.advice or "the backend cannot push here; see the error"
+        doctor.add("write", FAIL, problem.message, advice)
         return
     if back != b"doctor":
         doctor.add("write", FAIL, f"wrote {redis_key!r} and read back {back!r}", "is this Redis shared?")

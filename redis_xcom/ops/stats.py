@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis_xcom import backend, keys
-from redis_xcom.errors import RedisXComError
+from redis_xcom.ops import diagnosis
 from redis_xcom.ops.engine import engine_of
-from redis_xcom.ops.output import OK, PROBLEM, Output, human_bytes
+from redis_xcom.ops.output import OK, Output, human_bytes
 from redis_xcom.ops.progress import progress
 
 # Upper bounds (seconds) of the TTL histogram's buckets; the last one takes the rest.
@@ -98,15 +98,16 @@ def servers() -> dict[str, dict[str, Any]]:
 
 
 def run_stats(*, top: int, out: Output) -> int:
+    settings, problem = diagnosis.load_settings()
+    if settings is not None:
+        problem = diagnosis.first_contact(settings)
+    if problem is not None:
+        return diagnosis.report(out, "stats", problem)
     try:
         usage = survey(top)
         nodes = servers()
-    except RedisXComError as exc:
-        out.note(f"redis-xcom stats failed: {exc}")
-        return PROBLEM
-    except Exception as exc:  # a server query outside the store (INFO) failed
-        out.note(f"redis-xcom stats failed: {type(exc).__name__}: {exc}")
-        return PROBLEM
+    except Exception as exc:  # the store's RedisXComError, or a server query outside it (INFO)
+        return diagnosis.report(out, "stats", diagnosis.diagnose(exc, settings))
     largest = sorted(usage.largest, reverse=True)
     prefix = backend.runtime().settings.key_prefix
     out.line(

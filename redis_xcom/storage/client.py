@@ -29,7 +29,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from redis_xcom import connection
-from redis_xcom.config import SECTION, Settings, canonical_url, parse_option
+from redis_xcom.config import DEFAULT_PORT, SECTION, Settings, canonical_url, parse_option, url_hosts
 from redis_xcom.errors import ConfigError
 from redis_xcom.redaction import decoded_name, redact_url, unencoded_userinfo
 from redis_xcom.storage.packer import COMMAND_PACKER
@@ -66,7 +66,6 @@ _JITTER_BACKOFF: Callable[..., AbstractBackoff] = getattr(
 
 # Larger socket reads: fewer system calls and buffer copies for large values.
 SOCKET_READ_SIZE = 256 * 1024
-DEFAULT_PORT = 6379
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
 # TLS options that may be given as URL query parameters too (they win over [redis_xcom]'s).
@@ -117,27 +116,8 @@ def _refuse_credential_lookalikes(query: list[tuple[str, str]], url_shown: str) 
             )
 
 
-def _host_port(text: str, url_shown: str) -> tuple[str, int]:
-    """One ``host[:port]`` (``[v6]:port`` too) of a multi-host URL."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-    else:
-        host, _, port_text = text.rpartition(":") if ":" in text else (text, "", "")
-    try:
-        port = int(port_text) if port_text else DEFAULT_PORT
-    except ValueError:
-        raise ConfigError(f"[{SECTION}] url {url_shown!r}: port of {text!r} is not a number") from None
-    if not host:
-        raise ConfigError(f"[{SECTION}] url {url_shown!r}: a host is empty in {text!r}")
-    return host, port
-
-
-def _hosts(hostlist: str, url_shown: str) -> tuple[tuple[str, int], ...]:
-    """The comma-separated ``host:port`` list of a URL (localhost:6379 if empty)."""
-    if not hostlist:
-        return (("localhost", DEFAULT_PORT),)
-    return tuple(_host_port(h, url_shown) for h in hostlist.split(","))
+# One place parses hosts and ports: Settings checks them when it is built.
+_hosts = url_hosts
 
 
 def parse_url(url: str, settings: Settings | None = None) -> Target:

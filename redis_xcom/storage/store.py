@@ -197,14 +197,15 @@ def _raise_translated(exc: Exception, endpoint: str, action: str, subject: objec
     what failed, where, and what to check. The message is built only here, on failure."""
     action = f"{action} {subject!r}" if subject != "" else action
     where = f"Redis at {endpoint}"
+    reason = _reason(exc).rstrip(".")  # redis-py's messages may end with a full stop; ours follows
     if isinstance(exc, AuthenticationError):
         raise RedisUnavailableError(
-            f"{where} refused the credentials while trying to {action}: {_reason(exc)}. "
+            f"{where} refused the credentials while trying to {action}: {reason}. "
             "Check the user and password in [redis_xcom] url (or its redis_conn_id connection)."
         ) from None
     if isinstance(exc, ReadOnlyError):
         raise RedisUnavailableError(
-            f"{where} is a read-only replica while trying to {action}: {_reason(exc)}. "
+            f"{where} is a read-only replica while trying to {action}: {reason}. "
             "A failover may be in progress, or [redis_xcom] url points at a replica; "
             "the task can be retried once a primary answers."
         ) from exc
@@ -217,24 +218,24 @@ def _raise_translated(exc: Exception, endpoint: str, action: str, subject: objec
         ) from exc
     if isinstance(exc, RedisConnectionError) and "SSL" in str(exc):
         raise RedisUnavailableError(
-            f"{where} failed the TLS handshake while trying to {action}: {_reason(exc)}. "
+            f"{where} failed the TLS handshake while trying to {action}: {reason}. "
             "Check [redis_xcom] ssl_ca_certs (the CA that signed the server's certificate), "
             "ssl_check_hostname (the host must be in the certificate's names), and ssl_certfile / "
             "ssl_keyfile if the server requires a client certificate."
         ) from exc
     if isinstance(exc, cluster.TRANSIENT) and not isinstance(exc, RETRIED_ERRORS):
         raise RedisUnavailableError(
-            f"{where} kept redirecting or refusing while trying to {action}: {_reason(exc)}. "
+            f"{where} kept redirecting or refusing while trying to {action}: {reason}. "
             "A resharding or failover did not settle within [redis_xcom] retry_attempts and "
             "retry_backoff_cap; check CLUSTER INFO / redis-cli --cluster check, and retry the task."
         ) from exc
     if isinstance(exc, RETRIED_ERRORS):
         raise RedisUnavailableError(
-            f"{where} is unreachable while trying to {action}: {_reason(exc)}. "
+            f"{where} is unreachable while trying to {action}: {reason}. "
             "Check that it is running and that [redis_xcom] url points at it; "
             "the task can be retried once it is back."
         ) from exc
-    raise RedisXComError(f"{where} failed to {action}: {_reason(exc)}") from exc
+    raise RedisXComError(f"{where} failed to {action}: {reason}") from exc
 
 
 class _RedisErrors:
