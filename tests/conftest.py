@@ -43,6 +43,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = f"CI=true and a server or tool is missing (a skip would hide it): {reason}"
 
 
+# The slow kinds of test first: xdist hands out whole files in collection order, so a long file
+# started last would leave one worker busy alone at the end.
+COST_RANK = {"deployment": 0, "e2e": 1, "browser": 1, "integration": 2, "topology": 2}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        return min((COST_RANK.get(mark.name, 3) for mark in item.iter_markers()), default=3)
+
+    file_rank: dict[str, int] = {}
+    for item in items:
+        file_rank[item.nodeid.split("::")[0]] = min(file_rank.get(item.nodeid.split("::")[0], 3), rank(item))
+    order = {id(item): i for i, item in enumerate(items)}
+    items.sort(key=lambda item: (file_rank[item.nodeid.split("::")[0]], order[id(item)]))
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     return f"server engine: {TEST_SERVER} ({REDIS_SERVER or 'not found'}; set {TEST_SERVER_ENV} to change)"
 
