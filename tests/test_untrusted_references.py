@@ -159,7 +159,9 @@ def redis_key_of(reference: str) -> str:
     return reference.removeprefix("redis-xcom://")
 
 
-PULLS = ["get_one", "aget_one", "get_all", "aget_all"]
+# aget_one is Airflow's from 3.3 (get_all / aget_all are the backend's own on every minor).
+AIRFLOW_HAS_AGET_ONE = any("aget_one" in vars(base) for base in ExclusiveRedisXCom.__mro__[1:])
+PULLS = ["get_one", "get_all", "aget_all"] + (["aget_one"] if AIRFLOW_HAS_AGET_ONE else [])
 
 
 def pull_row(how: str, *, dag_id: str = "etl", key: str = "k", map_index: int = -1) -> Any:
