@@ -14,6 +14,7 @@ from typing import Any
 import msgpack
 
 from redis_xcom.codec import science, stdtypes
+from redis_xcom.codec.budget import EXT_COSTS, GUARDED_MAP_LEN, DecodeBudget, guarded_map
 from redis_xcom.codec.extensions import BUF_BYTEARRAY, BUF_BYTES, BUF_VIEW, MAX_DEPTH, OUT_OF_BAND_MIN, Ext
 from redis_xcom.errors import CorruptPayloadError, UnsupportedFormatError
 
@@ -92,17 +93,26 @@ class Encoder:
 
 
 class Decoder:
-    """msgpack ``ext_hook``: rebuilds one value from an extension code and its payload."""
+    """msgpack ``ext_hook``: rebuilds one value from an extension code and its payload.
 
-    def __init__(self, region: memoryview | None = None, depth: int = 0) -> None:
+    The general path gives each decode its own, with the decode's budget; the small values' fast
+    path shares TOP_DECODER, whose budget is None.
+    """
+
+    def __init__(
+        self, region: memoryview | None = None, depth: int = 0, budget: DecodeBudget | None = None
+    ) -> None:
         self.region = region
         self.depth = depth
+        self.budget = budget
         self._child: Decoder | None = None
 
     def __call__(self, code: int, data: bytes) -> object:
         decode = _DECODERS.get(code)
         if decode is None:
             raise UnsupportedFormatError(f"value uses unknown extension type {code}; upgrade redis-xcom")
+        if self.budget is not None and self.budget.counting:
+            self.budget.spend_object(EXT_COSTS.get(code, 1))  # a set, a datetime...: built in Python
         return decode(self, data)
 
     def unpack(self, data: bytes | memoryview) -> Any:
@@ -110,14 +120,16 @@ class Decoder:
         if self.depth >= MAX_DEPTH:
             raise CorruptPayloadError(f"rich values nested more than {MAX_DEPTH} levels deep")
         if self._child is None:
-            self._child = Decoder(self.region, self.depth + 1)
-        return msgpack.unpackb(data, ext_hook=self._child, strict_map_key=False)
+            self._child = Decoder(self.region, self.depth + 1, self.budget)
+        return unpack_msgpack(data, self._child)
 
     def buffer(self, data: bytes) -> object:
         """Resolve an out-of-band reference: bytes/bytearray are copied once, views are not."""
         kind, offset, length = _BUFFER.unpack(data)
         if self.region is None or offset + length > len(self.region):
             raise CorruptPayloadError("buffer reference points outside the stored value")
+        if self.budget is not None:
+            self.budget.spend_region(length)
         view = self.region[offset : offset + length]
         if kind == BUF_BYTES:
             return bytes(view)
@@ -130,6 +142,28 @@ class Decoder:
 
 TOP_ENCODER = Encoder()
 TOP_DECODER = Decoder()
+
+
+def unpack_msgpack(data: Any, decoder: Decoder) -> Any:
+    """msgpack's decoder with redis-xcom's bounds: maps whose keys share one hash are refused, and
+    while the decode's budget counts, every map, array and extension value is counted."""
+    budget = decoder.budget
+    if budget is not None and budget.counting:
+        return msgpack.unpackb(
+            data,
+            ext_hook=decoder,
+            strict_map_key=False,
+            list_hook=budget.count_list,
+            object_pairs_hook=budget.count_map,
+        )
+    try:
+        # Small maps, nearly all of them, are built in C; a large one stops the decode...
+        return msgpack.unpackb(data, ext_hook=decoder, strict_map_key=False, max_map_len=GUARDED_MAP_LEN)
+    except ValueError as exc:
+        if "max_map_len" not in str(exc):
+            raise
+    # ...which runs again with every map's keys checked before the map is built.
+    return msgpack.unpackb(data, ext_hook=decoder, strict_map_key=False, object_pairs_hook=guarded_map)
 
 
 def new_packer() -> msgpack.Packer:
