@@ -405,3 +405,21 @@ def test_out_of_band_buffers_are_referenced_once() -> None:
     data = b"".join(bytes(p) for p in seal(parts, FLAG_CHECKSUM | FLAG_OUT_OF_BAND, 0, sum(map(len, parts))))
     outcome = decode_in_child(data)
     assert outcome.refused and "out-of-band" in outcome.message, outcome
+
+
+@pytest.mark.parametrize("kind", ["pandas", "arrow"])
+def test_an_arrow_stream_of_no_batches_decodes_without_aborting_the_process(kind: str) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pytest.importorskip("pandas")
+    from redis_xcom.codec.extensions import Ext
+
+    # Found by the fuzz target: a list view column of no chunks makes to_pandas() abort (SIGABRT).
+    schema = pa.schema([("l", pa.list_view(pa.int8())), ("s", pa.struct([("v", pa.list_view(pa.int8()))]))])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema):
+        pass  # the schema, and no record batch
+    code = Ext.PANDAS_DATAFRAME if kind == "pandas" else Ext.ARROW_TABLE
+    data = _sealed(_packed(_ext(code, sink.getvalue().to_pybytes())), "none")
+    then = "assert len(value) == 0" if kind == "pandas" else "assert value.to_pandas().shape == (0, 2)"
+    outcome = decode_in_child(data, then=then)
+    assert outcome.outcome == "ok", outcome

@@ -145,6 +145,10 @@ def _read_ipc(dec: ExtensionDecoder, buf: Any) -> Any:
     cost = table_cost(pa, pc, table)
     spend_elements(dec.budget, cost, len(buf), f"an Arrow table of {table.num_rows} rows")
     table.validate(full=True)  # malformed offsets must fail here, not crash later
+    if not table.num_rows:
+        # A stream of no batches gives columns of no chunks, which to_pandas() aborts the process
+        # on for list views (pyarrow 26): one empty chunk per column, the schema kept.
+        table = table.schema.empty_table()
     return table
 
 
