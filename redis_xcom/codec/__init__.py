@@ -7,6 +7,8 @@ The package knows nothing of Redis or of Airflow's backend:
     hooks        msgpack's default / ext_hook objects, and out-of-band buffers
     stdtypes     the standard library's types and the classes Airflow's serde handles
     science      numpy, pandas, pyarrow, polars (imported only when such a value appears)
+    arrowcost    what an Arrow table materializes, from its buffers, offsets and sizes
+    budget       what one decode may build, relative to the value's recorded length
     compression  zlib, lz4, zstd, with decompression bounded by the recorded length
     explain      the TypeError naming what cannot be serialized and where it sits
     text         a large ASCII string as a view of its own characters (no UTF-8 copy)
