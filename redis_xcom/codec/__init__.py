@@ -235,12 +235,12 @@ class Codec:
         if flags & FLAG_OUT_OF_BAND:
             return _decode_out_of_band(memoryview(payload), raw_len)
         budget = DecodeBudget(raw_len)
-        decoder = Decoder(budget=budget)
         unpack: Callable[[Any, Decoder], object] = _unpack
         if budget.must_count(payload):
             # Possibly more containers than allowed: msgpack counts them and stops at the limit.
             budget.counting = True
             unpack = unpack_msgpack
+        decoder = Decoder(budget=budget)
         if raw_len >= _GC_PAUSE_MIN:
             return _unpack_paused_gc(unpack, payload, decoder)
         return unpack(payload, decoder)
@@ -281,10 +281,9 @@ def _decode_out_of_band(payload: memoryview, raw_len: int) -> object:
     if end > len(payload):
         raise CorruptPayloadError("msgpack body length points past the end of the value")
     budget = DecodeBudget(raw_len, region=len(payload) - end)
-    decoder = Decoder(payload[end:], budget=budget)
     body = payload[_BODY_LEN.size : end]
     budget.counting = budget.must_count(body)
-    return unpack_msgpack(body, decoder)
+    return unpack_msgpack(body, Decoder(payload[end:], budget=budget))
 
 
 # Top-level values that need the out-of-band path: their type (bytearray, memoryview) or size matters.

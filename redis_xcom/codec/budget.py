@@ -43,6 +43,8 @@ FLOOD_CHECK_MIN = 1024
 FLOOD_SHARED_HASHES = 64
 # msgpack refuses larger maps (ValueError), and the caller decodes again with the hash check.
 GUARDED_MAP_LEN = FLOOD_CHECK_MIN - 1
+# The fewest bytes that can hold a map of FLOOD_CHECK_MIN entries (a key and a value, a byte each).
+GUARDED_MIN_BYTES = 2 * FLOOD_CHECK_MIN
 
 # A set (216 bytes empty) costs four lists; every other extension value (a datetime, a Decimal,
 # a tuple) about one.
@@ -105,7 +107,8 @@ class DecodeBudget:
         self.objects_left = FREE_OBJECTS + recorded // BYTES_PER_OBJECT
         self.elements_left = FREE_ELEMENTS
         self.region_left = region
-        # True: the body may hold more objects than allowed, and msgpack counts them as it builds.
+        # True: the body may hold more objects than allowed, and msgpack counts them as it builds
+        # (set before the decode's Decoder is made: it reads this once).
         self.counting = False
 
     def must_count(self, body: Any) -> bool:

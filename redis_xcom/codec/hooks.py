@@ -14,7 +14,7 @@ from typing import Any
 import msgpack
 
 from redis_xcom.codec import science, stdtypes
-from redis_xcom.codec.budget import EXT_COSTS, GUARDED_MAP_LEN, DecodeBudget, guarded_map
+from redis_xcom.codec.budget import EXT_COSTS, GUARDED_MAP_LEN, GUARDED_MIN_BYTES, DecodeBudget, guarded_map
 from redis_xcom.codec.extensions import BUF_BYTEARRAY, BUF_BYTES, BUF_VIEW, MAX_DEPTH, OUT_OF_BAND_MIN, Ext
 from redis_xcom.errors import CorruptPayloadError, UnsupportedFormatError
 
@@ -105,23 +105,29 @@ class Decoder:
         self.region = region
         self.depth = depth
         self.budget = budget
+        # Read once per extension value: whether the budget counts objects one by one.
+        self.counting = budget is not None and budget.counting
         self._child: Decoder | None = None
 
     def __call__(self, code: int, data: bytes) -> object:
         decode = _DECODERS.get(code)
         if decode is None:
             raise UnsupportedFormatError(f"value uses unknown extension type {code}; upgrade redis-xcom")
-        if self.budget is not None and self.budget.counting:
-            self.budget.spend_object(EXT_COSTS.get(code, 1))  # a set, a datetime...: built in Python
+        if self.counting:
+            self.budget.spend_object(EXT_COSTS.get(code, 1))  # type: ignore[union-attr]  # a set, a datetime...
         return decode(self, data)
 
     def unpack(self, data: bytes | memoryview) -> Any:
         """Unpack the inside of an extension one level deeper."""
         if self.depth >= MAX_DEPTH:
             raise CorruptPayloadError(f"rich values nested more than {MAX_DEPTH} levels deep")
-        if self._child is None:
-            self._child = Decoder(self.region, self.depth + 1, self.budget)
-        return unpack_msgpack(data, self._child)
+        child = self._child
+        if child is None:
+            child = self._child = Decoder(self.region, self.depth + 1, self.budget)
+        if len(data) < GUARDED_MIN_BYTES and not child.counting:
+            # Too short to hold a map the hash check applies to (the common case: a tuple, a set).
+            return msgpack.unpackb(data, ext_hook=child, strict_map_key=False)
+        return unpack_msgpack(data, child)
 
     def buffer(self, data: bytes) -> object:
         """Resolve an out-of-band reference: bytes/bytearray are copied once, views are not."""
@@ -147,8 +153,8 @@ TOP_DECODER = Decoder()
 def unpack_msgpack(data: Any, decoder: Decoder) -> Any:
     """msgpack's decoder with redis-xcom's bounds: maps whose keys share one hash are refused, and
     while the decode's budget counts, every map, array and extension value is counted."""
-    budget = decoder.budget
-    if budget is not None and budget.counting:
+    if decoder.counting:
+        budget: DecodeBudget = decoder.budget  # type: ignore[assignment]
         return msgpack.unpackb(
             data,
             ext_hook=decoder,

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from redis_xcom.codec.budget import spend_elements
+from redis_xcom.codec.budget import ELEMENTS_PER_BYTE, spend_elements
 from redis_xcom.codec.extensions import BUF_VIEW, Ext, ExtensionDecoder, ExtensionEncoder
 from redis_xcom.errors import CorruptPayloadError, UnsupportedFormatError
 
@@ -105,8 +105,9 @@ def _decode_ndarray(dec: ExtensionDecoder, data: bytes) -> Any:
     nested = sum(math.prod(shape[:axis]) for axis in range(1, len(shape)))
     # The extension's own bytes (dtype, shape) count as stored, and an out-of-band buffer's.
     stored = len(data) + (len(buf) if isinstance(buf, memoryview) else 0)
-    what = f"a numpy array of shape {tuple(shape)} and dtype {dtype}"
-    spend_elements(dec.budget, count + nested, stored, what)
+    if count + nested > ELEMENTS_PER_BYTE * stored:  # rare: only then is the allowance consulted
+        what = f"a numpy array of shape {tuple(shape)} and dtype {dtype}"
+        spend_elements(dec.budget, count + nested, stored, what)
     if count == 0 or dtype.itemsize == 0:
         return np.zeros(shape, dtype=dtype, order=order)
     # frombuffer views the stored bytes (read-only); the copy gives users a writable array.
