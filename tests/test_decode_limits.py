@@ -370,6 +370,20 @@ def test_real_dicts_with_non_string_keys_still_decode() -> None:
         assert codec.decode(codec.encode(value)) == value
 
 
+def test_a_large_map_decoded_twice_spends_its_allowances_once() -> None:
+    # A map of 1,024 keys or more stops msgpack's first pass; the second must not be charged for
+    # what the first built (out-of-band references, the free element allowance).
+    np = pytest.importorskip("numpy")
+    codec = Codec()
+    for value in (
+        {"array": np.arange(100_000.0), "map": {i: i for i in range(5_000)}},
+        {"array": np.arange(100_000.0), "map": {(i,): i for i in range(5_000)}},
+        [np.zeros((3_000_000, 0)), {(i,): i for i in range(2_000)}],
+    ):
+        decoded = codec.decode(codec.encode(value))
+        assert type(decoded) is type(value)
+
+
 @pytest.mark.parametrize("dtype", ["<U0", "|V0", "|S0"])
 def test_zero_itemsize_numpy_arrays_share_one_allowance_per_value(dtype: str) -> None:
     pytest.importorskip("numpy")

@@ -235,7 +235,7 @@ class Codec:
         if flags & FLAG_OUT_OF_BAND:
             return _decode_out_of_band(memoryview(payload), raw_len)
         budget = DecodeBudget(raw_len)
-        unpack: Callable[[Any, Decoder], object] = _unpack
+        unpack: Callable[[Any, Decoder], object] = _unpack_budgeted
         if budget.must_count(payload):
             # Possibly more containers than allowed: msgpack counts them and stops at the limit.
             budget.counting = True
@@ -272,6 +272,16 @@ def _unpack(body: Any, decoder: Decoder) -> object:
     try:
         return _unpack_fast(body, ext_hook=decoder, option=ormsgpack.OPT_NON_STR_KEYS)
     except ValueError:
+        return unpack_msgpack(body, decoder)
+
+
+def _unpack_budgeted(body: Any, decoder: Decoder) -> object:
+    """_unpack on the general path: what ormsgpack's attempt spent is not charged again to msgpack's."""
+    state = decoder.budget.snapshot()  # type: ignore[union-attr]
+    try:
+        return _unpack_fast(body, ext_hook=decoder, option=ormsgpack.OPT_NON_STR_KEYS)
+    except ValueError:
+        decoder.budget.restore(state)  # type: ignore[union-attr]
         return unpack_msgpack(body, decoder)
 
 

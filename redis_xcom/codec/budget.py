@@ -14,7 +14,9 @@ not the shapes that build it:
                Arrow): ELEMENTS_PER_BYTE per stored byte of each, and FREE_ELEMENTS shared by the
                whole decode, so that many small values cannot each claim a free allowance.
     hashes     maps and sets of FLOOD_CHECK_MIN items or more whose keys share one hash value
-               (ints', tuples' and UUIDs' hashes are not randomized) would take quadratic time.
+               (ints', tuples' and UUIDs' hashes are not randomized) would take quadratic time:
+               sets are checked as a whole; a map that large stops msgpack's first pass, and the
+               second watches the extension values its keys are made of (HashWatch).
     region     out-of-band buffers are referenced once: references add up to the region at most.
 
 A crafted or corrupt value is refused with DecodeLimitError before it is built, or as soon as it
@@ -85,6 +87,57 @@ def guarded_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     return dict(pairs)
 
 
+# Extension values whose hash is not randomized (ints' arithmetic, and what is built from ints):
+# only these can be crafted to share one hash. Strings, bytes, dates and paths hash randomly.
+WATCHED_CODES = frozenset({Ext.BIGINT, Ext.TUPLE, Ext.FROZENSET, Ext.DECIMAL, Ext.UUID, Ext.AIRFLOW_SERDE})
+
+
+class HashWatch:
+    """The distinct extension values of one decode that share each hash value.
+
+    A map's keys that share one hash are distinct values sharing it; msgpack builds the map in C
+    as its keys come from the extension hook, so watching what the hook returns stops a flood
+    after FLOOD_SHARED_HASHES colliding keys, before building it turns quadratic. Equal values
+    (a value repeated in a list) are one value here, so real data never comes near the limit.
+    """
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen: dict[int, object] = {}
+
+    def see(self, value: object) -> None:
+        try:
+            key = hash(value)
+        except Exception:  # unhashable (a list inside a tuple): it cannot be a key
+            return
+        first = self.seen.setdefault(key, value)
+        if first is value or _equal(first, value):
+            return
+        # A second distinct value with this hash: keep the distinct ones (a list, rarely made).
+        bucket = first if type(first) is _Bucket else _Bucket([first])
+        if not any(_equal(seen, value) for seen in bucket):
+            bucket.append(value)
+            if len(bucket) > FLOOD_SHARED_HASHES:
+                raise DecodeLimitError(
+                    f"more than {FLOOD_SHARED_HASHES} distinct values share one hash value: refused, "
+                    "since a map keyed by them would take quadratic time to build (a crafted value)"
+                )
+        self.seen[key] = bucket
+
+
+def _equal(a: object, b: object) -> bool:
+    """a == b, False where comparing them fails (a user class's __eq__)."""
+    try:
+        return bool(a is b or a == b)
+    except Exception:
+        return False
+
+
+class _Bucket(list[object]):
+    """Distinct values sharing one hash (a type of its own: a decoded value is never one)."""
+
+
 def most_objects(body: Any) -> int:
     """An upper bound of the objects body can build: every byte that could start a map or an array
     counts one, every byte that could start an extension value SET_COST (it may be a set)."""
@@ -136,6 +189,13 @@ class DecodeBudget:
         """msgpack's object_pairs_hook while counting."""
         self.spend_object()
         return guarded_map(pairs)
+
+    def snapshot(self) -> tuple[int, int, int]:
+        """What is left now: a decode that starts over (the map check's second pass) restores it."""
+        return self.objects_left, self.elements_left, self.region_left
+
+    def restore(self, state: tuple[int, int, int]) -> None:
+        self.objects_left, self.elements_left, self.region_left = state
 
     def spend_region(self, length: int) -> None:
         """An out-of-band reference of length bytes: the references add up to the region at most."""

@@ -14,7 +14,14 @@ from typing import Any
 import msgpack
 
 from redis_xcom.codec import science, stdtypes
-from redis_xcom.codec.budget import EXT_COSTS, GUARDED_MAP_LEN, GUARDED_MIN_BYTES, DecodeBudget, guarded_map
+from redis_xcom.codec.budget import (
+    EXT_COSTS,
+    GUARDED_MAP_LEN,
+    GUARDED_MIN_BYTES,
+    WATCHED_CODES,
+    DecodeBudget,
+    HashWatch,
+)
 from redis_xcom.codec.extensions import BUF_BYTEARRAY, BUF_BYTES, BUF_VIEW, MAX_DEPTH, OUT_OF_BAND_MIN, Ext
 from redis_xcom.errors import CorruptPayloadError, UnsupportedFormatError
 
@@ -100,22 +107,34 @@ class Decoder:
     """
 
     def __init__(
-        self, region: memoryview | None = None, depth: int = 0, budget: DecodeBudget | None = None
+        self,
+        region: memoryview | None = None,
+        depth: int = 0,
+        budget: DecodeBudget | None = None,
+        watch: HashWatch | None = None,
     ) -> None:
         self.region = region
         self.depth = depth
         self.budget = budget
-        # Read once per extension value: whether the budget counts objects one by one.
+        self.watch = watch
+        # Read once per extension value: whether the budget counts objects one by one...
         self.counting = budget is not None and budget.counting
+        # ...and whether anything is checked around it at all.
+        self.checked = self.counting or watch is not None
         self._child: Decoder | None = None
 
     def __call__(self, code: int, data: bytes) -> object:
         decode = _DECODERS.get(code)
         if decode is None:
             raise UnsupportedFormatError(f"value uses unknown extension type {code}; upgrade redis-xcom")
+        if not self.checked:
+            return decode(self, data)
         if self.counting:
             self.budget.spend_object(EXT_COSTS.get(code, 1))  # type: ignore[union-attr]  # a set, a datetime...
-        return decode(self, data)
+        value = decode(self, data)
+        if self.watch is not None and code in WATCHED_CODES:
+            self.watch.see(value)  # it may be a map's key
+        return value
 
     def unpack(self, data: bytes | memoryview) -> Any:
         """Unpack the inside of an extension one level deeper."""
@@ -123,8 +142,8 @@ class Decoder:
             raise CorruptPayloadError(f"rich values nested more than {MAX_DEPTH} levels deep")
         child = self._child
         if child is None:
-            child = self._child = Decoder(self.region, self.depth + 1, self.budget)
-        if len(data) < GUARDED_MIN_BYTES and not child.counting:
+            child = self._child = Decoder(self.region, self.depth + 1, self.budget, self.watch)
+        if len(data) < GUARDED_MIN_BYTES and not child.checked:
             # Too short to hold a map the hash check applies to (the common case: a tuple, a set).
             return msgpack.unpackb(data, ext_hook=child, strict_map_key=False)
         return unpack_msgpack(data, child)
@@ -162,14 +181,23 @@ def unpack_msgpack(data: Any, decoder: Decoder) -> Any:
             list_hook=budget.count_list,
             object_pairs_hook=budget.count_map,
         )
+    if decoder.watch is not None:
+        # Extension values are watched for shared hashes (see HashWatch): every map is built in C.
+        return msgpack.unpackb(data, ext_hook=decoder, strict_map_key=False)
+    spent = decoder.budget
+    state = None if spent is None else spent.snapshot()
     try:
-        # Small maps, nearly all of them, are built in C; a large one stops the decode...
+        # Maps are built in C; a large one, whose keys a flood could make share one hash, stops
+        # this pass...
         return msgpack.unpackb(data, ext_hook=decoder, strict_map_key=False, max_map_len=GUARDED_MAP_LEN)
     except ValueError as exc:
         if "max_map_len" not in str(exc):
             raise
-    # ...which runs again with every map's keys checked before the map is built.
-    return msgpack.unpackb(data, ext_hook=decoder, strict_map_key=False, object_pairs_hook=guarded_map)
+    # ...and the second, from the start, watches the extension values the keys are made of.
+    if spent is not None and state is not None:
+        spent.restore(state)  # what the first pass spent is built again
+    watcher = Decoder(decoder.region, decoder.depth, spent, HashWatch())
+    return msgpack.unpackb(data, ext_hook=watcher, strict_map_key=False)
 
 
 def new_packer() -> msgpack.Packer:
