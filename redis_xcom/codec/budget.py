@@ -112,7 +112,9 @@ class HashWatch:
         except Exception:  # unhashable (a list inside a tuple): it cannot be a key
             return
         first = self.seen.setdefault(key, value)
-        if first is value or _equal(first, value):
+        if first is value:  # the common case: the first value with this hash
+            return
+        if _equal(first, value):
             return
         # A second distinct value with this hash: keep the distinct ones (a list, rarely made).
         bucket = first if type(first) is _Bucket else _Bucket([first])

@@ -132,7 +132,7 @@ class Decoder:
         if self.counting:
             self.budget.spend_object(EXT_COSTS.get(code, 1))  # type: ignore[union-attr]  # a set, a datetime...
         value = decode(self, data)
-        if self.watch is not None and code in WATCHED_CODES:
+        if code in WATCHED_CODES and self.watch is not None:
             self.watch.see(value)  # it may be a map's key
         return value
 
@@ -143,8 +143,9 @@ class Decoder:
         child = self._child
         if child is None:
             child = self._child = Decoder(self.region, self.depth + 1, self.budget, self.watch)
-        if len(data) < GUARDED_MIN_BYTES and not child.checked:
-            # Too short to hold a map the hash check applies to (the common case: a tuple, a set).
+        if not child.counting and (child.watch is not None or len(data) < GUARDED_MIN_BYTES):
+            # Watched already, or too short to hold a map the hash check applies to (the common
+            # case: a tuple, a set): no first pass with the map check.
             return msgpack.unpackb(data, ext_hook=child, strict_map_key=False)
         return unpack_msgpack(data, child)
 
