@@ -49,7 +49,8 @@ print(json.dumps(report))
 """
 
 ROOT = Path(__file__).resolve().parent.parent
-LIBRARIES = "numpy,pyarrow,pyarrow.compute,pandas,polars"
+# What a probe of a scientific value imports before the cap (polars alone maps about 1 GB).
+SCIENCE = "numpy,pyarrow,pyarrow.compute,pandas,polars"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,10 +75,12 @@ def decode_in_child(
     codec: str = "Codec()",
     cap_mb: int = 512,
     timeout: float = 60.0,
+    preload: str = "",
 ) -> Outcome:
     """Decode data with `codec` (an expression) in a child capped at cap_mb of address space above
-    its imports, then run the statement `then` on `value`; a regression shows as an outcome other
-    than the one the test expects, never as the machine running out of memory."""
+    its imports (preload: modules to import first, comma-separated; SCIENCE for numpy, Arrow,
+    pandas and polars values), then run the statement `then` on `value`; a regression shows as an
+    outcome other than the one the test expects, never as the machine running out of memory."""
     env = {
         **os.environ,
         # The system allocator returns what it frees and reserves no arenas: the cap measures use.
@@ -87,7 +90,7 @@ def decode_in_child(
     }
     try:
         run = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(cap_mb << 20), codec, LIBRARIES, then],
+            [sys.executable, "-c", _CHILD, str(cap_mb << 20), codec, preload, then],
             input=data,
             capture_output=True,
             timeout=timeout,

@@ -15,7 +15,7 @@ import pytest
 from redis_xcom.codec import HEADER_SIZE, Codec, recorded_length
 from redis_xcom.codec.envelope import HEADER
 from redis_xcom.errors import CorruptPayloadError, DecodeLimitError, ValueTooLargeError
-from tests.decode_child import decode_in_child
+from tests.decode_child import SCIENCE, decode_in_child
 from tests.xcom_calls import pull, push
 
 MiB = 1 << 20
@@ -162,6 +162,19 @@ def _sealed(body: bytes, compression: str = "zlib") -> bytes:
     return b"".join(bytes(part) for part in seal([stored], FLAG_CHECKSUM, cid, len(body)))
 
 
+def _out_of_band(body: bytes, region: bytes = b"r" * 1024, compression: str = "zlib") -> bytes:
+    """A msgpack body on the out-of-band path (msgpack's decoder, not ormsgpack's), sealed."""
+    import struct
+
+    from redis_xcom.codec import compression as compression_module
+    from redis_xcom.codec.envelope import FLAG_CHECKSUM, FLAG_OUT_OF_BAND, seal
+
+    payload = struct.pack("<Q", len(body)) + body + region
+    cid = compression_module.IDS[compression]
+    stored = compression_module.compress(cid, [payload]) if cid else payload
+    return b"".join(bytes(p) for p in seal([stored], FLAG_CHECKSUM | FLAG_OUT_OF_BAND, cid, len(payload)))
+
+
 def _ext(code: int, inner: object) -> object:
     import msgpack
 
@@ -247,7 +260,7 @@ def test_arrow_columns_count_what_they_materialize_not_what_they_store(shape: st
     assert len(data) < 40_000, "a few KB stored"
     # What a reader does next with the value: a pandas frame is already converted.
     then = {"pandas": "", "arrow": "value.to_pandas()", "polars": "value.to_pandas()"}[kind]
-    outcome = decode_in_child(data, then=then)
+    outcome = decode_in_child(data, then=then, preload=SCIENCE)
     assert outcome.refused, outcome
     assert "materializ" in outcome.message and "stored bytes" in outcome.message, outcome.message
     assert outcome.rss_growth_mb < 200, outcome
@@ -295,29 +308,30 @@ def test_compressed_arrow_ipc_is_refused_before_it_is_inflated() -> None:
     del table, zeros
     data = _sealed(_packed(_ext(Ext.ARROW_TABLE, sink.getvalue().to_pybytes())), "none")
     assert len(data) < 64 * 1024
-    outcome = decode_in_child(data)
+    outcome = decode_in_child(data, preload=SCIENCE)
     assert outcome.refused and "compress" in outcome.message, outcome
     assert outcome.rss_growth_mb < 100, outcome
 
 
-def _empty_container_values() -> dict[str, bytes]:
+def _empty_containers(shape: str) -> bytes:
     from redis_xcom.codec.extensions import Ext
 
     n = 10_000_000
-    return {
-        "maps": _sealed(_packed([{}] * n)),
-        "arrays": _sealed(_packed([[]] * n)),
-        "nested": _sealed(_packed([[[{}]]] * (n // 3))),
-        "sets": _sealed(_packed([_ext(Ext.SET, [])] * (n // 2))),
-        "in_a_tuple": _sealed(_packed(_ext(Ext.TUPLE, [{}] * n))),
-        # Out of band: the body follows the large buffer's path (msgpack, not ormsgpack).
-        "out_of_band": Codec("zlib", 0).encode({"pad": b"p" * (1 << 17), "m": [{}] * n}),
+    values = {
+        "maps": lambda: _sealed(_packed([{}] * n)),
+        "arrays": lambda: _sealed(_packed([[]] * n)),
+        "nested": lambda: _sealed(_packed([[[{}]]] * (n // 3))),
+        "sets": lambda: _sealed(_packed([_ext(Ext.SET, [])] * (n // 2))),
+        "in_a_tuple": lambda: _sealed(_packed(_ext(Ext.TUPLE, [{}] * n))),
+        # Out of band: the body follows the large buffers' path (msgpack, not ormsgpack).
+        "out_of_band": lambda: _out_of_band(_packed([{}] * n)),
     }
+    return values[shape]()
 
 
 @pytest.mark.parametrize("shape", ["maps", "arrays", "nested", "sets", "in_a_tuple", "out_of_band"])
 def test_empty_containers_cannot_outgrow_the_recorded_length(shape: str) -> None:
-    data = _empty_container_values()[shape]
+    data = _empty_containers(shape)
     assert len(data) < 100_000, "a few KB stored"
     outcome = decode_in_child(data)
     assert outcome.refused, outcome
@@ -350,7 +364,9 @@ def test_dict_keys_sharing_one_hash_are_refused_like_set_items(key: str) -> None
         "uuid": lambda k: uuid.UUID(int=k * modulus),
     }[key]
     flood = {make(k): 0 for k in range(1, 3000)}
-    for data in (Codec().encode(flood), Codec().encode({"pad": b"p" * (1 << 17), "d": flood})):
+    # Small (the fast path), large (the general path), and on the out-of-band path.
+    body = Codec().encode(flood)[HEADER_SIZE:]
+    for data in (Codec().encode(flood), Codec().encode([flood, "x" * 70_000]), _out_of_band(body)):
         outcome = decode_in_child(data, timeout=60)
         assert outcome.refused, outcome
         assert "share one hash value" in outcome.message, outcome.message
@@ -365,9 +381,11 @@ def test_real_dicts_with_non_string_keys_still_decode() -> None:
         {(i, str(i)): i for i in range(20_000)},
         {10**30 + i: i for i in range(5_000)},
         {uuid.UUID(int=i): i for i in range(5_000)},
-        {"pad": b"p" * (1 << 17), "d": {(i,): i for i in range(5_000)}},
+        [{(i,): i for i in range(5_000)}, "x" * 70_000],
     ):
         assert codec.decode(codec.encode(value)) == value
+    body = codec.encode({(i,): i for i in range(5_000)})[HEADER_SIZE:]
+    assert codec.decode(_out_of_band(body)) == {(i,): i for i in range(5_000)}
 
 
 def test_a_large_map_decoded_twice_spends_its_allowances_once() -> None:
@@ -392,7 +410,8 @@ def test_zero_itemsize_numpy_arrays_share_one_allowance_per_value(dtype: str) ->
     array = _ext(Ext.NUMPY_ARRAY, [dtype, [1 << 20], "C", b""])
     data = _sealed(_packed([array] * 30))
     assert len(data) < 200, "30 arrays of 2**20 elements in a few dozen bytes"
-    outcome = decode_in_child(data, then="json.dumps([a.tolist() for a in value], default=repr)")
+    then = "json.dumps([a.tolist() for a in value], default=repr)"
+    outcome = decode_in_child(data, then=then, preload=SCIENCE)
     assert outcome.refused and "numpy array of shape" in outcome.message, outcome
 
 
@@ -435,5 +454,5 @@ def test_an_arrow_stream_of_no_batches_decodes_without_aborting_the_process(kind
     code = Ext.PANDAS_DATAFRAME if kind == "pandas" else Ext.ARROW_TABLE
     data = _sealed(_packed(_ext(code, sink.getvalue().to_pybytes())), "none")
     then = "assert len(value) == 0" if kind == "pandas" else "assert value.to_pandas().shape == (0, 2)"
-    outcome = decode_in_child(data, then=then)
+    outcome = decode_in_child(data, then=then, preload=SCIENCE)
     assert outcome.outcome == "ok", outcome
