@@ -32,8 +32,9 @@ class UnsupportedFormatError(CodecError):
 
 
 class DecodeLimitError(CodecError):
-    """Decoding would cost more than allowed: a recorded size above max_value_bytes, or an array,
-    table or set that would materialize far more elements than its stored bytes can hold."""
+    """Decoding would cost more than allowed: a recorded size above max_value_bytes, or a value that
+    would build far more than its stored bytes (containers, arrays, tables, views; see
+    redis_xcom/codec/budget.py), or maps and sets whose keys share one hash value."""
 
 
 class DisallowedClassError(CodecError):

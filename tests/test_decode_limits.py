@@ -15,6 +15,7 @@ import pytest
 from redis_xcom.codec import HEADER_SIZE, Codec, recorded_length
 from redis_xcom.codec.envelope import HEADER
 from redis_xcom.errors import CorruptPayloadError, DecodeLimitError, ValueTooLargeError
+from tests.decode_child import SCIENCE, decode_in_child
 from tests.xcom_calls import pull, push
 
 MiB = 1 << 20
@@ -175,3 +176,313 @@ def test_a_set_of_items_sharing_one_hash_is_refused_and_real_sets_decode() -> No
     assert codec.decode(codec.encode(set(range(100_000)))) == set(range(100_000))
     words = frozenset(f"w{i}" for i in range(50_000))
     assert codec.decode(codec.encode(words)) == words
+
+
+# Issue 29: decode shapes that passed the bounds above. Each probe decodes in a child process capped
+# at 512 MB of address space (tests/decode_child.py): a regression fails there, not on the machine.
+
+
+def _sealed(body: bytes, compression: str = "zlib") -> bytes:
+    """A msgpack body in a valid envelope, as a writer with access to Redis could store it."""
+    from redis_xcom.codec import compression as compression_module
+    from redis_xcom.codec.envelope import FLAG_CHECKSUM, seal
+
+    cid = compression_module.IDS[compression]
+    stored = compression_module.compress(cid, [body]) if cid else body
+    return b"".join(bytes(part) for part in seal([stored], FLAG_CHECKSUM, cid, len(body)))
+
+
+def _out_of_band(body: bytes, region: bytes = b"r" * 1024, compression: str = "zlib") -> bytes:
+    """A msgpack body on the out-of-band path (msgpack's decoder, not ormsgpack's), sealed."""
+    import struct
+
+    from redis_xcom.codec import compression as compression_module
+    from redis_xcom.codec.envelope import FLAG_CHECKSUM, FLAG_OUT_OF_BAND, seal
+
+    payload = struct.pack("<Q", len(body)) + body + region
+    cid = compression_module.IDS[compression]
+    stored = compression_module.compress(cid, [payload]) if cid else payload
+    return b"".join(bytes(p) for p in seal([stored], FLAG_CHECKSUM | FLAG_OUT_OF_BAND, cid, len(payload)))
+
+
+def _ext(code: int, inner: object) -> object:
+    import msgpack
+
+    from redis_xcom.codec.hooks import PACK_OPTIONS
+
+    return msgpack.ExtType(code, msgpack.packb(inner, **PACK_OPTIONS))
+
+
+def _packed(value: object) -> bytes:
+    import msgpack
+
+    from redis_xcom.codec.hooks import PACK_OPTIONS
+
+    return msgpack.packb(value, **PACK_OPTIONS)
+
+
+def _ipc(table: object) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:  # type: ignore[attr-defined]
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+
+def _string_views(count: int, size: int = MiB, binary: bool = False) -> object:
+    """count views of one string of size bytes: the data is stored once, materialized count times."""
+    import struct
+
+    import pyarrow as pa
+
+    view = struct.pack("<i4sii", size, b"xxxx", 0, 0)  # length, prefix, buffer index, offset
+    kind = pa.binary_view() if binary else pa.string_view()
+    return pa.Array.from_buffers(kind, count, [None, pa.py_buffer(view * count), pa.py_buffer(b"x" * size)])
+
+
+def _list_views(count: int, size: int = MiB) -> object:
+    """count list views, each of the same size elements of one child."""
+    import struct
+
+    import pyarrow as pa
+
+    child = pa.Array.from_buffers(pa.int8(), size, [None, pa.py_buffer(bytes(size))])
+    offsets, sizes = pa.py_buffer(struct.pack("<i", 0) * count), pa.py_buffer(struct.pack("<i", size) * count)
+    return pa.Array.from_buffers(pa.list_view(pa.int8()), count, [None, offsets, sizes], children=[child])
+
+
+def _arrow_shapes() -> dict[str, object]:
+    """Columns whose stored bytes are reused by many elements: each materializes about 1 GB."""
+    import pyarrow as pa
+
+    views = _string_views(1000)
+    return {
+        "string_view": views,
+        "binary_view": _string_views(1000, binary=True),
+        "list_view": _list_views(1000),
+        "string_view_in_struct": pa.StructArray.from_arrays([views], names=["s"]),
+        "string_view_in_list": pa.ListArray.from_arrays(pa.array([0, 1000], pa.int32()), views),
+        "dictionary_in_list": pa.ListArray.from_arrays(
+            pa.array([0, 1000], pa.int32()),
+            pa.DictionaryArray.from_arrays(pa.array([0] * 1000, pa.int32()), pa.array(["x" * MiB])),
+        ),
+        "run_end_encoded": pa.RunEndEncodedArray.from_arrays(
+            pa.array([1000], pa.int32()), pa.array(["x" * MiB])
+        ),
+    }
+
+
+ARROW_SHAPES = ["string_view", "binary_view", "list_view", "string_view_in_struct", "string_view_in_list",
+                "dictionary_in_list", "run_end_encoded"]  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", ARROW_SHAPES)
+@pytest.mark.parametrize("kind", ["pandas", "arrow", "polars"])
+def test_arrow_columns_count_what_they_materialize_not_what_they_store(shape: str, kind: str) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pytest.importorskip("pandas" if kind == "pandas" else "polars" if kind == "polars" else "pyarrow")
+    from redis_xcom.codec.extensions import Ext
+
+    table = pa.table({"c": _arrow_shapes()[shape]})
+    code = {"pandas": Ext.PANDAS_DATAFRAME, "arrow": Ext.ARROW_TABLE, "polars": Ext.POLARS_DATAFRAME}[kind]
+    data = _sealed(_packed(_ext(code, _ipc(table))))
+    assert len(data) < 40_000, "a few KB stored"
+    # What a reader does next with the value: a pandas frame is already converted.
+    then = {"pandas": "", "arrow": "value.to_pandas()", "polars": "value.to_pandas()"}[kind]
+    outcome = decode_in_child(data, then=then, preload=SCIENCE)
+    assert outcome.refused, outcome
+    assert "materializ" in outcome.message and "stored bytes" in outcome.message, outcome.message
+    assert outcome.rss_growth_mb < 200, outcome
+
+
+def test_real_view_columns_and_frames_still_decode() -> None:
+    pa = pytest.importorskip("pyarrow")
+    pd = pytest.importorskip("pandas")
+    words = [f"word-{i}" * (1 + i % 7) for i in range(50_000)]
+    table = pa.table(
+        {
+            "s": pa.array(words, pa.string_view()),
+            "b": pa.array([w.encode() for w in words], pa.binary_view()),
+            "l": pa.array([[i, i + 1] for i in range(50_000)], pa.list_view(pa.int64())),
+            "r": pa.RunEndEncodedArray.from_arrays(
+                pa.array([25_000, 50_000], pa.int32()), pa.array(["a", "b"])
+            ),
+            "d": pa.array(words).dictionary_encode(),
+        }
+    )
+    codec = Codec("zlib", 0)
+    assert codec.decode(codec.encode(table)).equals(table)
+    frame = pd.DataFrame({"s": pd.array(words, dtype=pd.ArrowDtype(pa.string_view())), "n": range(50_000)})
+    assert codec.decode(codec.encode(frame)).equals(frame)
+    # A categorical of long labels: pandas keeps it as categories, so the labels count once.
+    labels = pd.Categorical([f"category {i % 10} " + "x" * 1000 for i in range(200_000)])
+    categorical = pd.DataFrame({"c": labels})
+    assert codec.decode(codec.encode(categorical)).equals(categorical)
+    pl = pytest.importorskip("polars")
+    polars_frame = pl.DataFrame({"s": words, "n": list(range(50_000))})
+    assert codec.decode(codec.encode(polars_frame)).equals(polars_frame)
+
+
+def test_compressed_arrow_ipc_is_refused_before_it_is_inflated() -> None:
+    pa = pytest.importorskip("pyarrow")
+    from redis_xcom.codec.extensions import Ext
+
+    # One row of 256 MiB of zeros: a few KB once the IPC stream's own zstd compresses it.
+    zeros = pa.py_buffer(bytes(256 * MiB))
+    offsets = pa.py_buffer((0).to_bytes(8, "little") + (256 * MiB).to_bytes(8, "little"))
+    table = pa.table({"z": pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, zeros])})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as writer:
+        writer.write_table(table)
+    del table, zeros
+    data = _sealed(_packed(_ext(Ext.ARROW_TABLE, sink.getvalue().to_pybytes())), "none")
+    assert len(data) < 64 * 1024
+    outcome = decode_in_child(data, preload=SCIENCE)
+    assert outcome.refused and "compress" in outcome.message, outcome
+    assert outcome.rss_growth_mb < 100, outcome
+
+
+def _empty_containers(shape: str) -> bytes:
+    from redis_xcom.codec.extensions import Ext
+
+    n = 10_000_000
+    values = {
+        "maps": lambda: _sealed(_packed([{}] * n)),
+        "arrays": lambda: _sealed(_packed([[]] * n)),
+        "nested": lambda: _sealed(_packed([[[{}]]] * (n // 3))),
+        "sets": lambda: _sealed(_packed([_ext(Ext.SET, [])] * (n // 2))),
+        "in_a_tuple": lambda: _sealed(_packed(_ext(Ext.TUPLE, [{}] * n))),
+        # Out of band: the body follows the large buffers' path (msgpack, not ormsgpack).
+        "out_of_band": lambda: _out_of_band(_packed([{}] * n)),
+    }
+    return values[shape]()
+
+
+@pytest.mark.parametrize("shape", ["maps", "arrays", "nested", "sets", "in_a_tuple", "out_of_band"])
+def test_empty_containers_cannot_outgrow_the_recorded_length(shape: str) -> None:
+    data = _empty_containers(shape)
+    assert len(data) < 100_000, "a few KB stored"
+    outcome = decode_in_child(data)
+    assert outcome.refused, outcome
+    assert "objects" in outcome.message and "recorded" in outcome.message, outcome.message
+    assert outcome.rss_growth_mb < 400, outcome
+
+
+def test_values_made_of_many_small_containers_still_decode() -> None:
+    codec = Codec("zlib", 0)
+    records = [{"id": i, "name": f"user{i}", "ok": i % 2 == 0} for i in range(300_000)]
+    for value in (
+        [{}] * 1_000_000,  # within the free allowance
+        [[i % 100, i % 7] for i in range(3_000_000)],  # pairs of small ints: 3 bytes each
+        records,
+        [(i, str(i)) for i in range(200_000)],
+        "漢字かな交じり文" * 400_000,  # UTF-8 continuation bytes look like container markers
+        {"blob": b"\x80\x90\xdc\xde" * 300_000, "rows": [[1.5, 2.5]] * 200_000},
+    ):
+        assert codec.decode(codec.encode(value)) == value
+
+
+@pytest.mark.parametrize("key", ["bigint", "tuple", "uuid"])
+def test_dict_keys_sharing_one_hash_are_refused_like_set_items(key: str) -> None:
+    import uuid
+
+    modulus = (1 << 61) - 1  # CPython hashes ints modulo this prime: all of these hash to 0
+    make = {
+        "bigint": lambda k: k * modulus,
+        "tuple": lambda k: (k * modulus,),
+        "uuid": lambda k: uuid.UUID(int=k * modulus),
+    }[key]
+    flood = {make(k): 0 for k in range(1, 3000)}
+    # Small (the fast path), large (the general path), and on the out-of-band path.
+    body = Codec().encode(flood)[HEADER_SIZE:]
+    for data in (Codec().encode(flood), Codec().encode([flood, "x" * 70_000]), _out_of_band(body)):
+        outcome = decode_in_child(data, timeout=60)
+        assert outcome.refused, outcome
+        assert "share one hash value" in outcome.message, outcome.message
+
+
+def test_real_dicts_with_non_string_keys_still_decode() -> None:
+    import uuid
+
+    codec = Codec()
+    for value in (
+        {i: i for i in range(100_000)},
+        {(i, str(i)): i for i in range(20_000)},
+        {10**30 + i: i for i in range(5_000)},
+        {uuid.UUID(int=i): i for i in range(5_000)},
+        [{(i,): i for i in range(5_000)}, "x" * 70_000],
+    ):
+        assert codec.decode(codec.encode(value)) == value
+    body = codec.encode({(i,): i for i in range(5_000)})[HEADER_SIZE:]
+    assert codec.decode(_out_of_band(body)) == {(i,): i for i in range(5_000)}
+
+
+def test_a_large_map_decoded_twice_spends_its_allowances_once() -> None:
+    # A map of 1,024 keys or more stops msgpack's first pass; the second must not be charged for
+    # what the first built (out-of-band references, the free element allowance).
+    np = pytest.importorskip("numpy")
+    codec = Codec()
+    for value in (
+        {"array": np.arange(100_000.0), "map": {i: i for i in range(5_000)}},
+        {"array": np.arange(100_000.0), "map": {(i,): i for i in range(5_000)}},
+        [np.zeros((3_000_000, 0)), {(i,): i for i in range(2_000)}],
+    ):
+        decoded = codec.decode(codec.encode(value))
+        assert type(decoded) is type(value)
+
+
+@pytest.mark.parametrize("dtype", ["<U0", "|V0", "|S0"])
+def test_zero_itemsize_numpy_arrays_share_one_allowance_per_value(dtype: str) -> None:
+    pytest.importorskip("numpy")
+    from redis_xcom.codec.extensions import Ext
+
+    array = _ext(Ext.NUMPY_ARRAY, [dtype, [1 << 20], "C", b""])
+    data = _sealed(_packed([array] * 30))
+    assert len(data) < 200, "30 arrays of 2**20 elements in a few dozen bytes"
+    then = "json.dumps([a.tolist() for a in value], default=repr)"
+    outcome = decode_in_child(data, then=then, preload=SCIENCE)
+    assert outcome.refused and "numpy array of shape" in outcome.message, outcome
+
+
+def test_small_zero_itemsize_numpy_arrays_still_decode() -> None:
+    np = pytest.importorskip("numpy")
+    codec = Codec()
+    value = [np.zeros((1000, 0)), np.zeros(3, dtype="V0"), np.empty((2, 0), dtype="<U3"), np.arange(5)]
+    decoded = codec.decode(codec.encode(value))
+    assert [a.shape for a in decoded] == [a.shape for a in value]  # type: ignore[attr-defined]
+
+
+def test_out_of_band_buffers_are_referenced_once() -> None:
+    import struct
+
+    import msgpack
+
+    from redis_xcom.codec.envelope import FLAG_CHECKSUM, FLAG_OUT_OF_BAND, seal
+    from redis_xcom.codec.extensions import BUF_BYTES, Ext
+
+    # 1,000 references to one 1 MiB buffer: each would be copied into its own bytes object.
+    ref = msgpack.ExtType(Ext.BUFFER_REF, struct.pack("<BQQ", BUF_BYTES, 0, MiB))
+    body = _packed([ref] * 1000)
+    parts = [struct.pack("<Q", len(body)), body, b"b" * MiB]
+    data = b"".join(bytes(p) for p in seal(parts, FLAG_CHECKSUM | FLAG_OUT_OF_BAND, 0, sum(map(len, parts))))
+    outcome = decode_in_child(data)
+    assert outcome.refused and "out-of-band" in outcome.message, outcome
+
+
+@pytest.mark.parametrize("kind", ["pandas", "arrow"])
+def test_an_arrow_stream_of_no_batches_decodes_without_aborting_the_process(kind: str) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pytest.importorskip("pandas")
+    from redis_xcom.codec.extensions import Ext
+
+    # Found by the fuzz target: a list view column of no chunks makes to_pandas() abort (SIGABRT).
+    schema = pa.schema([("l", pa.list_view(pa.int8())), ("s", pa.struct([("v", pa.list_view(pa.int8()))]))])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema):
+        pass  # the schema, and no record batch
+    code = Ext.PANDAS_DATAFRAME if kind == "pandas" else Ext.ARROW_TABLE
+    data = _sealed(_packed(_ext(code, sink.getvalue().to_pybytes())), "none")
+    then = "assert len(value) == 0" if kind == "pandas" else "assert value.to_pandas().shape == (0, 2)"
+    outcome = decode_in_child(data, then=then, preload=SCIENCE)
+    assert outcome.outcome == "ok", outcome

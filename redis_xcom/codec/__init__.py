@@ -7,6 +7,8 @@ The package knows nothing of Redis or of Airflow's backend:
     hooks        msgpack's default / ext_hook objects, and out-of-band buffers
     stdtypes     the standard library's types and the classes Airflow's serde handles
     science      numpy, pandas, pyarrow, polars (imported only when such a value appears)
+    arrowcost    what an Arrow table materializes, from its buffers, offsets and sizes
+    budget       what one decode may build, relative to the value's recorded length
     compression  zlib, lz4, zstd, with decompression bounded by the recorded length
     explain      the TypeError naming what cannot be serialized and where it sits
     text         a large ASCII string as a view of its own characters (no UTF-8 copy)
@@ -27,12 +29,14 @@ from __future__ import annotations
 
 import gc
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
 import ormsgpack
 
 from redis_xcom.codec import compression as compression_module
+from redis_xcom.codec.budget import DecodeBudget, NeedsBudget
 from redis_xcom.codec.envelope import (
     FAST_PREFIX,
     FAST_PREFIX_NO_CHECKSUM,
@@ -59,6 +63,7 @@ from redis_xcom.codec.hooks import (
     Encoder,
     NeedsOutOfBand,
     OutOfBand,
+    unpack_msgpack,
 )
 from redis_xcom.codec.stdtypes import REBUILD_CLASSES, SerializedForm
 from redis_xcom.errors import CodecError, ConfigError, CorruptPayloadError, DecodeLimitError
@@ -179,7 +184,10 @@ class Codec:
                 if (prefix == FAST_PREFIX and xxh3(body, FAST_SEED) == digest) or (
                     prefix == FAST_PREFIX_NO_CHECKSUM and not self._flags
                 ):
-                    return _unpack(body)
+                    try:
+                        return _unpack(body, TOP_DECODER)
+                    except NeedsBudget:
+                        pass  # an array or table needs the decode's free allowance: the general path has it
             return self._decode(data)
         except CodecError:
             raise
@@ -225,12 +233,21 @@ class Codec:
             )
         payload: Any = compression_module.decompress(cid, body, raw_len) if cid else body
         if flags & FLAG_OUT_OF_BAND:
-            return _decode_out_of_band(memoryview(payload))
-        return _unpack_paused_gc(payload) if raw_len >= _GC_PAUSE_MIN else _unpack(payload)
+            return _decode_out_of_band(memoryview(payload), raw_len)
+        budget = DecodeBudget(raw_len)
+        unpack: Callable[[Any, Decoder], object] = _unpack_budgeted
+        if budget.must_count(payload):
+            # Possibly more containers than allowed: msgpack counts them and stops at the limit.
+            budget.counting = True
+            unpack = unpack_msgpack
+        decoder = Decoder(budget=budget)
+        if raw_len >= _GC_PAUSE_MIN:
+            return _unpack_paused_gc(unpack, payload, decoder)
+        return unpack(payload, decoder)
 
 
-def _unpack_paused_gc(body: Any) -> object:
-    """_unpack with the cyclic garbage collector paused, for large bodies.
+def _unpack_paused_gc(unpack: Callable[[Any, Decoder], object], body: Any, decoder: Decoder) -> object:
+    """unpack with the cyclic garbage collector paused, for large bodies.
 
     Every container the decoder builds counts towards the collector's thresholds, so unpacking
     millions of dicts sets off many collections that find nothing (msgpack's README advises
@@ -238,33 +255,45 @@ def _unpack_paused_gc(body: Any) -> object:
     Left alone when the collector is already off (by the caller, or by another thread decoding).
     """
     if not gc.isenabled():
-        return _unpack(body)
+        return unpack(body, decoder)
     gc.disable()
     try:
-        return _unpack(body)
+        return unpack(body, decoder)
     finally:
         gc.enable()
 
 
-def _unpack(body: Any) -> object:
+def _unpack(body: Any, decoder: Decoder) -> object:
     """One msgpack body: ormsgpack's Rust decoder first, msgpack's when it gives up.
 
     ormsgpack cannot key a map by an extension value (a tuple key) and hides the errors of the
     extension hooks (a refused class); msgpack decodes those and says what is wrong.
     """
     try:
-        return _unpack_fast(body, ext_hook=TOP_DECODER, option=ormsgpack.OPT_NON_STR_KEYS)
+        return _unpack_fast(body, ext_hook=decoder, option=ormsgpack.OPT_NON_STR_KEYS)
     except ValueError:
-        return msgpack.unpackb(body, ext_hook=TOP_DECODER, strict_map_key=False)
+        return unpack_msgpack(body, decoder)
 
 
-def _decode_out_of_band(payload: memoryview) -> object:
+def _unpack_budgeted(body: Any, decoder: Decoder) -> object:
+    """_unpack on the general path: what ormsgpack's attempt spent is not charged again to msgpack's."""
+    state = decoder.budget.snapshot()  # type: ignore[union-attr]
+    try:
+        return _unpack_fast(body, ext_hook=decoder, option=ormsgpack.OPT_NON_STR_KEYS)
+    except ValueError:
+        decoder.budget.restore(state)  # type: ignore[union-attr]
+        return unpack_msgpack(body, decoder)
+
+
+def _decode_out_of_band(payload: memoryview, raw_len: int) -> object:
     (body_len,) = _BODY_LEN.unpack_from(payload)
     end = _BODY_LEN.size + body_len
     if end > len(payload):
         raise CorruptPayloadError("msgpack body length points past the end of the value")
-    decoder = Decoder(payload[end:])
-    return msgpack.unpackb(payload[_BODY_LEN.size : end], ext_hook=decoder, strict_map_key=False)
+    budget = DecodeBudget(raw_len, region=len(payload) - end)
+    body = payload[_BODY_LEN.size : end]
+    budget.counting = budget.must_count(body)
+    return unpack_msgpack(body, Decoder(payload[end:], budget=budget))
 
 
 # Top-level values that need the out-of-band path: their type (bytearray, memoryview) or size matters.

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from redis_xcom.codec.budget import DecodeBudget
 
 
 class Ext(enum.IntEnum):
@@ -63,6 +66,9 @@ class ExtensionEncoder(Protocol):
 
 class ExtensionDecoder(Protocol):
     """What an extension's decoder may ask of the hook that called it."""
+
+    # What the decode may still build; None on the small values' fast path (see budget.NeedsBudget).
+    budget: DecodeBudget | None
 
     def unpack(self, data: bytes | memoryview) -> Any:
         """Unpack the inside of an extension one level deeper."""

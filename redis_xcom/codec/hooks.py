@@ -14,6 +14,14 @@ from typing import Any
 import msgpack
 
 from redis_xcom.codec import science, stdtypes
+from redis_xcom.codec.budget import (
+    EXT_COSTS,
+    GUARDED_MAP_LEN,
+    GUARDED_MIN_BYTES,
+    WATCHED_CODES,
+    DecodeBudget,
+    HashWatch,
+)
 from redis_xcom.codec.extensions import BUF_BYTEARRAY, BUF_BYTES, BUF_VIEW, MAX_DEPTH, OUT_OF_BAND_MIN, Ext
 from redis_xcom.errors import CorruptPayloadError, UnsupportedFormatError
 
@@ -92,32 +100,62 @@ class Encoder:
 
 
 class Decoder:
-    """msgpack ``ext_hook``: rebuilds one value from an extension code and its payload."""
+    """msgpack ``ext_hook``: rebuilds one value from an extension code and its payload.
 
-    def __init__(self, region: memoryview | None = None, depth: int = 0) -> None:
+    The general path gives each decode its own, with the decode's budget; the small values' fast
+    path shares TOP_DECODER, whose budget is None.
+    """
+
+    def __init__(
+        self,
+        region: memoryview | None = None,
+        depth: int = 0,
+        budget: DecodeBudget | None = None,
+        watch: HashWatch | None = None,
+    ) -> None:
         self.region = region
         self.depth = depth
+        self.budget = budget
+        self.watch = watch
+        # Read once per extension value: whether the budget counts objects one by one...
+        self.counting = budget is not None and budget.counting
+        # ...and whether anything is checked around it at all.
+        self.checked = self.counting or watch is not None
         self._child: Decoder | None = None
 
     def __call__(self, code: int, data: bytes) -> object:
         decode = _DECODERS.get(code)
         if decode is None:
             raise UnsupportedFormatError(f"value uses unknown extension type {code}; upgrade redis-xcom")
-        return decode(self, data)
+        if not self.checked:
+            return decode(self, data)
+        if self.counting:
+            self.budget.spend_object(EXT_COSTS.get(code, 1))  # type: ignore[union-attr]  # a set, a datetime...
+        value = decode(self, data)
+        if code in WATCHED_CODES and self.watch is not None:
+            self.watch.see(value)  # it may be a map's key
+        return value
 
     def unpack(self, data: bytes | memoryview) -> Any:
         """Unpack the inside of an extension one level deeper."""
         if self.depth >= MAX_DEPTH:
             raise CorruptPayloadError(f"rich values nested more than {MAX_DEPTH} levels deep")
-        if self._child is None:
-            self._child = Decoder(self.region, self.depth + 1)
-        return msgpack.unpackb(data, ext_hook=self._child, strict_map_key=False)
+        child = self._child
+        if child is None:
+            child = self._child = Decoder(self.region, self.depth + 1, self.budget, self.watch)
+        if not child.counting and (child.watch is not None or len(data) < GUARDED_MIN_BYTES):
+            # Watched already, or too short to hold a map the hash check applies to (the common
+            # case: a tuple, a set): no first pass with the map check.
+            return msgpack.unpackb(data, ext_hook=child, strict_map_key=False)
+        return unpack_msgpack(data, child)
 
     def buffer(self, data: bytes) -> object:
         """Resolve an out-of-band reference: bytes/bytearray are copied once, views are not."""
         kind, offset, length = _BUFFER.unpack(data)
         if self.region is None or offset + length > len(self.region):
             raise CorruptPayloadError("buffer reference points outside the stored value")
+        if self.budget is not None:
+            self.budget.spend_region(length)
         view = self.region[offset : offset + length]
         if kind == BUF_BYTES:
             return bytes(view)
@@ -130,6 +168,37 @@ class Decoder:
 
 TOP_ENCODER = Encoder()
 TOP_DECODER = Decoder()
+
+
+def unpack_msgpack(data: Any, decoder: Decoder) -> Any:
+    """msgpack's decoder with redis-xcom's bounds: maps whose keys share one hash are refused, and
+    while the decode's budget counts, every map, array and extension value is counted."""
+    if decoder.counting:
+        budget: DecodeBudget = decoder.budget  # type: ignore[assignment]
+        return msgpack.unpackb(
+            data,
+            ext_hook=decoder,
+            strict_map_key=False,
+            list_hook=budget.count_list,
+            object_pairs_hook=budget.count_map,
+        )
+    if decoder.watch is not None:
+        # Extension values are watched for shared hashes (see HashWatch): every map is built in C.
+        return msgpack.unpackb(data, ext_hook=decoder, strict_map_key=False)
+    spent = decoder.budget
+    state = None if spent is None else spent.snapshot()
+    try:
+        # Maps are built in C; a large one, whose keys a flood could make share one hash, stops
+        # this pass...
+        return msgpack.unpackb(data, ext_hook=decoder, strict_map_key=False, max_map_len=GUARDED_MAP_LEN)
+    except ValueError as exc:
+        if "max_map_len" not in str(exc):
+            raise
+    # ...and the second, from the start, watches the extension values the keys are made of.
+    if spent is not None and state is not None:
+        spent.restore(state)  # what the first pass spent is built again
+    watcher = Decoder(decoder.region, decoder.depth, spent, HashWatch())
+    return msgpack.unpackb(data, ext_hook=watcher, strict_map_key=False)
 
 
 def new_packer() -> msgpack.Packer:

@@ -8,25 +8,13 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from redis_xcom.codec.budget import ELEMENTS_PER_BYTE, spend_elements
 from redis_xcom.codec.extensions import BUF_VIEW, Ext, ExtensionDecoder, ExtensionEncoder
-from redis_xcom.errors import CorruptPayloadError, DecodeLimitError, UnsupportedFormatError
+from redis_xcom.errors import CorruptPayloadError, UnsupportedFormatError
 
 # Root modules whose values this file may handle; anything else never reaches it.
 _ROOTS = frozenset({"numpy", "pandas", "pyarrow", "polars"})
 _EXTRAS = {"numpy": "numpy", "pandas": "pandas", "pyarrow": "arrow", "polars": "polars"}
-# Elements an array or table may hold: one per stored bit (a bool column), plus a few free ones.
-# Null columns, zero-width dtypes and run-end encoding hold elements in no bytes at all: without a
-# bound a few hundred stored bytes can claim 10**12 rows, which to_pandas() or tolist() materialize.
-_ELEMENTS_PER_BYTE = 8
-_FREE_ELEMENTS = 1 << 20
-
-
-def _check_elements(count: int, stored: int, what: str) -> None:
-    if count > _FREE_ELEMENTS + _ELEMENTS_PER_BYTE * stored:
-        raise DecodeLimitError(
-            f"{what} claims {count} elements in {stored} stored bytes: refused, since materializing it "
-            "would cost far more memory than the value's size (a crafted or corrupt value)"
-        )
 
 
 def handles(cls: type) -> bool:
@@ -113,8 +101,13 @@ def _decode_ndarray(dec: ExtensionDecoder, data: bytes) -> Any:
     if count * dtype.itemsize != len(buf):
         raise CorruptPayloadError("numpy array data does not match its shape and dtype")
     # tolist() builds a list per index of every axis but the last: those count as elements too.
+    # Elements of a zero-width dtype (V0, U0, S0) or of an empty axis count though they store nothing.
     nested = sum(math.prod(shape[:axis]) for axis in range(1, len(shape)))
-    _check_elements(count + nested, len(buf), f"a numpy array of shape {tuple(shape)} and dtype {dtype}")
+    # The extension's own bytes (dtype, shape) count as stored, and an out-of-band buffer's.
+    stored = len(data) + (len(buf) if isinstance(buf, memoryview) else 0)
+    if count + nested > ELEMENTS_PER_BYTE * stored:  # rare: only then is the allowance consulted
+        what = f"a numpy array of shape {tuple(shape)} and dtype {dtype}"
+        spend_elements(dec.budget, count + nested, stored, what)
     if count == 0 or dtype.itemsize == 0:
         return np.zeros(shape, dtype=dtype, order=order)
     # frombuffer views the stored bytes (read-only); the copy gives users a writable array.
@@ -137,57 +130,43 @@ def _dtype(np: Any, descr: Any) -> Any:
     return dtype
 
 
-def _read_ipc(buf: Any) -> Any:
+def _read_ipc(dec: ExtensionDecoder, buf: Any) -> Any:
     pa = _require("pyarrow", "arrow")
+    import pyarrow.compute as pc
+
+    from redis_xcom.codec.arrowcost import refuse_compressed_ipc, table_cost
+
+    refuse_compressed_ipc(pa, buf)
     table = pa.ipc.open_stream(pa.py_buffer(buf)).read_all()
-    # Reading maps the stored buffers; counting first keeps validation and conversion bounded.
-    # Rows count even without columns: to_pylist() and to_pandas() build one per row.
-    cells = sum(_arrow_elements(pa, chunk) for column in table.columns for chunk in column.chunks)
-    count = max(table.num_rows, cells)
-    _check_elements(count, len(buf), f"an Arrow table of {table.num_rows} rows")
+    # Reading maps the stored buffers. Their sizes are checked (validate), then what the table
+    # materializes is counted from them (views, list views, run-end encoding and nested
+    # dictionaries count each use), and only then is every value checked (full validation reads
+    # every view) and converted.
+    table.validate()
+    cost = table_cost(pa, pc, table)
+    spend_elements(dec.budget, cost, len(buf), f"an Arrow table of {table.num_rows} rows")
     table.validate(full=True)  # malformed offsets must fail here, not crash later
+    if not table.num_rows:
+        # A stream of no batches gives columns of no chunks, which to_pandas() aborts the process
+        # on for list views (pyarrow 26): one empty chunk per column, the schema kept.
+        table = table.schema.empty_table()
     return table
-
-
-def _arrow_elements(pa: Any, array: Any) -> int:
-    """Elements of an array and of every child array it holds (list values, struct fields, ...)."""
-    kind = array.type
-    children: list[Any] = []
-    if pa.types.is_struct(kind):
-        children = [array.field(i) for i in range(kind.num_fields)]
-    elif pa.types.is_map(kind):
-        children = [array.keys, array.items]
-    elif (
-        pa.types.is_list(kind)
-        or pa.types.is_large_list(kind)
-        or pa.types.is_fixed_size_list(kind)
-        or getattr(pa.types, "is_list_view", lambda _: False)(kind)
-        or getattr(pa.types, "is_large_list_view", lambda _: False)(kind)
-    ):
-        children = [array.values]
-    elif pa.types.is_dictionary(kind):
-        children = [array.dictionary]
-    elif pa.types.is_union(kind):
-        children = [array.field(i) for i in range(kind.num_fields)]
-    elif getattr(pa.types, "is_run_end_encoded", lambda _: False)(kind):
-        children = [array.values]
-    return len(array) + sum(_arrow_elements(pa, child) for child in children)
 
 
 def _decode_dataframe(dec: ExtensionDecoder, data: bytes) -> Any:
     _require("pandas", "pandas")
-    return _read_ipc(dec.unpack(data)).to_pandas()
+    return _read_ipc(dec, dec.unpack(data)).to_pandas()
 
 
 def _decode_series(dec: ExtensionDecoder, data: bytes) -> Any:
     _require("pandas", "pandas")
     name, buf = dec.unpack(data)
-    return _read_ipc(buf).to_pandas().iloc[:, 0].rename(name)
+    return _read_ipc(dec, buf).to_pandas().iloc[:, 0].rename(name)
 
 
 def _decode_polars(dec: ExtensionDecoder, data: bytes) -> Any:
     pl = _require("polars", "polars")
-    return pl.from_arrow(_read_ipc(dec.unpack(data)))
+    return pl.from_arrow(_read_ipc(dec, dec.unpack(data)))
 
 
 DECODERS: dict[int, Callable[[ExtensionDecoder, bytes], object]] = {
@@ -195,6 +174,6 @@ DECODERS: dict[int, Callable[[ExtensionDecoder, bytes], object]] = {
     Ext.NUMPY_SCALAR: _decode_numpy_scalar,
     Ext.PANDAS_DATAFRAME: _decode_dataframe,
     Ext.PANDAS_SERIES: _decode_series,
-    Ext.ARROW_TABLE: lambda dec, data: _read_ipc(dec.unpack(data)),
+    Ext.ARROW_TABLE: lambda dec, data: _read_ipc(dec, dec.unpack(data)),
     Ext.POLARS_DATAFRAME: _decode_polars,
 }

@@ -7,7 +7,6 @@ decoder its ``ExtensionDecoder``: these tables know nothing of msgpack's hook ob
 
 from __future__ import annotations
 
-import collections
 import contextvars
 import dataclasses
 import datetime as dt
@@ -23,10 +22,10 @@ from typing import Any
 import msgpack
 
 from redis_xcom.airflow_compat import airflow_serde
+from redis_xcom.codec.budget import FLOOD_CHECK_MIN, refuse_hash_flood
 from redis_xcom.codec.extensions import BUF_BYTEARRAY, BUF_BYTES, Ext, ExtensionDecoder, ExtensionEncoder
 from redis_xcom.errors import (
     CorruptPayloadError,
-    DecodeLimitError,
     DisallowedClassError,
     UnsupportedFormatError,
 )
@@ -282,25 +281,14 @@ def _decode_list_as(kind: type) -> Callable[[ExtensionDecoder, bytes], object]:
     return decode
 
 
-# Sets from this size are checked for items sharing one hash (a hash flood makes building them
-# quadratic: ints' hashes are not randomized); a real set of this size has next to no collisions.
-_FLOOD_CHECK_MIN = 1024
-_FLOOD_SHARED_HASHES = 64
-
-
 def _decode_set_as(kind: type) -> Callable[[ExtensionDecoder, bytes], object]:
     def decode(dec: ExtensionDecoder, data: bytes) -> object:
         items = dec.unpack(data)
         if not isinstance(items, list):
             raise CorruptPayloadError(f"malformed {kind.__name__}")
-        if len(items) >= _FLOOD_CHECK_MIN:
-            # Counting hashes is linear: equal hash values are equal ints, which never collide.
-            ((_, shared),) = collections.Counter(map(hash, items)).most_common(1)
-            if shared > _FLOOD_SHARED_HASHES:
-                raise DecodeLimitError(
-                    f"a {kind.__name__} of {len(items)} items, {shared} of which share one hash value: "
-                    "refused, since building it would take quadratic time (a crafted value)"
-                )
+        if len(items) >= FLOOD_CHECK_MIN:
+            # A hash flood makes building a set quadratic; a real set of this size has next to no collisions.
+            refuse_hash_flood(items, len(items), kind.__name__)
         return kind(items)
 
     return decode
