@@ -111,6 +111,7 @@ def test_every_error_the_docs_list_is_exported_by_the_package() -> None:
         assert getattr(redis_xcom, name) is getattr(errors, name)
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 def test_numpy_arrays_claiming_elements_in_no_bytes_are_refused() -> None:
     np = pytest.importorskip("numpy")
     codec = Codec()
@@ -127,6 +128,7 @@ def test_numpy_arrays_claiming_elements_in_no_bytes_are_refused() -> None:
     assert np.array_equal(codec.decode(codec.encode(grid)), grid)
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 def test_arrow_tables_claiming_rows_in_no_bytes_are_refused() -> None:
     pa = pytest.importorskip("pyarrow")
     codec = Codec()
@@ -146,6 +148,7 @@ def test_arrow_tables_claiming_rows_in_no_bytes_are_refused() -> None:
     assert codec.decode(codec.encode(flags)).equals(flags)
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 def test_pandas_frame_of_a_crafted_arrow_null_column_is_refused_before_to_pandas() -> None:
     pd = pytest.importorskip("pandas")
     pytest.importorskip("pyarrow")
@@ -166,6 +169,7 @@ def test_pandas_frame_of_a_crafted_arrow_null_column_is_refused_before_to_pandas
     assert peak < 16 * MiB
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 def test_a_set_of_items_sharing_one_hash_is_refused_and_real_sets_decode() -> None:
     codec = Codec()
     modulus = (1 << 61) - 1  # CPython hashes ints modulo this prime: all of these hash to 0
@@ -277,6 +281,7 @@ ARROW_SHAPES = ["string_view", "binary_view", "list_view", "string_view_in_struc
                 "dictionary_in_list", "run_end_encoded"]  # fmt: skip
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 @pytest.mark.parametrize("shape", ARROW_SHAPES)
 @pytest.mark.parametrize("kind", ["pandas", "arrow", "polars"])
 def test_arrow_columns_count_what_they_materialize_not_what_they_store(shape: str, kind: str) -> None:
@@ -296,6 +301,7 @@ def test_arrow_columns_count_what_they_materialize_not_what_they_store(shape: st
     assert outcome.rss_growth_mb < 200, outcome
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 def test_real_view_columns_and_frames_still_decode() -> None:
     pa = pytest.importorskip("pyarrow")
     pd = pytest.importorskip("pandas")
@@ -324,6 +330,7 @@ def test_real_view_columns_and_frames_still_decode() -> None:
     assert codec.decode(codec.encode(polars_frame)).equals(polars_frame)
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 def test_compressed_arrow_ipc_is_refused_before_it_is_inflated() -> None:
     pa = pytest.importorskip("pyarrow")
     from redis_xcom.codec.extensions import Ext
@@ -359,6 +366,7 @@ def _empty_containers(shape: str) -> bytes:
     return values[shape]()
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 @pytest.mark.parametrize("shape", ["maps", "arrays", "nested", "sets", "in_a_tuple", "out_of_band"])
 def test_empty_containers_cannot_outgrow_the_recorded_length(shape: str) -> None:
     data = _empty_containers(shape)
@@ -369,6 +377,7 @@ def test_empty_containers_cannot_outgrow_the_recorded_length(shape: str) -> None
     assert outcome.rss_growth_mb < 400, outcome
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 def test_values_made_of_many_small_containers_still_decode() -> None:
     codec = Codec("zlib", 0)
     records = [{"id": i, "name": f"user{i}", "ok": i % 2 == 0} for i in range(300_000)]
@@ -383,6 +392,7 @@ def test_values_made_of_many_small_containers_still_decode() -> None:
         assert codec.decode(codec.encode(value)) == value
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 @pytest.mark.parametrize("key", ["bigint", "tuple", "uuid"])
 def test_dict_keys_sharing_one_hash_are_refused_like_set_items(key: str) -> None:
     import uuid
@@ -402,6 +412,7 @@ def test_dict_keys_sharing_one_hash_are_refused_like_set_items(key: str) -> None
         assert "share one hash value" in outcome.message, outcome.message
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 def test_real_dicts_with_non_string_keys_still_decode() -> None:
     import uuid
 
@@ -418,6 +429,7 @@ def test_real_dicts_with_non_string_keys_still_decode() -> None:
     assert codec.decode(_out_of_band(body)) == {(i,): i for i in range(5_000)}
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 def test_a_large_map_decoded_twice_spends_its_allowances_once() -> None:
     # A map of 1,024 keys or more stops msgpack's first pass; the second must not be charged for
     # what the first built (out-of-band references, the free element allowance).
@@ -432,6 +444,7 @@ def test_a_large_map_decoded_twice_spends_its_allowances_once() -> None:
         assert type(decoded) is type(value)
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 @pytest.mark.parametrize("dtype", ["<U0", "|V0", "|S0"])
 def test_zero_itemsize_numpy_arrays_share_one_allowance_per_value(dtype: str) -> None:
     pytest.importorskip("numpy")
@@ -445,6 +458,7 @@ def test_zero_itemsize_numpy_arrays_share_one_allowance_per_value(dtype: str) ->
     assert outcome.refused and "numpy array of shape" in outcome.message, outcome
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 def test_small_zero_itemsize_numpy_arrays_still_decode() -> None:
     np = pytest.importorskip("numpy")
     codec = Codec()
@@ -453,6 +467,7 @@ def test_small_zero_itemsize_numpy_arrays_still_decode() -> None:
     assert [a.shape for a in decoded] == [a.shape for a in value]  # type: ignore[attr-defined]
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 def test_out_of_band_buffers_are_referenced_once() -> None:
     import struct
 
@@ -470,6 +485,7 @@ def test_out_of_band_buffers_are_referenced_once() -> None:
     assert outcome.refused and "out-of-band" in outcome.message, outcome
 
 
+@pytest.mark.version_independent  # the codec alone: the same libraries in every lock
 @pytest.mark.parametrize("kind", ["pandas", "arrow"])
 def test_an_arrow_stream_of_no_batches_decodes_without_aborting_the_process(kind: str) -> None:
     pa = pytest.importorskip("pyarrow")
