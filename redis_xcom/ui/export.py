@@ -17,6 +17,10 @@ class NotRepresentable(TypeError):
     """The value holds something JSON cannot carry faithfully."""
 
 
+class OutputTooLarge(Exception):
+    """The value's JSON text would be longer than the bound given: writing stopped there."""
+
+
 def _default(value: Any) -> Any:
     """How each non-JSON type is written: as the text it is read from, or as its rows."""
     if isinstance(value, datetime.datetime | datetime.date | datetime.time):
@@ -42,11 +46,25 @@ def _default(value: Any) -> Any:
     raise NotRepresentable(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
 
 
-def to_json(value: Any) -> str:
-    """JSON text of value; NotRepresentable names what JSON cannot carry (NaN, infinity, a class)."""
+def to_json(value: Any, max_bytes: int | None = None) -> bytes:
+    """UTF-8 JSON text of value; NotRepresentable names what JSON cannot carry (NaN, infinity, a
+    class); OutputTooLarge once the text passes max_bytes (writing stops there, so a value whose
+    JSON would be huge costs no more than max_bytes of it)."""
+    encoder = json.JSONEncoder(default=_default, ensure_ascii=False, allow_nan=False, indent=1)
+    chunks: list[str] = []
+    written = 0
     try:
-        return json.dumps(value, default=_default, ensure_ascii=False, allow_nan=False, indent=1)
-    except NotRepresentable:
+        for chunk in encoder.iterencode(value):
+            # Characters bound UTF-8 bytes from below: past max_bytes characters the bytes are too.
+            written += len(chunk)
+            if max_bytes is not None and written > max_bytes:
+                raise OutputTooLarge(f"its JSON is longer than {max_bytes} bytes")
+            chunks.append(chunk)
+    except (NotRepresentable, OutputTooLarge):
         raise
     except (TypeError, ValueError, RecursionError) as exc:
         raise NotRepresentable(f"{type(exc).__name__}: {exc}") from exc
+    body = "".join(chunks).encode("utf-8", errors="replace")  # a lone surrogate: never an error
+    if max_bytes is not None and len(body) > max_bytes:
+        raise OutputTooLarge(f"its JSON is {len(body)} bytes, longer than {max_bytes}")
+    return body
