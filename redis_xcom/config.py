@@ -48,6 +48,7 @@ _SANDBOX_LIMITS = (
     "ui_sandbox_max_output_bytes",
     "ui_sandbox_workers",
 )
+MIN_SANDBOX_MEMORY_MB = 64
 # Options whose value is never shown, whoever prints the settings.
 _SECRET_OPTIONS = frozenset({"sentinel_password"})
 
@@ -170,6 +171,12 @@ class Settings:
         for name in _SANDBOX_LIMITS:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"[{SECTION}] {name} must be positive, got {getattr(self, name)}")
+        if self.ui_sandbox_memory_mb < MIN_SANDBOX_MEMORY_MB:
+            # Python, the codec and numpy take about 30 MiB before any value: a worker could not start.
+            raise ConfigError(
+                f"[{SECTION}] ui_sandbox_memory_mb must be at least {MIN_SANDBOX_MEMORY_MB}, "
+                f"got {self.ui_sandbox_memory_mb}"
+            )
         if self.ui_sandbox_max_output_bytes < self.ui_preview_bytes:
             # A preview is cut at ui_preview_bytes: a smaller output bound would refuse every large one.
             raise ConfigError(

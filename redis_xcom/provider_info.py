@@ -219,7 +219,8 @@ OPTIONS: tuple[Option, ...] = (
         1024,
         "The UI plugin decodes and renders each value in a worker process, never in the API server: "
         "the memory one worker may allocate, in MiB (RLIMIT_DATA; its address space, RLIMIT_AS, gets "
-        "1 GiB more for the libraries' code). A value needing more is shown as too costly to display.",
+        "1 GiB more for the libraries' code); at least 64. A value needing more is shown as too costly "
+        "to display.",
         "2048",
     ),
     Option(

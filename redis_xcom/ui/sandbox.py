@@ -235,7 +235,8 @@ class Sandbox:
                     head, data, self.limits, time.monotonic() + self.limits.timeout_seconds
                 )
                 outcome = _outcome(status & protocol.STATUS_MASK, body)
-                keep = not status & protocol.RETIRING
+                # One that breached a limit (a MemoryError it survived) may keep its peak: replaced too.
+                keep = not isinstance(outcome, TooCostly) and not status & protocol.RETIRING
                 return outcome
             except _NotDelivered:
                 continue
