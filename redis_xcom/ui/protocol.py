@@ -49,10 +49,6 @@ def encode_request(op: str, settings: dict[str, int], data: bytes) -> tuple[byte
     return REQUEST.pack(len(header), len(data)) + header, data
 
 
-def encode_reply(status: int, body: bytes) -> bytes:
-    return REPLY.pack(status, len(body)) + body
-
-
 def why(stage: str, error: str, message: str) -> bytes:
     """A FAILED reply's body: where it stopped and the error, as plain strings."""
     text = {"stage": stage, "error": error[:200], "message": message[:MESSAGE_CHARS]}

@@ -11,6 +11,8 @@ A value that breaches a limit comes back as TooCostly: the API server neither gr
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -43,6 +45,8 @@ WORKER_ENVIRONMENT = {
 }
 # A FAILED or TOO_COSTLY reply is a few strings: never read more than this of one.
 _REASON_BYTES = 64 * 1024
+# The pipes' buffer: Linux's default pipe-max-size, what an unprivileged process may ask for.
+_PIPE_BYTES = 1 << 20
 # How long a killed or retiring worker may take to be reaped.
 _REAP_SECONDS = 5.0
 
@@ -124,8 +128,11 @@ class _Worker:
         )
         self.stdin: IO[bytes] = self.proc.stdin  # type: ignore[assignment]
         self.stdout: IO[bytes] = self.proc.stdout  # type: ignore[assignment]
-        os.set_blocking(self.stdin.fileno(), False)
-        os.set_blocking(self.stdout.fileno(), False)
+        for pipe in (self.stdin, self.stdout):
+            os.set_blocking(pipe.fileno(), False)
+            # Fewer wake-ups per value: a 1 MB value crosses in one write instead of sixteen.
+            with contextlib.suppress(OSError, AttributeError):  # above pipe-max-size; not Linux
+                fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
 
     @property
     def pid(self) -> int:

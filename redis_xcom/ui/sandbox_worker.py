@@ -63,9 +63,10 @@ def main(limits: dict[str, Any]) -> None:
         )
         del data
         retiring = cpu_left() < cpu_seconds + 1  # the next value could not have its full budget
-        reply = protocol.encode_reply(status | (protocol.RETIRING if retiring else 0), body)
+        head = protocol.REPLY.pack(status | (protocol.RETIRING if retiring else 0), len(body))
         try:
-            protocol.write_all(replies, reply, None)
+            protocol.write_all(replies, head, None)
+            protocol.write_all(replies, body, None)  # not joined to the head: no copy of a large body
         except protocol.Closed:
             return
         if retiring:
