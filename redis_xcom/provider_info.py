@@ -251,8 +251,8 @@ OPTIONS: tuple[Option, ...] = (
         "ui_sandbox_workers",
         int,
         2,
-        "UI worker processes per API server process, started with the plugin's app and reused; one "
-        "that dies or breaches a limit is replaced.",
+        "UI worker processes per API server process, started when the plugin first shows a value and "
+        "reused; one that dies or breaches a limit is replaced.",
         "4",
     ),
 )

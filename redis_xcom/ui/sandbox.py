@@ -217,8 +217,9 @@ class Sandbox:
         self.limits = limits
         self._ready = threading.Condition()
         self._closed = False
-        # Started now, so that the first values find them warm.
-        self._idle: list[_Worker] = [_Worker(limits) for _ in range(limits.workers)]
+        # Started now, so that the first values find them warm. A slot holds None while no worker
+        # could be started there (the next value taking it tries again).
+        self._idle: list[_Worker | None] = [_start(limits) for _ in range(limits.workers)]
 
     def render(self, op: str, data: bytes, *, max_decoded_bytes: int, preview_bytes: int) -> Outcome:
         """One stored value decoded and rendered by a worker (op: protocol.PREVIEW or protocol.JSON)."""
@@ -229,7 +230,10 @@ class Sandbox:
         }
         head, data = protocol.encode_request(op, settings, data)
         for _ in range(2):  # a second worker only when the first was already gone
-            worker = self._acquire(time.monotonic() + self.limits.timeout_seconds)
+            try:
+                worker = self._acquire(time.monotonic() + self.limits.timeout_seconds)
+            except SandboxError as exc:
+                return Failed("sandbox", "SandboxError", str(exc))
             if worker is None:
                 return Busy(
                     f"every UI sandbox worker stayed busy for {self.limits.timeout_seconds:g} s "
@@ -265,15 +269,17 @@ class Sandbox:
             self._closed = True
             idle, self._idle = self._idle, []
         for worker in idle:
-            worker.stop()
+            if worker is not None:
+                worker.stop()
 
     def pids(self) -> list[int]:
         """The idle workers' process ids (tests)."""
         with self._ready:
-            return [worker.pid for worker in self._idle]
+            return [worker.pid for worker in self._idle if worker is not None]
 
     def _acquire(self, deadline: float) -> _Worker | None:
-        """An idle worker (the most recently used: its libraries are imported), or None at deadline."""
+        """An idle worker (the most recently used: its libraries are imported), or None at deadline;
+        SandboxError when its slot has no worker and none can be started."""
         with self._ready:
             while not self._idle:
                 remaining = deadline - time.monotonic()
@@ -281,22 +287,40 @@ class Sandbox:
                     return None
                 self._ready.wait(remaining)
             worker = self._idle.pop()
-        if not worker.alive():  # it died while idle (killed from outside): a fresh one instead
-            worker.stop()
-            worker = _Worker(self.limits)
+        if worker is None or not worker.alive():  # it died while idle (killed from outside): a fresh one
+            if worker is not None:
+                worker.stop()
+            worker = _start(self.limits)
+            if worker is None:
+                self._give_back(None)
+                raise SandboxError("no UI sandbox worker could be started (the API server's log says why)")
         return worker
 
     def _release(self, worker: _Worker, keep: bool) -> None:
         """Back to the idle workers; one that failed, breached a limit or retires is replaced."""
-        if not keep:
-            worker.stop()
-            worker = _Worker(self.limits)
+        if keep:
+            self._give_back(worker)
+            return
+        worker.stop()
+        self._give_back(_start(self.limits))
+
+    def _give_back(self, worker: _Worker | None) -> None:
         with self._ready:
             if not self._closed:
                 self._idle.append(worker)
                 self._ready.notify()
                 return
-        worker.stop()
+        if worker is not None:
+            worker.stop()
+
+
+def _start(limits: Limits) -> _Worker | None:
+    """A new worker, or None when the system refuses one (no process or descriptor left)."""
+    try:
+        return _Worker(limits)
+    except OSError as exc:
+        log.warning("A UI sandbox worker could not be started: %s", exc)
+        return None
 
 
 def _outcome(status: int, body: bytes) -> Outcome:

@@ -7,7 +7,6 @@ value's cost (under their own cap) and are replaced when they breach it: `server
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +85,3 @@ def peak_growth(root: int) -> Iterator[PeakGrowth]:
     growth.begin()
     yield growth
     growth.end()
-
-
-def workers_of(root: int) -> list[int]:
-    return [pid for pid in tree(root) if pid != os.getpid() and is_sandbox_worker(pid)]

@@ -169,6 +169,18 @@ def test_a_worker_that_cannot_start_is_the_sandboxs_failure_not_the_values(
     assert "exited with status 3" in failed.message
 
 
+def test_no_worker_that_can_start_is_a_failure_of_the_sandbox_never_an_exception(
+    make: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox.sys, "executable", "/nonexistent/python")
+    box = make()
+    assert box.pids() == []
+    failed = _preview(box, Codec().encode(1))
+    assert isinstance(failed, Failed) and "worker could be started" in failed.message, failed
+    monkeypatch.undo()
+    assert isinstance(_preview(box, Codec().encode(1)), Rendered), "the slot starts a worker once it can"
+
+
 def test_every_worker_busy_answers_busy_after_the_timeout(make: Callable[..., Sandbox]) -> None:
     box = make(timeout_seconds=0.5)
     held = box._acquire(time.monotonic() + 5)  # the only worker, busy elsewhere
