@@ -5,12 +5,16 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import itertools
 import json
 import pathlib
 import uuid
 from typing import Any
 
 from redis_xcom.codec import SerializedForm
+
+# Chunks of JSON text written between two checks of the bound (each chunk a token or a string).
+_BATCH = 4096
 
 
 class NotRepresentable(TypeError):
@@ -54,12 +58,14 @@ def to_json(value: Any, max_bytes: int | None = None) -> bytes:
     chunks: list[str] = []
     written = 0
     try:
-        for chunk in encoder.iterencode(value):
+        pieces = encoder.iterencode(value)
+        # Counted a batch at a time (in C): per chunk, the count would cost as much as the writing.
+        while batch := list(itertools.islice(pieces, _BATCH)):
             # Characters bound UTF-8 bytes from below: past max_bytes characters the bytes are too.
-            written += len(chunk)
+            written += sum(map(len, batch))
             if max_bytes is not None and written > max_bytes:
                 raise OutputTooLarge(f"its JSON is longer than {max_bytes} bytes")
-            chunks.append(chunk)
+            chunks.extend(batch)
     except (NotRepresentable, OutputTooLarge):
         raise
     except (TypeError, ValueError, RecursionError) as exc:
