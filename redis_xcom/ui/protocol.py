@@ -33,6 +33,12 @@ STATUS_MASK = 0x7F
 DECODE, RENDER = "decode", "render"
 # Messages a worker sends are cut here: they are shown on the page, and the parent reads them.
 MESSAGE_CHARS = 2000
+# A preview's reply may be this many times ui_preview_bytes (and 64 KiB), at most: it is parsed by
+# the API server, so its size must not follow the value's (a table of a million columns).
+PREVIEW_EXPANSION = 8
+BOUNDS = (
+    f"[redis_xcom] ui_sandbox_max_output_bytes; for a preview, {PREVIEW_EXPANSION} times ui_preview_bytes"
+)
 
 
 class Expired(Exception):

@@ -17,9 +17,16 @@ from redis_xcom.ui.preview import preview
 
 
 def render(
-    op: str, data: bytes, max_decoded_bytes: int, preview_bytes: int, max_output_bytes: int
+    op: str,
+    data: bytes,
+    max_decoded_bytes: int,
+    preview_bytes: int,
+    max_output_bytes: int,
+    memory_mb: int,
 ) -> tuple[int, bytes]:
-    """(status, body) for one value: OK with the rendered bytes, FAILED or TOO_COSTLY with why."""
+    """(status, body) for one value: OK with the rendered bytes, FAILED or TOO_COSTLY with why
+    (memory_mb: the worker's cap, named when it is breached)."""
+    memory = f"rendering it needs more memory than [redis_xcom] ui_sandbox_memory_mb = {memory_mb} allows"
     codec = Codec(max_decoded_bytes=max_decoded_bytes, rebuild_classes=False)
     try:
         value = codec.decode(data)
@@ -27,10 +34,10 @@ def render(
         # The codec's own bound: what the value would materialize is far beyond its stored size.
         return protocol.TOO_COSTLY, protocol.reason(f"the codec refused to decode it: {exc}")
     except MemoryError:
-        return protocol.TOO_COSTLY, protocol.reason(_MEMORY)
+        return protocol.TOO_COSTLY, protocol.reason(memory)
     except RedisXComError as exc:
         if isinstance(exc.__cause__, MemoryError):  # the codec wraps what its decoders raise
-            return protocol.TOO_COSTLY, protocol.reason(_MEMORY)
+            return protocol.TOO_COSTLY, protocol.reason(memory)
         return protocol.FAILED, protocol.why(protocol.DECODE, type(exc).__name__, str(exc))
     except Exception as exc:  # the codec turns everything into its errors; anything else is a bug
         return protocol.FAILED, protocol.why(protocol.DECODE, type(exc).__name__, str(exc))
@@ -47,18 +54,17 @@ def render(
         else:
             body = to_json(value, max_output_bytes)
     except MemoryError:  # pyarrow's ArrowMemoryError too
-        return protocol.TOO_COSTLY, protocol.reason(_MEMORY)
+        return protocol.TOO_COSTLY, protocol.reason(memory)
     except OutputTooLarge as exc:
-        return protocol.TOO_COSTLY, protocol.reason(f"{exc} ({_OUTPUT})")
+        return protocol.TOO_COSTLY, protocol.reason(f"{exc} ([redis_xcom] ui_sandbox_max_output_bytes)")
     except NotRepresentable as exc:
         return protocol.FAILED, protocol.why(protocol.RENDER, "NotRepresentable", str(exc))
     except Exception as exc:
         # One value that cannot be shown (an int of 5000 digits, deep nesting) fails alone.
         return protocol.FAILED, protocol.why(protocol.RENDER, type(exc).__name__, str(exc))
     if len(body) > max_output_bytes:
-        return protocol.TOO_COSTLY, protocol.reason(f"its rendering is {len(body)} bytes ({_OUTPUT})")
+        too_long = (
+            f"its rendering is {len(body)} bytes, above the {max_output_bytes} allowed ({protocol.BOUNDS})"
+        )
+        return protocol.TOO_COSTLY, protocol.reason(too_long)
     return protocol.OK, body
-
-
-_MEMORY = "rendering it needs more memory than [redis_xcom] ui_sandbox_memory_mb allows"
-_OUTPUT = "above [redis_xcom] ui_sandbox_max_output_bytes"

@@ -45,6 +45,7 @@ WORKER_ENVIRONMENT = {
 }
 # A FAILED or TOO_COSTLY reply is a few strings: never read more than this of one.
 _REASON_BYTES = 64 * 1024
+
 # The pipes' buffer: Linux's default pipe-max-size, what an unprivileged process may ask for.
 _PIPE_BYTES = 1 << 20
 # How long a killed or retiring worker may take to be reaped.
@@ -153,9 +154,11 @@ class _Worker:
         except subprocess.TimeoutExpired:
             log.warning("UI sandbox worker %s did not exit after SIGKILL", self.pid)
 
-    def exchange(self, head: bytes, data: bytes, limits: Limits, deadline: float) -> tuple[int, bytes]:
+    def exchange(
+        self, head: bytes, data: bytes, bound: int, limits: Limits, deadline: float
+    ) -> tuple[int, bytes]:
         """Send one request and read its reply (status byte, body); _NotDelivered if the worker was
-        already gone, TooCostly when it dies, overruns the deadline or the output bound."""
+        already gone, TooCostly when it dies, overruns the deadline or answers more than bound bytes."""
         try:
             protocol.write_all(self.stdin.fileno(), head, deadline)
             protocol.write_all(self.stdin.fileno(), data, deadline)
@@ -167,11 +170,9 @@ class _Worker:
             status, length = protocol.REPLY.unpack(
                 protocol.read_exactly(self.stdout.fileno(), protocol.REPLY.size, deadline)
             )
-            bound = limits.max_output_bytes if status & protocol.STATUS_MASK == protocol.OK else _REASON_BYTES
-            if length > bound:
+            if length > (bound if status & protocol.STATUS_MASK == protocol.OK else _REASON_BYTES):
                 raise TooCostlyError(
-                    f"its rendering is {length} bytes, above [redis_xcom] ui_sandbox_max_output_bytes = "
-                    f"{limits.max_output_bytes}"
+                    f"its rendering is {length} bytes, above the {bound} allowed ({protocol.BOUNDS})"
                 )
             return status, protocol.read_exactly(self.stdout.fileno(), length, deadline)
         except protocol.Expired:
@@ -223,10 +224,15 @@ class Sandbox:
 
     def render(self, op: str, data: bytes, *, max_decoded_bytes: int, preview_bytes: int) -> Outcome:
         """One stored value decoded and rendered by a worker (op: protocol.PREVIEW or protocol.JSON)."""
+        bound = self.limits.max_output_bytes
+        if op == protocol.PREVIEW:
+            # A preview is parsed here: a few times its text's budget (escapes, a table's cells and
+            # column names) is all it may take, whatever the value.
+            bound = min(bound, protocol.PREVIEW_EXPANSION * preview_bytes + _REASON_BYTES)
         settings = {
             "max_decoded_bytes": max_decoded_bytes,
             "preview_bytes": preview_bytes,
-            "max_output_bytes": self.limits.max_output_bytes,
+            "max_output_bytes": bound,
         }
         head, data = protocol.encode_request(op, settings, data)
         for _ in range(2):  # a second worker only when the first was already gone
@@ -243,7 +249,7 @@ class Sandbox:
             keep = False
             try:
                 status, body = worker.exchange(
-                    head, data, self.limits, time.monotonic() + self.limits.timeout_seconds
+                    head, data, bound, self.limits, time.monotonic() + self.limits.timeout_seconds
                 )
                 outcome = _outcome(status & protocol.STATUS_MASK, body)
                 # One that breached a limit (a MemoryError it survived) may keep its peak: replaced too.

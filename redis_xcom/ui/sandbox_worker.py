@@ -60,6 +60,7 @@ def main(limits: dict[str, Any]) -> None:
             int(header["max_decoded_bytes"]),
             int(header["preview_bytes"]),
             int(header["max_output_bytes"]),
+            memory_bytes >> 20,
         )
         del data
         retiring = cpu_left() < cpu_seconds + 1  # the next value could not have its full budget

@@ -117,6 +117,13 @@ def test_an_output_above_the_bound_is_too_costly_and_a_preview_still_shows(
     assert isinstance(shown, Rendered) and json.loads(shown.body)["truncated"] is True
 
 
+def test_a_preview_is_bounded_by_its_budget_whatever_the_value(make: Callable[..., Sandbox]) -> None:
+    pa = pytest.importorskip("pyarrow")
+    wide = pa.table({f"column-{i:05d}": [i] for i in range(5000)})  # its names and types: 150 KB
+    refused = _preview(make(), Codec().encode(wide), budget=1000)
+    assert isinstance(refused, TooCostly) and "8 times ui_preview_bytes" in refused.reason, refused
+
+
 def test_the_api_server_reads_no_more_than_the_bound_whatever_a_worker_claims(
     make: Callable[..., Sandbox], monkeypatch: pytest.MonkeyPatch
 ) -> None:
