@@ -262,7 +262,7 @@ class Sandbox:
                     "UI sandbox worker %s stopped: a value was too costly to display: %s", worker.pid, exc
                 )
                 return TooCostly(str(exc))
-            except (SandboxError, ValueError) as exc:  # ValueError: a malformed reply
+            except (SandboxError, ValueError, OSError) as exc:  # a malformed reply; a pipe that failed
                 log.warning("UI sandbox worker %s failed: %s", worker.pid, exc)
                 return Failed("sandbox", type(exc).__name__, str(exc))
             finally:

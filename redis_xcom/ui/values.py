@@ -281,7 +281,7 @@ class ValueReader:
         if isinstance(outcome, Rendered):
             try:
                 view.preview = Preview.from_json(json.loads(outcome.body))
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # a reply that is no preview: never shown
                 view.state, view.message = ERROR, f"{view.described} could not be shown: {exc}"
         elif isinstance(outcome, TooCostly):
             view.state = TOO_COSTLY
