@@ -48,6 +48,15 @@ _COMPRESSIONS = ("none", "zlib", "lz4", "zstd")
 _CERT_REQS = ("required", "optional", "none")
 _TRUE = {"true", "t", "yes", "y", "1", "on"}
 _FALSE = {"false", "f", "no", "n", "0", "off"}
+# The UI sandbox's limits (redis_xcom/ui/sandbox.py): none may be 0 or negative.
+_SANDBOX_LIMITS = (
+    "ui_sandbox_memory_mb",
+    "ui_sandbox_cpu_seconds",
+    "ui_sandbox_timeout_seconds",
+    "ui_sandbox_max_output_bytes",
+    "ui_sandbox_workers",
+)
+MIN_SANDBOX_MEMORY_MB = 64
 # Options whose value is never shown, whoever prints the settings.
 _SECRET_OPTIONS = frozenset({"sentinel_password"})
 
@@ -139,6 +148,11 @@ class Settings:
     lua_scripts: bool = _default("lua_scripts")
     ui_preview_bytes: int = _default("ui_preview_bytes")
     ui_max_decode_bytes: int = _default("ui_max_decode_bytes")
+    ui_sandbox_memory_mb: int = _default("ui_sandbox_memory_mb")
+    ui_sandbox_cpu_seconds: int = _default("ui_sandbox_cpu_seconds")
+    ui_sandbox_timeout_seconds: float = _default("ui_sandbox_timeout_seconds")
+    ui_sandbox_max_output_bytes: int = _default("ui_sandbox_max_output_bytes")
+    ui_sandbox_workers: int = _default("ui_sandbox_workers")
 
     def __post_init__(self) -> None:
         if self.url and self.redis_conn_id:
@@ -218,6 +232,21 @@ class Settings:
             )
         if self.ui_preview_bytes <= 0 or self.ui_max_decode_bytes <= 0:
             raise ConfigError(f"[{SECTION}] ui_preview_bytes and ui_max_decode_bytes must be positive")
+        for name in _SANDBOX_LIMITS:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"[{SECTION}] {name} must be positive, got {getattr(self, name)}")
+        if self.ui_sandbox_memory_mb < MIN_SANDBOX_MEMORY_MB:
+            # Python, the codec and numpy take about 30 MiB before any value: a worker could not start.
+            raise ConfigError(
+                f"[{SECTION}] ui_sandbox_memory_mb must be at least {MIN_SANDBOX_MEMORY_MB}, "
+                f"got {self.ui_sandbox_memory_mb}"
+            )
+        if self.ui_sandbox_max_output_bytes < self.ui_preview_bytes:
+            # A preview is cut at ui_preview_bytes: a smaller output bound would refuse every large one.
+            raise ConfigError(
+                f"[{SECTION}] ui_sandbox_max_output_bytes ({self.ui_sandbox_max_output_bytes}) must be at "
+                f"least ui_preview_bytes ({self.ui_preview_bytes})"
+            )
 
     def __repr__(self) -> str:
         return f"Settings({', '.join(f'{f.name}={self.shown(f.name)}' for f in fields(self))})"

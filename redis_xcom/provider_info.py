@@ -213,6 +213,48 @@ OPTIONS: tuple[Option, ...] = (
         "a huge XCom cannot exhaust the API server's memory.",
         "16777216",
     ),
+    Option(
+        "ui_sandbox_memory_mb",
+        int,
+        1024,
+        "The UI plugin decodes and renders each value in a worker process, never in the API server: "
+        "the memory one worker may allocate, in MiB (RLIMIT_DATA; its address space, RLIMIT_AS, gets "
+        "1 GiB more for the libraries' code); at least 64. A value needing more is shown as too costly "
+        "to display.",
+        "2048",
+    ),
+    Option(
+        "ui_sandbox_cpu_seconds",
+        int,
+        5,
+        "CPU seconds a UI worker may spend on one value (RLIMIT_CPU); past it the worker is stopped "
+        "and the value is shown as too costly to display.",
+        "10",
+    ),
+    Option(
+        "ui_sandbox_timeout_seconds",
+        float,
+        8.0,
+        "Seconds the API server waits for a UI worker's answer on one value (and for a free worker) "
+        "before it kills the worker and shows the value as too costly to display.",
+        "15.0",
+    ),
+    Option(
+        "ui_sandbox_max_output_bytes",
+        int,
+        64 * 1024 * 1024,
+        "The most bytes the API server reads back from a UI worker: a preview or a download (the "
+        "whole value as JSON) larger than this is shown as too costly to display.",
+        "268435456",
+    ),
+    Option(
+        "ui_sandbox_workers",
+        int,
+        2,
+        "UI worker processes per API server process, started when the plugin first shows a value and "
+        "reused; one that dies or breaches a limit is replaced.",
+        "4",
+    ),
 )
 
 OPTIONS_BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}

@@ -38,7 +38,7 @@ from redis_xcom import keys
 from redis_xcom.errors import RedisXComError, UntrustedReferenceError
 from redis_xcom.ui import values
 from redis_xcom.ui.auth import current_user
-from redis_xcom.ui.export import NotRepresentable, to_json
+from redis_xcom.ui.export import NotRepresentable
 
 TASK_PATH = "/dags/{dag_id}/runs/{run_id}/tasks/{task_id}"
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -267,14 +267,33 @@ _ERROR_RESPONSES: dict[int, str] = {
     404: "No such XCom, try, or value (expired, evicted or deleted)",
     406: "The value cannot be written as JSON",
     409: "The row's reference is not its own value: nothing was read",
-    413: "The value is above ui_max_decode_bytes: ask again with decode=force",
+    413: "Not given for what it would cost, as state says: not_decoded (above ui_max_decode_bytes: ask "
+    "again with decode=force) or too_costly (decoding or rendering it breached a limit of the UI's "
+    "sandbox: memory, CPU time, time or output size; forcing does not lift those)",
     502: "Redis could not be read, or the value there could not be decoded",
+    503: "Every UI sandbox worker stayed busy with other values for ui_sandbox_timeout_seconds: ask again",
+}
+# The 413 body: why (the state the JSON API gives the row), and the value's sizes.
+_REFUSAL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["detail", "state", "size_bytes", "recorded_bytes"],
+    "properties": {
+        "detail": {"type": "string"},
+        "state": {"type": "string", "enum": [values.NOT_DECODED, values.TOO_COSTLY]},
+        "size_bytes": {"type": ["integer", "null"], "description": "bytes in Redis"},
+        "recorded_bytes": {"type": ["integer", "null"], "description": "bytes once decompressed"},
+    },
 }
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The error statuses a route answers with, for its OpenAPI schema ({"detail": ...} bodies)."""
-    return {code: {"description": _ERROR_RESPONSES[code]} for code in codes}
+    documented: dict[int | str, dict[str, Any]] = {
+        code: {"description": _ERROR_RESPONSES[code]} for code in codes
+    }
+    if 413 in documented:
+        documented[413]["content"] = {"application/json": {"schema": _REFUSAL_SCHEMA}}
+    return documented
 
 
 def create_app() -> FastAPI:
@@ -322,7 +341,7 @@ def create_app() -> FastAPI:
             "xcoms": [view.as_json() for view in _views(xcoms, force)],
         }
 
-    @app.get("/api" + TASK_PATH + "/value", responses=_responses(400, 401, 403, 404, 406, 409, 413, 502))
+    @app.get("/api" + TASK_PATH + "/value", responses=_responses(400, 401, 403, 404, 406, 409, 413, 502, 503))
     def xcom_value(
         dag_id: str, run_id: str, task_id: str, key: str, map_index: MapIndex, xcoms: XComs, force: Force
     ) -> Response:
@@ -336,14 +355,24 @@ def create_app() -> FastAPI:
         if key not in stored:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"No XCom with {where}")
         try:
-            body = to_json(values.reader().value(stored[key], force))
+            body = values.reader().value_json(stored[key], force)
         except UntrustedReferenceError as exc:
             # Refused before anything is read: the row names a value that is not its own.
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
         except values.ValueGone as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"XCom {where}: {exc}") from None
-        except values.ValueTooLargeToDecode as exc:
-            raise HTTPException(413, f"XCom {where}: {exc}") from None
+        except values.ValueRefused as exc:
+            refusal = {
+                "detail": f"XCom {where}: {exc}",
+                "state": exc.state,
+                "size_bytes": exc.size_bytes,
+                "recorded_bytes": exc.recorded_bytes,
+            }
+            return JSONResponse(refusal, status_code=413)
+        except values.SandboxBusy as exc:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE, f"XCom {where}: {exc}", headers={"Retry-After": "1"}
+            ) from None
         except NotRepresentable as exc:
             raise HTTPException(
                 status.HTTP_406_NOT_ACCEPTABLE, f"XCom {where} cannot be written as JSON: {exc}"

@@ -36,6 +36,25 @@ class Preview:
     dtypes: dict[str, str] = field(default_factory=dict)
     truncated: bool = False
 
+    @classmethod
+    def from_json(cls, data: Any) -> Preview:
+        """A preview as as_json() wrote it (a sandbox worker's reply); ValueError for any other shape."""
+        if not isinstance(data, dict) or set(data) != _FIELDS:
+            raise ValueError("a preview must be an object of the preview's fields")
+        checks = (
+            isinstance(data["type"], str),
+            data["kind"] in _KINDS,
+            isinstance(data["text"], str),
+            _strings(data["columns"]),
+            isinstance(data["rows"], list) and all(_strings(row) for row in data["rows"]),
+            isinstance(data["shape"], list) and all(type(n) is int for n in data["shape"]),
+            isinstance(data["dtypes"], dict) and _strings([*data["dtypes"], *data["dtypes"].values()]),
+            type(data["truncated"]) is bool,
+        )
+        if not all(checks):
+            raise ValueError("a preview's fields must have the preview's types")
+        return cls(**data)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "type": self.type,
@@ -47,6 +66,14 @@ class Preview:
             "dtypes": self.dtypes,
             "truncated": self.truncated,
         }
+
+
+_FIELDS = frozenset({"type", "kind", "text", "columns", "rows", "shape", "dtypes", "truncated"})
+_KINDS = frozenset({"json", "text", "bytes", "table", "array"})
+
+
+def _strings(items: Any) -> bool:
+    return isinstance(items, list) and all(isinstance(item, str) for item in items)
 
 
 def type_name(value: object) -> str:

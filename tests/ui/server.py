@@ -31,6 +31,7 @@ class ApiServer:
     deployment: AirflowDeployment
     tokens: dict[str, str]  # user -> access token
     run_ids: dict[str, str]  # dag_id -> the run `dags test` made
+    pid: int = 0  # the `airflow api-server` process (its own session: its children are the server's)
 
     def headers(self, user: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[user]}"}
@@ -90,7 +91,8 @@ def api_server(
 
         wait_until(healthy, 180, 1, lambda: f"api-server not healthy:{api.tail()}")
         tokens = {user: _login(deployment.api_url, user, password) for user, password in passwords.items()}
-        yield ApiServer(deployment.api_url, deployment, tokens, {d: _the_run(home, d) for d in dag_ids})
+        run_ids = {d: _the_run(home, d) for d in dag_ids}
+        yield ApiServer(deployment.api_url, deployment, tokens, run_ids, api.proc.pid)
 
 
 def _login(api_url: str, user: str, password: str) -> str:

@@ -32,8 +32,8 @@ def test_forcing_is_still_bounded_by_max_value_bytes(ui: UI) -> None:
     ui.push("big", "y" * (4 * MiB))
     ui.configure(ui_max_decode_bytes=str(MiB), max_value_bytes=str(2 * MiB))
     forced = ui.xcoms(decode="force")["big"]
-    assert forced["state"] == "error" and "max_value_bytes" in forced["message"]
-    assert "key='big'" in forced["message"]
+    assert forced["state"] == "too_costly" and "max_value_bytes" in forced["message"]
+    assert forced["recorded_bytes"] == 4 * MiB + 5 and forced["size_bytes"] < MiB
 
 
 def test_a_value_that_cannot_be_previewed_fails_alone(ui: UI) -> None:

@@ -1,6 +1,8 @@
 """The UI plugin's routes on a real `airflow api-server`, over Airflow's own DB: rows forged through the
 REST API show as stored and their keys are never touched (MONITOR sees every command the api-server
-sends to Redis), and on Airflow 3.4 each try of a retried task shows its own values.
+sends to Redis), on Airflow 3.4 each try of a retried task shows its own values, and values crafted to
+cost far more than they take in Redis (tests/ui/hostile.py) show as too costly to display, quickly,
+without a server error and without the api-server growing (its sandbox workers bear the cost).
 
 No browser: this runs in the version matrix too (test_ui_browser.py opens the page in chromium).
 """
@@ -8,6 +10,7 @@ No browser: this runs in the version matrix too (test_ui_browser.py opens the pa
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,10 +20,14 @@ from typing import Any
 import pytest
 
 from redis_xcom import keys
+from redis_xcom.codec import recorded_length
 from tests.airflow_limits import PER_ATTEMPT_REASON, per_attempt_xcoms
 from tests.redis_process import RedisServer
 from tests.ui.auth_manager import DENIED_DAG
 from tests.ui.dags.payroll import SECRET
+from tests.ui.dags.ui_costly import NAMES
+from tests.ui.hostile import HOSTILE
+from tests.ui.memory import peak_growth
 from tests.ui.server import ApiServer, api_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -57,7 +64,8 @@ class Served:
 @pytest.fixture(scope="module")
 def served(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     prefix = f"ui-server-{uuid.uuid4().hex[:8]}"
-    dags = [f"{DENIED_DAG}.py", "ui_trust.py"] + (["ui_attempts.py"] if per_attempt_xcoms() else [])
+    dags = [f"{DENIED_DAG}.py", "ui_trust.py", "ui_costly.py"]
+    dags += ["ui_attempts.py"] if per_attempt_xcoms() else []
     home = tmp_path_factory.mktemp("ui-server-airflow-home")
     users = {READER: "viewer", EDITOR: "admin"}
     with api_server(home, redis_server.url, prefix, TTL, dags, users) as server:
@@ -174,3 +182,75 @@ def test_each_try_of_a_retried_task_shows_its_own_values(served: Served) -> None
     assert "&#34;try1&#34;" in served.page("ui_attempts", "flaky", try_number="1")
     missing = served.api("ui_attempts", "flaky", try_number="5")
     assert missing.status_code == 404 and "its tries: 1, 2" in missing.json()["detail"]
+
+
+# --- values that cost far more to show than they take in Redis -------------------------------------
+
+# What the api-server may grow by, and take, for one request about one such value.
+MAX_GROWTH_MIB = 300
+MAX_SECONDS = 10
+# Where each value must be refused; elsewhere it may show (a preview reads 20 rows or elements).
+REFUSED: dict[str, set[str]] = {
+    "string_view_frame": {"page", "api", "download"},  # the decode itself converts 1M strings
+    "string_view_table": {"download"},
+    "empty_maps": {"page", "api", "download"},
+    "colliding_keys": {"page", "api", "download"},
+    "u0_arrays": {"download"},
+}
+
+
+def _plant(served: Served, task: str, data: bytes) -> None:
+    """The task's own value in Redis replaced by data: its row's reference is its own, so it is followed."""
+    (row,) = served.xcoms("ui_costly", task)["xcoms"]
+    assert row["state"] == "value", row
+    served.redis.client().set(row["redis_key"], data, ex=TTL)
+
+
+def _timed(served: Served, route: str, task: str) -> tuple[Any, float, float]:
+    """(response, seconds, MiB the api-server's peak RSS grew by) for one route about one task; a
+    request still unanswered after 30 s fails the test there."""
+    path = {"page": TASK_PAGE, "api": TASK_API, "download": TASK_API + "/value"}[route]
+    params = {"key": "return_value"} if route == "download" else {}
+    with peak_growth(served.server.pid) as growth:
+        started = time.monotonic()
+        response = served.server.get(
+            path.format(dag="ui_costly", run=served.server.run_ids["ui_costly"], task=task), READER, **params
+        )
+        seconds = time.monotonic() - started
+    return response, seconds, growth.mib
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_value_too_costly_to_show_is_refused_quickly_and_the_server_does_not_grow(
+    served: Served, name: str
+) -> None:
+    assert set(NAMES) == set(HOSTILE) == set(REFUSED)
+    data = HOSTILE[name]()
+    _plant(served, name, data)
+    answers = {route: _timed(served, route, name) for route in ("api", "page", "download")}
+    for route, (response, seconds, grown) in answers.items():
+        where = f"{name}, {route}: {response.status_code} in {seconds:.1f} s, +{grown:.0f} MiB"
+        assert response.status_code < 500, f"{where}: {response.text[:500]}"
+        assert seconds < MAX_SECONDS, where
+        assert grown < MAX_GROWTH_MIB, where
+
+    api, page, download = (answers[route][0] for route in ("api", "page", "download"))
+    (row,) = api.json()["xcoms"]
+    refused = REFUSED[name]
+    assert row["state"] == ("too_costly" if "api" in refused else "value"), (name, row)
+    # Its size in Redis (MEMORY USAGE: the bytes and the allocator's rounding), and once decompressed.
+    stored, recorded = row["size_bytes"], row["recorded_bytes"]
+    assert len(data) <= stored <= 2 * len(data) + 4096 and recorded == recorded_length(data), (name, row)
+    if "api" in refused:
+        assert row["preview"] is None and row["message"].startswith("Too costly to display"), row
+    assert ("too costly to display" in page.text) == ("page" in refused), name
+    if "page" in refused:
+        assert f"It takes {stored} bytes in Redis and records {recorded} bytes" in page.text, name
+    assert download.status_code == (413 if "download" in refused else 200), (name, download.text[:500])
+    if "download" in refused:
+        answer = download.json()
+        assert answer["state"] == "too_costly" and "Too costly to display" in answer["detail"], answer
+        assert (answer["size_bytes"], answer["recorded_bytes"]) == (stored, recorded), answer
+    # A plain value of the same api-server shows as ever: the sandbox's workers were replaced.
+    plain = served.xcoms("ui_trust", "extract")["xcoms"]
+    assert [x["state"] for x in plain if x["key"] == "return_value"] == ["value"]
