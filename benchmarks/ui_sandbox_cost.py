@@ -162,7 +162,8 @@ def _run(args: argparse.Namespace, scratch: Path, kind: str) -> int:
                 [name, route, format_seconds(old.median), format_seconds(new.median), f"{new.ratio:.2f}"]
             )
             results.append({"value": name, "route": route, "old": old.as_dict(), "new": new.as_dict()})
-    print(f"Redis: {kind}; baseline {args.baseline}; {args.rounds} rounds, medians of per-round samples")
+    rounds = 3 if args.smoke else args.rounds
+    print(f"Redis: {kind}; baseline {args.baseline}; {rounds} rounds, medians of per-round samples")
     print(markdown_table(["value", "route", "old (in the API server)", "new (sandbox)", "new / old"], table))
     if args.out is not None:  # not into benchmarks/results by default: the suite's report does not read it
         args.out.mkdir(parents=True, exist_ok=True)
