@@ -1,7 +1,7 @@
 """UI plugin: what showing a value costs now that it is decoded and rendered in a sandbox worker,
 against the UI code of a git revision that decoded it in the API server, side by side.
 
-    python -m benchmarks.ui_sandbox_cost --baseline REV [--rounds N] [--out DIR]
+    python -m benchmarks.ui_sandbox_cost --baseline REV [--rounds N] [--smoke] [--out DIR]
 
 Both apps (this tree's redis_xcom.ui, and REV's copied into a private package) run in one process
 under FastAPI's TestClient with a real auth manager and JWT, over the same rows and the same
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--smoke", action="store_true", help="the small value only, 3 rounds")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, help="write ui_sandbox_cost.json there (default: print only)")
     args = parser.parse_args(argv)
     scratch = Path(tempfile.mkdtemp(prefix="redis-xcom-ui-bench-"))
     os.environ.update(
@@ -162,10 +162,12 @@ def _run(args: argparse.Namespace, scratch: Path, kind: str) -> int:
                 [name, route, format_seconds(old.median), format_seconds(new.median), f"{new.ratio:.2f}"]
             )
             results.append({"value": name, "route": route, "old": old.as_dict(), "new": new.as_dict()})
-    print(f"Redis: {kind}; baseline {args.baseline}; {args.rounds} rounds, medians of per-round samples")
+    rounds = 3 if args.smoke else args.rounds
+    print(f"Redis: {kind}; baseline {args.baseline}; {rounds} rounds, medians of per-round samples")
     print(markdown_table(["value", "route", "old (in the API server)", "new (sandbox)", "new / old"], table))
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "ui_sandbox_cost.json", {"baseline": args.baseline, "results": results})
+    if args.out is not None:  # not into benchmarks/results by default: the suite's report does not read it
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_json(args.out / "ui_sandbox_cost.json", {"baseline": args.baseline, "results": results})
     return 0
 
 
