@@ -13,7 +13,7 @@ from redis_xcom.codec import Codec, recorded_length
 from redis_xcom.storage.store import RedisStore
 from redis_xcom.ui import values
 from tests.ui.conftest import UI
-from tests.ui.hostile import empty_maps, u0_arrays
+from tests.ui.hostile import empty_maps
 
 MiB = 1 << 20
 
@@ -71,7 +71,7 @@ def test_a_value_too_costly_to_decode_says_so_everywhere_with_its_sizes(small: U
 
 
 def test_a_value_whose_json_is_too_long_shows_but_is_not_downloaded(small: UI, fake_redis: Any) -> None:
-    _plant(small, fake_redis, "arrays", u0_arrays())  # 573 bytes, 189 MB as JSON
+    small.push("arrays", [f"item-{i}" for i in range(200_000)])  # about 3 MB as JSON, above the 1 MiB bound
     shown = small.xcoms()["arrays"]
     assert shown["state"] == "value" and shown["type"] == "list", shown
     refused = _download(small, "arrays")
