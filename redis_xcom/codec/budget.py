@@ -29,7 +29,6 @@ import collections
 from collections.abc import Iterable
 from typing import Any
 
-from redis_xcom.codec.extensions import Ext
 from redis_xcom.errors import DecodeLimitError
 
 # A Python container costs 56 bytes or more (an empty dict 64, a set 216) plus its slot in its
@@ -51,7 +50,6 @@ GUARDED_MIN_BYTES = 2 * FLOOD_CHECK_MIN
 # A set (216 bytes empty) costs four lists; every other extension value (a datetime, a Decimal,
 # a tuple) about one.
 SET_COST = 4
-EXT_COSTS: dict[int, int] = {Ext.SET: SET_COST, Ext.FROZENSET: SET_COST}
 
 # Bytes that start a msgpack map, array or extension: fixmap, fixarray, array 16/32, map 16/32,
 # fixext 1-16, ext 8/16/32. Every object the bound counts starts with one of them.
@@ -87,9 +85,6 @@ def guarded_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     return dict(pairs)
 
 
-# Extension values whose hash is not randomized (ints' arithmetic, and what is built from ints):
-# only these can be crafted to share one hash. Strings, bytes, dates and paths hash randomly.
-WATCHED_CODES = frozenset({Ext.BIGINT, Ext.TUPLE, Ext.FROZENSET, Ext.DECIMAL, Ext.UUID, Ext.AIRFLOW_SERDE})
 
 
 class HashWatch:

@@ -15,15 +15,20 @@ import msgpack
 
 from redis_xcom.codec import science, stdtypes
 from redis_xcom.codec.budget import (
-    EXT_COSTS,
     GUARDED_MAP_LEN,
     GUARDED_MIN_BYTES,
-    WATCHED_CODES,
+    SET_COST,
     DecodeBudget,
     HashWatch,
 )
 from redis_xcom.codec.extensions import BUF_BYTEARRAY, BUF_BYTES, BUF_VIEW, MAX_DEPTH, OUT_OF_BAND_MIN, Ext
 from redis_xcom.errors import CorruptPayloadError, UnsupportedFormatError
+
+# What an extension value costs the budget: a set may hold its items in one more container.
+EXT_COSTS: dict[int, int] = {Ext.SET: SET_COST, Ext.FROZENSET: SET_COST}
+# Extension values whose hash is not randomized (ints' arithmetic, and what is built from ints):
+# only these can be crafted to share one hash. Strings, bytes, dates and paths hash randomly.
+WATCHED_CODES = frozenset({Ext.BIGINT, Ext.TUPLE, Ext.FROZENSET, Ext.DECIMAL, Ext.UUID, Ext.AIRFLOW_SERDE})
 
 PACK_OPTIONS: dict[str, Any] = {"use_bin_type": True, "strict_types": True}
 
