@@ -10,7 +10,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field, fields
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from redis_xcom.airflow_compat import airflow_conf
 from redis_xcom.errors import ConfigError
@@ -167,7 +167,7 @@ class Settings:
             object.__setattr__(self, "url", canonical_url(self.url))
             shown = redact_url(self.url)
             try:
-                parts = urlsplit(self.url)
+                parts = split_url(self.url)
             except ValueError as exc:  # a bracketed host that is no IPv6 address, an invalid port
                 raise ConfigError(
                     f"[{SECTION}] url {shown!r} is not a URL ({exc}); write {URL_FORMS}"
@@ -302,3 +302,16 @@ def get_settings() -> Settings:
 def reset_settings() -> None:
     """Forget the cached settings (tests, or a process that changed its configuration)."""
     get_settings.cache_clear()
+
+
+def split_url(url: str) -> SplitResult:
+    """urlsplit, but a list of hosts (cluster or Sentinel seeds) is kept whole as the netloc: some
+    Pythons (Debian's 3.11.2) refuse a list holding a bracketed IPv6 host; url_hosts checks each."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        scheme, sep, rest = url.partition("://")
+        end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        if not sep or "," not in rest[:end]:
+            raise
+        return urlsplit(f"{scheme}://seeds{rest[end:]}")._replace(netloc=rest[:end])

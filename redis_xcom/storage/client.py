@@ -15,7 +15,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode
 
 import redis
 import redis.backoff
@@ -29,7 +29,15 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from redis_xcom import connection
-from redis_xcom.config import DEFAULT_PORT, SECTION, Settings, canonical_url, parse_option, url_hosts
+from redis_xcom.config import (
+    DEFAULT_PORT,
+    SECTION,
+    Settings,
+    canonical_url,
+    parse_option,
+    split_url,
+    url_hosts,
+)
 from redis_xcom.errors import ConfigError
 from redis_xcom.redaction import decoded_name, redact_url, unencoded_userinfo
 from redis_xcom.storage.packer import COMMAND_PACKER
@@ -131,7 +139,7 @@ def parse_url(url: str, settings: Settings | None = None) -> Target:
             "urllib.parse.quote(password, safe='')"
         )
     url = canonical_url(url)
-    parts = urlsplit(url)
+    parts = split_url(url)
     scheme = parts.scheme
     userinfo, at, hostlist = parts.netloc.rpartition("@")
     username = password = None
@@ -333,7 +341,7 @@ def _join(hosts: Any) -> str:
 def endpoint(url: str) -> str:
     """The node(s) a URL names, without user or password: host:port, the socket path, the seed
     nodes of a cluster, or a Sentinel service and its Sentinels."""
-    parts = urlsplit(canonical_url(url))
+    parts = split_url(canonical_url(url))
     if parts.scheme == "unix":
         return parts.path or "?"
     hostlist = parts.netloc.rpartition("@")[2]
