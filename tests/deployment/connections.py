@@ -26,7 +26,16 @@ def connections_received(client: redis.Redis) -> int:
 
 def deployment_clients(client: redis.Redis) -> int:
     """Connections to the Redis that are not the test's own (CLIENT LIST, by client name)."""
-    return sum(1 for c in client.client_list() if c.get("name") != OWN_CLIENT_NAME)
+    return len(deployment_client_list(client))
+
+
+def deployment_client_list(client: redis.Redis) -> list[str]:
+    """Who those connections are (address, name, age, last command): what a failure shows."""
+    return [
+        f"{c.get('addr')} name={c.get('name')!r} age={c.get('age')}s cmd={c.get('cmd')}"
+        for c in client.client_list()
+        if c.get("name") != OWN_CLIENT_NAME
+    ]
 
 
 class ClientSampler:
@@ -35,7 +44,8 @@ class ClientSampler:
     def __init__(self, url: str, interval: float = 0.1) -> None:
         self.client = own_client(url)
         self.interval = interval
-        self.baseline = deployment_clients(self.client)
+        self.baseline_clients = deployment_client_list(self.client)
+        self.baseline = len(self.baseline_clients)
         self.peak = self.baseline
         self.samples = 0
         self.opened = 0  # connections accepted while sampling: one per task process if none leaks

@@ -60,6 +60,7 @@ class Connections:
     """The deployment's connections to the XCom Redis: before the runs, the most at once, after."""
 
     baseline: int = 0
+    baseline_clients: list[str] = field(default_factory=list)
     peak: int = 0
     after: int = 0
     samples: int = 0
@@ -135,6 +136,7 @@ def run_scenario(outcome: Outcome) -> Outcome:
     outcome.xcom.client.ping()  # the test's own connection opens now, not among the runs' ones
     with ClientSampler(outcome.xcom.url) as sampler:
         outcome.connections.baseline = sampler.baseline
+        outcome.connections.baseline_clients = sampler.baseline_clients
         _trigger_all(outcome)
         deadline = time.monotonic() + RUNS_TIMEOUT
         # The clear and re-run go on while the other DAGs still run.

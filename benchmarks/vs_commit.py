@@ -1,0 +1,157 @@
+"""The hot path of this tree against an earlier commit, side by side in one run.
+
+``python -m benchmarks.vs_commit --against REV [--rounds N]``
+
+The package of REV is exported (``git archive``) to a temporary directory. Each round starts one
+process per tree, in alternating order, against the same redis-server of the run's own; each
+process times, interleaved sample by sample:
+  small      push+pull of a small dict (serialize_value + deserialize_value of a row that carries
+             its coordinates, so the pull's ownership check runs) over bare redis-py SET + GET of
+             the codec's bytes: the ratio the README quotes
+  records    20k records: Airflow's serde + JSON (the default backend's path) over the codec's
+             encode + decode: the speed-up the README quotes
+Reported: per tree, the median over rounds of each process's median; then this tree / REV per
+figure (above 1 means this tree is slower). Processes, not threads: each tree imports its own
+``redis_xcom``; alternating the order spreads the machine's drift over both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.redis_process import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs with one tree first on sys.path; imports nothing from this repository but redis_xcom.
+WORKER = r"""
+import json, os, statistics, sys, time
+from types import SimpleNamespace
+import redis
+import redis_xcom
+from redis_xcom.backend import ExclusiveRedisXCom, _runtime
+
+SAMPLES, CALLS = int(os.environ["VS_SAMPLES"]), int(os.environ["VS_CALLS"])
+value = {"status": "ok", "rows": 3, "ids": [1, 2, 3]}
+coords = {"key": "return_value", "task_id": "push", "dag_id": "bench", "run_id": "r1", "map_index": -1}
+codec = _runtime().codec
+data = codec.encode(value)
+bare = redis.Redis.from_url(os.environ["AIRFLOW__REDIS_XCOM__URL"])
+
+def bare_setget():
+    bare.set("vs:bare", data, ex=3600)
+    return bare.get("vs:bare")
+
+def backend():
+    ref = ExclusiveRedisXCom.serialize_value(value, **coords)
+    return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=ref, **coords))
+
+records = [{"id": i, "name": f"user-{i}", "score": i * 0.5, "active": i % 2 == 0} for i in range(20_000)]
+from airflow.sdk import serde
+
+def default_path():
+    return serde.deserialize(json.loads(json.dumps(serde.serialize(records))))
+
+def ours():
+    return codec.decode(codec.encode(records))
+
+assert backend() == value and ours() == records == default_path()
+
+def sample(fn, calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+out = {"package": redis_xcom.__file__, "bare": [], "backend": [], "default": [], "ours": []}
+for _ in range(3):
+    sample(bare_setget, CALLS); sample(backend, CALLS)
+for _ in range(SAMPLES):
+    out["bare"].append(sample(bare_setget, CALLS))
+    out["backend"].append(sample(backend, CALLS))
+for _ in range(max(3, SAMPLES // 4)):
+    out["default"].append(sample(default_path, 1))
+    out["ours"].append(sample(ours, 1))
+print(json.dumps({k: statistics.median(v) if isinstance(v, list) else v for k, v in out.items()}))
+"""
+
+
+def export(rev: str, into: Path) -> Path:
+    """The package as it was at rev, in a directory of its own."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "redis_xcom"], check=True, capture_output=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return into
+
+
+def run_worker(tree: Path, url: str, prefix: str, samples: int, calls: int) -> dict[str, Any]:
+    env = dict(os.environ)
+    env.update(
+        PYTHONPATH=str(tree),
+        AIRFLOW__REDIS_XCOM__URL=url,
+        AIRFLOW__REDIS_XCOM__KEY_PREFIX=prefix,
+        VS_SAMPLES=str(samples),
+        VS_CALLS=str(calls),
+    )
+    # cwd is the tree: "-c" puts the working directory first on sys.path.
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER], cwd=tree, env=env, check=True, capture_output=True, text=True
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    # The tree asked for is the tree measured, not the installed one.
+    assert result["package"].startswith(str(tree)), result["package"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.vs_commit", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--against", required=True, help="the earlier commit (any git revision)")
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--samples", type=int, default=15)
+    parser.add_argument("--calls", type=int, default=200)
+    args = parser.parse_args(argv)
+    rev = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", args.against],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    server = RedisServer().start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="redis-xcom-vs-") as tmp:
+            trees = {"this tree": ROOT, rev: export(rev, Path(tmp))}
+            got: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+            for n in range(args.rounds):
+                order = list(trees) if n % 2 == 0 else list(reversed(trees))
+                for name in order:
+                    got[name].append(run_worker(trees[name], server.url, "vs", args.samples, args.calls))
+    finally:
+        server.stop()
+    figures = {
+        "small push+pull / bare SET+GET": lambda r: r["backend"] / r["bare"],
+        "small push+pull (µs)": lambda r: r["backend"] * 1e6,
+        "20k records: default path / ours": lambda r: r["default"] / r["ours"],
+        "20k records: ours encode+decode (ms)": lambda r: r["ours"] * 1e3,
+    }
+    print(f"{args.rounds} rounds, one process per tree per round, alternating order\n")
+    print(f"| figure | this tree | {rev} | this tree / {rev} |")
+    print("|---|---|---|---|")
+    for label, figure in figures.items():
+        mine = statistics.median(figure(r) for r in got["this tree"])
+        theirs = statistics.median(figure(r) for r in got[rev])
+        print(f"| {label} | {mine:.3f} | {theirs:.3f} | {mine / theirs:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
