@@ -54,7 +54,8 @@ def backend():
     ref = ExclusiveRedisXCom.serialize_value(value, **coords)
     return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=ref, **coords))
 
-records = [{"id": i, "name": f"user-{i}", "score": i * 0.5, "active": i % 2 == 0} for i in range(20_000)]
+n = int(os.environ["VS_RECORDS"])
+records = [{"id": i, "name": f"user-{i}", "score": i * 0.5, "active": i % 2 == 0} for i in range(n)]
 from airflow.sdk import serde
 
 def default_path():
@@ -93,7 +94,7 @@ def export(rev: str, into: Path) -> Path:
     return into
 
 
-def run_worker(tree: Path, url: str, prefix: str, samples: int, calls: int) -> dict[str, Any]:
+def run_worker(tree: Path, url: str, prefix: str, samples: int, calls: int, records: int) -> dict[str, Any]:
     env = dict(os.environ)
     env.update(
         PYTHONPATH=str(tree),
@@ -101,6 +102,7 @@ def run_worker(tree: Path, url: str, prefix: str, samples: int, calls: int) -> d
         AIRFLOW__REDIS_XCOM__KEY_PREFIX=prefix,
         VS_SAMPLES=str(samples),
         VS_CALLS=str(calls),
+        VS_RECORDS=str(records),
     )
     # cwd is the tree: "-c" puts the working directory first on sys.path.
     done = subprocess.run(
@@ -120,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--samples", type=int, default=15)
     parser.add_argument("--calls", type=int, default=200)
+    parser.add_argument("--records", type=int, default=20_000, help="records in the codec figure")
     args = parser.parse_args(argv)
     rev = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", args.against],
@@ -135,14 +138,16 @@ def main(argv: list[str] | None = None) -> None:
             for n in range(args.rounds):
                 order = list(trees) if n % 2 == 0 else list(reversed(trees))
                 for name in order:
-                    got[name].append(run_worker(trees[name], server.url, "vs", args.samples, args.calls))
+                    got[name].append(
+                        run_worker(trees[name], server.url, "vs", args.samples, args.calls, args.records)
+                    )
     finally:
         server.stop()
     figures = {
         "small push+pull / bare SET+GET": lambda r: r["backend"] / r["bare"],
         "small push+pull (µs)": lambda r: r["backend"] * 1e6,
-        "20k records: default path / ours": lambda r: r["default"] / r["ours"],
-        "20k records: ours encode+decode (ms)": lambda r: r["ours"] * 1e3,
+        f"{args.records} records: default path / ours": lambda r: r["default"] / r["ours"],
+        f"{args.records} records: ours encode+decode (ms)": lambda r: r["ours"] * 1e3,
     }
     print(f"{args.rounds} rounds, one process per tree per round, alternating order\n")
     print(f"| figure | this tree | {rev} | this tree / {rev} |")

@@ -148,3 +148,22 @@ def test_report_and_chart(results: Path) -> None:
     assert "SMOKE RUN" in summary and "| what is measured |" in summary
     png = (results / "chart.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+
+
+def test_vs_commit_measures_both_trees() -> None:
+    """The side-by-side run against an earlier commit measures that commit's package, not this one."""
+    tiny = ["--rounds", "1", "--samples", "2", "--calls", "5", "--records", "100"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.vs_commit", "--against", "HEAD", *tiny],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, f"vs_commit failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "figure" not in line]
+    assert len(rows) == 4, proc.stdout
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert all(_positive(float(c)) for c in cells[1:]), row
