@@ -11,7 +11,6 @@ the same (config.SCHEME_ALIASES). ``redis_conn_id`` is first turned into such a 
 from __future__ import annotations
 
 import random
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -22,9 +21,6 @@ import redis.backoff
 import redis.cluster
 from redis.backoff import AbstractBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
@@ -40,19 +36,11 @@ from redis_xcom.config import (
 )
 from redis_xcom.errors import ConfigError
 from redis_xcom.redaction import decoded_name, redact_url, unencoded_userinfo
+from redis_xcom.storage import errors
 from redis_xcom.storage.packer import COMMAND_PACKER
 
 # What build_client returns: one node (directly or through Sentinel), or a cluster.
 Client: TypeAlias = "redis.Redis | RedisCluster"
-
-# Transient: a reset or timed-out connection, LOADING after a restart (a ConnectionError
-# subclass in redis-py), or a replica that became read-only during a failover.
-RETRIED_ERRORS: tuple[type[Exception], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    socket.timeout,
-    ReadOnlyError,
-)
 
 
 class _ExponentialWithJitterBackoff(AbstractBackoff):
@@ -225,7 +213,7 @@ def _retry(settings: Settings) -> Retry:
     return Retry(
         _JITTER_BACKOFF(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
         retries=settings.retry_attempts,
-        supported_errors=RETRIED_ERRORS,
+        supported_errors=errors.RETRIED,
     )
 
 
@@ -236,7 +224,7 @@ def _node_kwargs(settings: Settings) -> dict[str, Any]:
         "socket_timeout": settings.socket_timeout,
         "retry": _retry(settings),
         # redis-py before 6 retries only the errors named here too (Retry's list alone is ignored).
-        "retry_on_error": list(RETRIED_ERRORS),
+        "retry_on_error": list(errors.RETRIED),
         "health_check_interval": 30,
         "client_name": "redis-xcom",
         "socket_read_size": SOCKET_READ_SIZE,

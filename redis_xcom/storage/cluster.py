@@ -13,7 +13,6 @@ itself. What it leaves to us:
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -21,39 +20,18 @@ from typing import Any, TypeVar
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster, key_slot
-from redis.exceptions import (
-    AskError,
-    ClusterDownError,
-    ClusterError,
-    MovedError,
-    SlotNotCoveredError,
-    TryAgainError,
-)
+from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from redis_xcom.storage import errors
+
 T = TypeVar("T")
 
-# What a resharding or a failover looks like to a client; every command we send is idempotent,
-# so each may be sent again. ClusterError: redirections beyond redis-py's own limit.
-TRANSIENT: tuple[type[Exception], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    socket.timeout,
-    ClusterDownError,
-    ClusterError,
-    TryAgainError,
-    AskError,  # MovedError too
-    SlotNotCoveredError,  # the slot map names no master yet
-)
 # When the client's own Retry is unknown: about 10 s of backoff, enough for a failover at the
 # default cluster-node-timeout of a few seconds.
 _DEFAULT_ATTEMPTS = 8
 _DEFAULT_BACKOFF = ExponentialBackoff(cap=2.0, base=0.1)
-
-
-def is_cluster(client: object) -> bool:
-    return isinstance(client, RedisCluster)
 
 
 def group_by_slot(keys: Iterable[str]) -> dict[int, list[str]]:
@@ -85,7 +63,7 @@ def _refresh(client: RedisCluster, exc: Exception) -> None:
         return  # a migration in progress: the slot map is right, the keys are moving
     # A MOVED too reloads the whole map (redis-py's API to patch one slot differs between 5 and 8).
     # No node may answer yet; the next attempt tries again.
-    with contextlib.suppress(*TRANSIENT):
+    with contextlib.suppress(*errors.TRANSIENT):
         client.nodes_manager.initialize()
 
 
@@ -95,7 +73,7 @@ def retrying(client: RedisCluster, action: Callable[[], T]) -> T:
     error. The first attempt costs nothing more than action() itself (every push and pull)."""
     try:
         return action()
-    except TRANSIENT as exc:
+    except errors.TRANSIENT as exc:
         error: Exception = exc
     attempts, backoff, budget = _schedule(client)
     backoff.reset()
@@ -109,7 +87,7 @@ def retrying(client: RedisCluster, action: Callable[[], T]) -> T:
         time.sleep(pause)
         try:
             return action()
-        except TRANSIENT as exc:
+        except errors.TRANSIENT as exc:
             error = exc
             failures += 1
 

@@ -19,31 +19,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import re
-import socket
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
-from redis.exceptions import (
-    AuthenticationError,
-    ExecAbortError,
-    NoPermissionError,
-    NoScriptError,
-    ReadOnlyError,
-    RedisClusterException,
-    RedisError,
-    ResponseError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.sentinel import MasterNotFoundError
+from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
-from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError, ReplicationError
-from redis_xcom.storage import cluster
-from redis_xcom.storage.client import RETRIED_ERRORS, Client, describe, endpoint
+from redis_xcom.errors import CorruptPayloadError, ReplicationError
+from redis_xcom.storage import cluster, errors
+from redis_xcom.storage.client import Client, describe, endpoint
 from redis_xcom.storage.packer import Buffer, BufferList, sends_buffer_lists
 
 log = logging.getLogger(__name__)
@@ -59,25 +46,6 @@ MIN_BULK_LIMIT = 1024 * 1024
 MANIFEST_MAGIC = b"\x00RXCHNK"
 MANIFEST_VERSION = 1
 _MANIFEST = struct.Struct("<7sBIQ")  # magic, version, chunk count, total length
-# redis-py prefixes errors inside a pipeline with the command and its arguments: payload bytes.
-_PIPELINE_ANNOTATION = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
-
-
-def _reason(exc: Exception) -> str:
-    """What went wrong, without the command arguments (XCom payloads) that redis-py may quote.
-
-    The redis-py exception is cleaned in place too: it stays chained as __cause__ for tracebacks.
-    """
-    if exc.args and isinstance(exc.args[0], str):
-        exc.args = (_PIPELINE_ANNOTATION.sub("", exc.args[0]), *exc.args[1:])
-    return str(exc)
-
-
-def _sentinel_reason(exc: Exception) -> str:
-    """MasterNotFoundError without the reprs of every Sentinel client: what each Sentinel answered."""
-    head, _, rest = str(exc).partition(" : ")
-    answers = re.findall(r" - ([A-Za-z_:]+)", rest)
-    return f"{head} (the Sentinels answered: {', '.join(answers)})" if answers else head
 
 
 def pack_manifest(chunks: int, total: int) -> bytes:
@@ -159,11 +127,6 @@ def _index_update(index: str, key: str, ttl: int, scripting: bool = True) -> lis
     return [("SADD", index, key), ("EXPIRE", index, ttl, "NX"), ("EXPIRE", index, ttl, "GT")]
 
 
-def _denies_scripting(exc: BaseException) -> bool:
-    """NOPERM for EVALSHA or EVAL: a least-privilege ACL that grants no Lua (the documented rule)."""
-    return isinstance(exc, NoPermissionError) and "eval" in str(exc).lower()
-
-
 def _pipelined(
     conn: redis.Redis, commands: Sequence[Command], atomic: bool, wait_replicas: int = 0, wait_ms: int = 0
 ) -> list[Any]:
@@ -181,96 +144,6 @@ def _pipelined(
     if wait_replicas:
         pipe.execute_command("WAIT", wait_replicas, wait_ms)
     return list(pipe.execute(raise_on_error=False))
-
-
-def _is_wrong_type(exc: ResponseError) -> bool:
-    """GET on a list: the value is chunked."""
-    return "WRONGTYPE" in str(exc)
-
-
-# What redis-py (and the socket under it) raises; _raise_translated turns each into a RedisXComError.
-_REDIS_FAILURES = (RedisError, RedisClusterException, socket.timeout)
-
-
-def _raise_translated(exc: Exception, endpoint: str, action: str, subject: object) -> NoReturn:
-    """Raise the RedisXComError for exc (one of _REDIS_FAILURES) while trying to ``action subject``:
-    what failed, where, and what to check. The message is built only here, on failure."""
-    action = f"{action} {subject!r}" if subject != "" else action
-    where = f"Redis at {endpoint}"
-    reason = _reason(exc).rstrip(".")  # redis-py's messages may end with a full stop; ours follows
-    if isinstance(exc, AuthenticationError):
-        raise RedisUnavailableError(
-            f"{where} refused the credentials while trying to {action}: {reason}. "
-            "Check the user and password in [redis_xcom] url (or its redis_conn_id connection)."
-        ) from None
-    if isinstance(exc, ReadOnlyError):
-        raise RedisUnavailableError(
-            f"{where} is a read-only replica while trying to {action}: {reason}. "
-            "A failover may be in progress, or [redis_xcom] url points at a replica; "
-            "the task can be retried once a primary answers."
-        ) from exc
-    if isinstance(exc, MasterNotFoundError):
-        raise RedisUnavailableError(
-            f"{where}: no Sentinel named a master while trying to {action}: {_sentinel_reason(exc)}. "
-            "Check that the Sentinels and the master are running, the service name in [redis_xcom] "
-            "url, and sentinel_username / sentinel_password (the Sentinels' own credentials); the "
-            "task can be retried once a master is elected."
-        ) from exc
-    if isinstance(exc, RedisConnectionError) and "SSL" in str(exc):
-        raise RedisUnavailableError(
-            f"{where} failed the TLS handshake while trying to {action}: {reason}. "
-            "Check [redis_xcom] ssl_ca_certs (the CA that signed the server's certificate), "
-            "ssl_check_hostname (the host must be in the certificate's names), and ssl_certfile / "
-            "ssl_keyfile if the server requires a client certificate."
-        ) from exc
-    if isinstance(exc, cluster.TRANSIENT) and not isinstance(exc, RETRIED_ERRORS):
-        raise RedisUnavailableError(
-            f"{where} kept redirecting or refusing while trying to {action}: {reason}. "
-            "A resharding or failover did not settle within [redis_xcom] retry_attempts and "
-            "retry_backoff_cap; check CLUSTER INFO / redis-cli --cluster check, and retry the task."
-        ) from exc
-    if isinstance(exc, RETRIED_ERRORS):
-        raise RedisUnavailableError(
-            f"{where} is unreachable while trying to {action}: {reason}. "
-            "Check that it is running and that [redis_xcom] url points at it; "
-            "the task can be retried once it is back."
-        ) from exc
-    raise RedisXComError(f"{where} failed to {action}: {reason}") from exc
-
-
-class _RedisErrors:
-    """A context manager translating the errors of one call (_raise_translated); the hot paths
-    (put and get of small values) use try/except directly, which costs nothing when nothing fails."""
-
-    __slots__ = ("action", "endpoint", "subject")
-
-    def __init__(self, endpoint: str, action: str, subject: object) -> None:
-        self.endpoint = endpoint
-        self.action = action
-        self.subject = subject
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, _REDIS_FAILURES):
-            _raise_translated(exc, self.endpoint, self.action, self.subject)
-
-
-def _first_error(replies: Sequence[Any]) -> Exception | None:
-    """The error to raise from a MULTI/EXEC's replies: a refused command's own error rather than the
-    EXECABORT it caused, else an error inside EXEC's reply."""
-    errors = [r for r in replies if isinstance(r, Exception) and not isinstance(r, ExecAbortError)]
-    if errors:
-        return errors[0]
-    for reply in replies:
-        if isinstance(reply, ExecAbortError):
-            return reply
-        if isinstance(reply, list):
-            inner = next((r for r in reply if isinstance(r, Exception)), None)
-            if inner is not None:
-                return inner
-    return None
 
 
 class RedisStore:
@@ -323,10 +196,10 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"RedisStore({self.endpoint}, chunk_bytes={self.chunk_bytes})"
 
-    def _errors(self, action: str, subject: object = "") -> _RedisErrors:
+    def _errors(self, action: str, subject: object = "") -> errors.Translated:
         """Translates redis-py errors raised inside ``with`` into RedisXComError; the message is
         built only on failure (``action`` then ``repr(subject)``), so the hot path formats nothing."""
-        return _RedisErrors(self.endpoint, action, subject)
+        return errors.Translated(self.endpoint, action, subject)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -372,9 +245,9 @@ class RedisStore:
             try:
                 self._run_script(_SET_AND_INDEX, key, index, small, ttl)
                 return
-            except _REDIS_FAILURES as exc:
+            except errors.FAILURES as exc:
                 if not self._scripting_refused(exc):
-                    _raise_translated(exc, self.endpoint, "write", key)
+                    errors.translate(exc, self.endpoint, "write", key)
         with self._errors("write", key):
             try:
                 self._put_plain(key, parts, size, ttl, index)
@@ -386,7 +259,7 @@ class RedisStore:
 
     def _scripting_refused(self, exc: BaseException) -> bool:
         """Whether exc is the ACL refusing Lua; if so, this store writes without it from now on."""
-        if not _denies_scripting(exc):
+        if not errors.denies_scripting(exc):
             return False
         if self.scripting:
             self.scripting = False
@@ -448,7 +321,7 @@ class RedisStore:
         replies = self._on_owner(
             key, lambda conn: _pipelined(conn, commands, atomic, wait, self.wait_timeout_ms)
         )
-        error = _first_error(replies)
+        error = errors.first_error(replies)
         if error is not None:
             raise error
         if wait:
@@ -496,12 +369,12 @@ class RedisStore:
                 else:
                     data = self._retrying(lambda: self.client.get(key))
             except ResponseError as exc:
-                if not _is_wrong_type(exc):
+                if not errors.is_wrong_type(exc):
                     raise
                 return self._get_chunked(key)
             return data
-        except _REDIS_FAILURES as exc:
-            _raise_translated(exc, self.endpoint, "read", key)
+        except errors.FAILURES as exc:
+            errors.translate(exc, self.endpoint, "read", key)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Values of many keys in one round trip per node (a pipeline of GETs); chunked ones take
@@ -513,7 +386,7 @@ class RedisStore:
             values: list[bytes | None] = []
             for key, data in zip(keys, found, strict=True):
                 if isinstance(data, Exception):
-                    if not (isinstance(data, ResponseError) and _is_wrong_type(data)):
+                    if not errors.is_wrong_type(data):
                         raise data
                     data = self._get_chunked(key)
                 values.append(data)
@@ -527,7 +400,7 @@ class RedisStore:
         found: list[Any] = pipe.execute(raise_on_error=False)
         if self._cluster:
             # A resharding or failover answered for some keys: read them all again.
-            transient = next((f for f in found if isinstance(f, cluster.TRANSIENT)), None)
+            transient = next((f for f in found if isinstance(f, errors.TRANSIENT)), None)
             if transient is not None:
                 raise transient
         return found
@@ -543,7 +416,7 @@ class RedisStore:
         )
         executed = replies[-1]
         if isinstance(executed, Exception):
-            raise _first_error(replies) or executed
+            raise errors.first_error(replies) or executed
         plain, parts = executed
         if not isinstance(plain, Exception):
             return plain
@@ -784,12 +657,4 @@ class RedisStore:
         return str(info["maxmemory_policy"])
 
     def _denied_as_none(self, action: str, call: Callable[[], Any]) -> Any:
-        """call's reply, or None when the server refuses the command (NOPERM, unknown command);
-        an unreachable server still raises."""
-        try:
-            with self._errors(action):
-                return call()
-        except RedisXComError as exc:
-            if isinstance(exc.__cause__, ResponseError):
-                return None
-            raise
+        return errors.refused_as_none(self.endpoint, action, call)
