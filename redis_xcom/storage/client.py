@@ -10,16 +10,12 @@ the same (config.SCHEME_ALIASES). ``redis_conn_id`` is first turned into such a 
 
 from __future__ import annotations
 
-import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlencode
 
 import redis
-import redis.backoff
-import redis.cluster
-from redis.backoff import AbstractBackoff, NoBackoff
+from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
@@ -36,29 +32,12 @@ from redis_xcom.config import (
 )
 from redis_xcom.errors import ConfigError
 from redis_xcom.redaction import decoded_name, redact_url, unencoded_userinfo
-from redis_xcom.storage import errors
+from redis_xcom.storage import errors, redispy_compat
 from redis_xcom.storage.packer import COMMAND_PACKER
 
 # What build_client returns: one node (directly or through Sentinel), or a cluster.
 Client: TypeAlias = "redis.Redis | RedisCluster"
 
-
-class _ExponentialWithJitterBackoff(AbstractBackoff):
-    """redis-py's ExponentialWithJitterBackoff, for redis-py before 5.3, which lacks it (kombu caps
-    redis-py at 5.2.1 in the celery extra of Airflow 3.0 to 3.2)."""
-
-    def __init__(self, cap: float, base: float) -> None:
-        self._cap = cap
-        self._base = base
-
-    def compute(self, failures: int) -> float:
-        return min(self._cap, random.random() * self._base * 2**failures)
-
-
-# redis-py's own where it has one (5.3+), so its equality and hashing come along.
-_JITTER_BACKOFF: Callable[..., AbstractBackoff] = getattr(
-    redis.backoff, "ExponentialWithJitterBackoff", _ExponentialWithJitterBackoff
-)
 
 # Larger socket reads: fewer system calls and buffer copies for large values.
 SOCKET_READ_SIZE = 256 * 1024
@@ -211,7 +190,7 @@ def _tls_kwargs(target: Target) -> dict[str, Any]:
 
 def _retry(settings: Settings) -> Retry:
     return Retry(
-        _JITTER_BACKOFF(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
+        redispy_compat.JITTER_BACKOFF(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
         retries=settings.retry_attempts,
         supported_errors=errors.RETRIED,
     )
@@ -255,31 +234,12 @@ def _cluster_client(target: Target, settings: Settings) -> RedisCluster:
     }
     if target.uses_tls:
         kwargs["ssl"] = True
-    if "retry" not in getattr(redis.cluster, "KWARGS_DISABLED_KEYS", ()):
-        # redis-py before 6 counts cluster-level retries (MOVED, ASK, a node down) separately.
+    if redispy_compat.cluster_retries_apart():
         kwargs["cluster_error_retry_attempts"] = settings.retry_attempts
     cluster = RedisCluster(**kwargs)
-    _pack_with_buffers(cluster)
+    # Without our packer a large value would be joined (copied) before it is sent.
+    redispy_compat.pack_cluster_with(cluster, COMMAND_PACKER)
     return cluster
-
-
-def _pack_with_buffers(cluster: RedisCluster) -> None:
-    """Our command packer on every node connection, now and after a refresh of the slot map:
-    RedisCluster drops command_packer from its keyword arguments, and without it a large value
-    would be joined (copied) before it is sent."""
-    nodes_manager = getattr(cluster, "nodes_manager", None)
-    if not isinstance(getattr(nodes_manager, "connection_kwargs", None), dict):
-        return
-    # Nodes built as from_url builds them (a ConnectionPool of the kwargs), which passes the packer
-    # on to each connection; Redis(host, port, **kwargs) would refuse it.
-    nodes_manager.from_url = True  # type: ignore[union-attr]
-    nodes_manager.connection_kwargs["command_packer"] = COMMAND_PACKER  # type: ignore[union-attr]
-    for node in cluster.get_nodes():
-        if node.redis_connection is not None:
-            pool = node.redis_connection.connection_pool
-            pool.connection_kwargs["command_packer"] = COMMAND_PACKER
-            pool.disconnect()  # the slot map was read on a connection without it
-            pool.reset()
 
 
 def _sentinel_client(target: Target, settings: Settings) -> redis.Redis:

@@ -24,7 +24,7 @@ from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainErr
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from redis_xcom.storage import errors
+from redis_xcom.storage import errors, redispy_compat
 
 T = TypeVar("T")
 
@@ -44,16 +44,13 @@ def group_by_slot(keys: Iterable[str]) -> dict[int, list[str]]:
 
 def _schedule(client: RedisCluster) -> tuple[int, Any, float]:
     """Attempts, backoff and time budget of the client's Retry (built from [redis_xcom] retry_*)."""
-    retry = getattr(client, "retry", None)
-    attempts = getattr(retry, "_retries", None)
-    backoff = getattr(retry, "_backoff", None)
-    if not isinstance(attempts, int) or backoff is None:
-        attempts, backoff = _DEFAULT_ATTEMPTS, _DEFAULT_BACKOFF
+    attempts, backoff, cap = redispy_compat.retry_schedule(getattr(client, "retry", None))
+    if attempts is None or backoff is None:
+        attempts, backoff, cap = _DEFAULT_ATTEMPTS, _DEFAULT_BACKOFF, None
     # At least a few: a failover takes several round trips of refreshing the slot map.
     attempts = max(attempts, 3)
     # redis-py 6+ retries inside each attempt too: the budget keeps the nested retries bounded.
-    cap = getattr(backoff, "_cap", None)
-    budget = attempts * (cap if isinstance(cap, int | float) and cap > 0 else 2.0)
+    budget = attempts * (cap if cap is not None and cap > 0 else 2.0)
     return attempts, backoff, max(budget, 1.0)
 
 
@@ -101,7 +98,7 @@ def on_slot_owner(client: RedisCluster, key: str, run: Callable[[redis.Redis], l
         try:
             replies = run(client.get_redis_connection(node))
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            node.redis_connection = None  # as RedisCluster does: a fresh connection next time
+            redispy_compat.drop_node_connection(node)
             _name_node(exc, node.name)
             raise
         for reply in replies:
