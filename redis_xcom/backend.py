@@ -15,19 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import os
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
 
-from redis_xcom import airflow_compat, inline, keys, metrics
-from redis_xcom.codec import Codec, recorded_length
-from redis_xcom.config import Settings, get_settings
+from redis_xcom import airflow_compat, clearing, inline, keys, metrics
+from redis_xcom.codec import recorded_length
 from redis_xcom.errors import (
     CodecError,
     RedisXComError,
@@ -36,8 +32,8 @@ from redis_xcom.errors import (
     ValueTooLargeError,
     XComExpiredError,
 )
-from redis_xcom.storage import client
-from redis_xcom.storage.store import RedisStore
+from redis_xcom.runtime import Runtime, get_runtime
+from redis_xcom.storage.server_info import ServerInfo
 
 log = logging.getLogger(__name__)
 
@@ -57,70 +53,10 @@ _deleting: contextvars.ContextVar[keys.RowCoordinates | None] = contextvars.Cont
 _ROW_FIELDS = ("dag_id", "run_id", "task_id", "key", "map_index", "task_instance_id")
 
 
-@dataclass
-class _Runtime:
-    settings: Settings
-    codec: Codec
-    store: RedisStore
-    # Checked after the first successful push, so a down Redis does not cost its timeouts twice.
-    eviction_checked: bool = False
-
-
-_runtime_lock = threading.Lock()
-_runtime_cache: dict[int, _Runtime] = {}
-# os.getpid() is a system call (slow in sandboxes) on every push and pull; the pid only changes in
-# a forked child, where this hook runs.
-_pid = os.getpid()
-
-
-def _after_fork_in_child() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _runtime() -> _Runtime:
-    """Settings, codec and store of this process, built on first use (and again after a fork)."""
-    pid = _pid
-    runtime = _runtime_cache.get(pid)
-    if runtime is not None:
-        return runtime
-    with _runtime_lock:
-        if pid not in _runtime_cache:
-            settings = get_settings()
-            # One client (one connection pool) per process: a forked child builds its own.
-            store = RedisStore(
-                client.build_client(settings),
-                chunk_bytes=settings.chunk_bytes,
-                wait_replicas=settings.wait_replicas,
-                wait_timeout_ms=settings.wait_timeout_ms,
-                scripting=settings.lua_scripts,
-            )
-            codec = Codec(
-                settings.compression,
-                settings.compression_threshold,
-                max_decoded_bytes=settings.max_value_bytes,
-            )
-            _runtime_cache.clear()
-            _runtime_cache[pid] = _Runtime(settings, codec, store)
-        return _runtime_cache[pid]
-
-
-def reset_runtime() -> None:
-    """Forget this process's settings and connections (tests, or after changing the config)."""
-    from redis_xcom.config import reset_settings
-
-    with _runtime_lock:
-        _runtime_cache.clear()
-        reset_settings()
-
-
-def _warn_if_evicting(store: RedisStore) -> None:
+def _warn_if_evicting(info: ServerInfo) -> None:
     """One warning per process when Redis may evict XCom values (all have a TTL, so volatile-* too)."""
     try:
-        policy = store.eviction_policy()
+        policy = info.eviction_policy()
     except RedisXComError as exc:
         log.debug("Could not read maxmemory-policy: %s", exc)
         return
@@ -129,13 +65,13 @@ def _warn_if_evicting(store: RedisStore) -> None:
             "Could not read the maxmemory-policy of Redis at %s (CONFIG GET and INFO are denied or "
             "disabled there): if it evicts keys, pulls of evicted XCom values will fail with "
             "XComExpiredError. Make sure it is noeviction (managed services: in the parameter group).",
-            store.endpoint,
+            info.endpoint,
         )
     elif policy != _SAFE_EVICTION_POLICY:
         log.warning(
             "Redis at %s has maxmemory-policy %r: under memory pressure it may evict XCom values, "
             "and pulls of them will fail with XComExpiredError. Set maxmemory-policy noeviction.",
-            store.endpoint,
+            info.endpoint,
             policy,
         )
 
@@ -352,7 +288,7 @@ class ExclusiveRedisXCom(BaseXCom):
         run, task, key, map index; on 3.4 the writing task instance) known of the row and equal.
         Anything else stays in Redis, for its TTL or `redis-xcom gc`.
         """
-        prefix = _runtime().settings.key_prefix
+        prefix = get_runtime().settings.key_prefix
         row = _row_carried_by(xcom, _deleting.get() or keys.RowCoordinates())
         try:
             redis_key = keys.owned_key(getattr(xcom, "value", None), row, prefix)
@@ -373,7 +309,7 @@ class ExclusiveRedisXCom(BaseXCom):
             return
         # Dropped from its run's index too, so the index names exactly the run's live keys.
         index = keys.run_index_key(prefix, coords.dag_id, coords.run_id)
-        _runtime().store.unlink_indexed(index, [redis_key])
+        get_runtime().store.unlink_indexed(index, [redis_key])
 
     @classmethod
     def clear(
@@ -391,16 +327,7 @@ class ExclusiveRedisXCom(BaseXCom):
         keyspace's. Without one, SCAN MATCH walks the keyspace. Only Redis is touched: the DB rows
         stay and would then raise XComExpiredError on pull.
         """
-        selection = keys.Selection(dag_id, run_id, task_id, map_index, key)
-        store = _runtime().store
-        deleted = 0
-        for index, chosen in _selected_keys(selection):
-            if index is not None:
-                deleted += store.unlink_indexed(index, chosen)
-            else:
-                # A scan crosses runs: each key leaves its own run's index too, so indexes stay exact.
-                deleted += store.unlink_indexed_groups(keys.group_by_run_index(chosen))
-        return deleted
+        return clearing.clear(get_runtime(), keys.Selection(dag_id, run_id, task_id, map_index, key))
 
     @classmethod
     def keys_to_clear(
@@ -414,31 +341,8 @@ class ExclusiveRedisXCom(BaseXCom):
     ) -> Iterator[list[str]]:
         """Batches of the Redis keys clear() with the same arguments would delete (for a dry run)."""
         selection = keys.Selection(dag_id, run_id, task_id, map_index, key)
-        for _, chosen in _selected_keys(selection):
+        for _, chosen in clearing.selected_keys(get_runtime(), selection):
             yield chosen
-
-
-def runtime() -> _Runtime:
-    """This process's settings, codec and store, as pushes and pulls use them (the ops commands too)."""
-    return _runtime()
-
-
-def _selected_keys(selection: keys.Selection) -> Iterator[tuple[str | None, list[str]]]:
-    """Batches of a selection's keys, each with the run index it was read from (None: a scan)."""
-    runtime = _runtime()
-    prefix = runtime.settings.key_prefix
-    index = (
-        None if selection.run_id is None else keys.run_index_key(prefix, selection.dag_id, selection.run_id)
-    )
-    batches = (
-        runtime.store.scan(selection.pattern(prefix)) if index is None else runtime.store.index_members(index)
-    )
-    for batch in batches:
-        # Neither the pattern nor the index should name a key outside the selection or the prefix (an
-        # index is writable by anyone with access to Redis); this makes sure.
-        yield index, [
-            k for k in batch if (c := keys.parse_key(k, prefix)) is not None and selection.contains(c)
-        ]
 
 
 def _all_map_indexes(key: str, dag_id: str, task_id: str, run_id: str, include_prior_dates: bool) -> Any:
@@ -460,7 +364,7 @@ def _all_map_indexes(key: str, dag_id: str, task_id: str, run_id: str, include_p
 def _store(coords: keys.XComCoordinates, value: Any) -> str:
     """Encode a value, write it under the key of coords with the TTL, and return the row's reference."""
     started = time.perf_counter()
-    runtime = _runtime()
+    runtime = get_runtime()
     try:
         parts = runtime.codec.encode_parts(value)
     except TypeError as exc:
@@ -488,13 +392,13 @@ def _store(coords: keys.XComCoordinates, value: Any) -> str:
     metrics.pushed(stored, started)
     if not runtime.eviction_checked:
         runtime.eviction_checked = True
-        _warn_if_evicting(runtime.store)
+        _warn_if_evicting(runtime.info)
     return keys.to_reference(redis_key)
 
 
 def _kept_inline(value: Any) -> bool:
     """Whether the value stays in the DB row (inline_max_bytes), counted when it does."""
-    limit = _runtime().settings.inline_max_bytes
+    limit = get_runtime().settings.inline_max_bytes
     if limit and inline.kept_inline(value, limit):
         metrics.incr(metrics.PUSHES_INLINE)
         return True
@@ -503,7 +407,7 @@ def _kept_inline(value: Any) -> bool:
 
 def _pull(result: Any, *, unbound_legacy: bool) -> Any:
     """One row's value: from Redis for a reference of the row's own, else Airflow's own value."""
-    runtime = _runtime()
+    runtime = get_runtime()
     row = _row_carried_by(result, _pulled_row())
     redis_key = keys.owned_key(result.value, row, runtime.settings.key_prefix, unbound_legacy=unbound_legacy)
     if redis_key is None:
@@ -523,7 +427,7 @@ def _pull(result: Any, *, unbound_legacy: bool) -> Any:
 def _pull_many(values: Sequence[Any], *, unbound_legacy: bool) -> list[Any]:
     """Each stored value's value, with every Redis read batched into one pipeline. Every reference
     is checked before anything is read: one that is not its row's own fails the whole pull."""
-    runtime = _runtime()
+    runtime = get_runtime()
     row, prefix = _pulled_row(), runtime.settings.key_prefix
     redis_keys = [keys.owned_key(value, row, prefix, unbound_legacy=unbound_legacy) for value in values]
     uses = Counter(k for k in redis_keys if k is not None)
@@ -610,7 +514,7 @@ def _count_failure(exc: RedisXComError) -> None:
         metrics.incr(metrics.REDIS_ERRORS)
 
 
-def _decode(runtime: _Runtime, redis_key: str, data: bytes | None) -> Any:
+def _decode(runtime: Runtime, redis_key: str, data: bytes | None) -> Any:
     if data is None:
         metrics.incr(metrics.EXPIRED_PULLS)
         raise XComExpiredError(

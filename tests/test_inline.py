@@ -185,7 +185,7 @@ def test_a_mapped_pull_mixes_inline_and_redis_values_in_one_round_trip(
 ) -> None:
     from airflow.sdk.execution_time import task_runner
 
-    from redis_xcom.backend import runtime
+    from redis_xcom.runtime import get_runtime as runtime
 
     values = [{"i": i, "pad": "x" * (0 if i % 2 else LIMIT)} for i in range(10)]
     stored = [push(value, task_id="mapped", map_index=i) for i, value in enumerate(values)]

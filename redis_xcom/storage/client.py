@@ -11,18 +11,17 @@ the same (config.SCHEME_ALIASES). ``redis_conn_id`` is first turned into such a 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel
 
 from redis_xcom import connection
 from redis_xcom.config import (
-    DEFAULT_PORT,
     SECTION,
     Settings,
     canonical_url,
@@ -34,10 +33,7 @@ from redis_xcom.errors import ConfigError
 from redis_xcom.redaction import decoded_name, redact_url, unencoded_userinfo
 from redis_xcom.storage import errors, redispy_compat
 from redis_xcom.storage.packer import COMMAND_PACKER
-
-# What build_client returns: one node (directly or through Sentinel), or a cluster.
-Client: TypeAlias = "redis.Redis | RedisCluster"
-
+from redis_xcom.storage.topology import Client, Connection, connection_of, join_hosts
 
 # Larger socket reads: fewer system calls and buffer copies for large values.
 SOCKET_READ_SIZE = 256 * 1024
@@ -269,21 +265,25 @@ def _sentinel_client(target: Target, settings: Settings) -> redis.Redis:
     )
 
 
-def build_client(settings: Settings) -> Client:
-    """A client for settings.url (or redis_conn_id); redis-py's pools reconnect by themselves and
-    reset after a fork."""
+def build_connection(settings: Settings) -> Connection:
+    """The connection for settings.url (or redis_conn_id), its topology chosen here once from the
+    URL's scheme; redis-py's pools reconnect by themselves and reset after a fork."""
     settings = connection.resolve(settings)
     url = canonical_url(settings.url)
     target = parse_url(url, settings)
     if target.kind == "cluster":
-        return _cluster_client(target, settings)
+        return connection_of(_cluster_client(target, settings), "cluster")
     if target.kind == "sentinel":
-        return _sentinel_client(target, settings)
-    return _single_client(url, target, settings)
+        return connection_of(_sentinel_client(target, settings), "sentinel")
+    return connection_of(_single_client(url, target, settings), "node")
 
 
-def _join(hosts: Any) -> str:
-    return ",".join(f"{host}:{port}" for host, port in hosts)
+def build_client(settings: Settings) -> Client:
+    """The redis-py client of build_connection, for callers that send commands of their own
+    (the demo, diagnosis, tests)."""
+    return build_connection(settings).client
+
+
 
 
 def endpoint(url: str) -> str:
@@ -298,24 +298,13 @@ def endpoint(url: str) -> str:
     except ConfigError:
         return hostlist or "?"
     if parts.scheme in CLUSTER_SCHEMES:
-        return f"{_join(hosts)} (Redis Cluster)"
+        return f"{join_hosts(hosts)} (Redis Cluster)"
     if parts.scheme in SENTINEL_SCHEMES:
         service = unquote(next((p for p in parts.path.split("/") if p), "?"))
-        return f"the master of Sentinel service {service!r} via Sentinels {_join(hosts)}"
-    return _join(hosts)
+        return f"the master of Sentinel service {service!r} via Sentinels {join_hosts(hosts)}"
+    return join_hosts(hosts)
 
 
-def describe(client: Any) -> str:
+def describe(client: Client | Connection) -> str:
     """The node(s) a client of build_client talks to, for error messages (never credentials)."""
-    if isinstance(client, RedisCluster):
-        nodes = sorted(client.nodes_manager.startup_nodes)
-        return f"{','.join(nodes)} (Redis Cluster)"
-    pool = getattr(client, "connection_pool", None)
-    if isinstance(pool, SentinelConnectionPool):
-        sentinels = [s.connection_pool.connection_kwargs for s in pool.sentinel_manager.sentinels]
-        where = _join((s.get("host", "?"), s.get("port", DEFAULT_PORT)) for s in sentinels)
-        return f"the master of Sentinel service {pool.service_name!r} via Sentinels {where}"
-    kwargs = getattr(pool, "connection_kwargs", {})
-    if kwargs.get("path"):
-        return str(kwargs["path"])
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', DEFAULT_PORT)}"
+    return connection_of(client).where

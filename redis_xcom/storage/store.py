@@ -20,22 +20,20 @@ import functools
 import hashlib
 import logging
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import redis
-from redis.cluster import RedisCluster
 from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
 from redis_xcom.errors import CorruptPayloadError, ReplicationError
-from redis_xcom.storage import cluster, errors
-from redis_xcom.storage.client import Client, describe, endpoint
+from redis_xcom.storage import errors
+from redis_xcom.storage.client import endpoint
 from redis_xcom.storage.packer import Buffer, BufferList, sends_buffer_lists
+from redis_xcom.storage.topology import SCAN_BATCH, Client, Connection, connection_of
 
 log = logging.getLogger(__name__)
 
-SCAN_BATCH = 1000
 DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024
 # Values up to this size are written by the SET-and-index script; Lua copies its arguments, so
 # larger ones take a MULTI with a plain SET (the extra commands cost nothing at that size).
@@ -56,21 +54,9 @@ def is_manifest(data: bytes) -> bool:
     return len(data) == _MANIFEST.size and data.startswith(MANIFEST_MAGIC)
 
 
-_Bytes = bytes  # KeyFacts has a field named bytes
-
-
-@dataclass(frozen=True)
-class KeyFacts:
-    """What one key costs and how long it lives (RedisStore.describe)."""
-
-    key: str
-    bytes: int
-    ttl: int  # seconds left; -1 no expiry, -2 gone
-    chunked: bool
-    exists: bool
-    measured_by: str  # "MEMORY USAGE", or "value length" where MEMORY is refused
-    # The value's first bytes when asked for (describe's head_bytes); empty for a chunked value.
-    head: _Bytes = b""
+def manifest_total(data: object) -> int:
+    """The value length a chunked value's manifest records (0 for anything that is no manifest)."""
+    return _MANIFEST.unpack(data)[3] if isinstance(data, bytes) and is_manifest(data) else 0
 
 
 class _Script:
@@ -158,7 +144,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: Client,
+        client: Client | Connection,
         where: str | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         wait_replicas: int = 0,
@@ -167,29 +153,23 @@ class RedisStore:
     ) -> None:
         if chunk_bytes <= 0:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
-        self.client = client
-        if where is None:
-            self.endpoint = describe(client)
-        else:
-            self.endpoint = endpoint(where) if "://" in where else where
+        named = None if where is None else endpoint(where) if "://" in where else where
+        self.connection = connection_of(client, where=named)
+        self.client = self.connection.client
+        self.endpoint = self.connection.where
         self.chunk_bytes = chunk_bytes
         # Values up to this size are written by the SET-and-index script (never chunked: Redis
         # accepts any bulk string up to 1 MiB whatever its proto-max-bulk-len).
         self._script_max = min(SCRIPT_VALUE_MAX, chunk_bytes)
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
-        # Exactly one is set: isinstance on a redis-py client class walks its typing Protocol bases
-        # (microseconds per check), too slow for every push and pull.
-        self._cluster_client: RedisCluster | None = client if isinstance(client, RedisCluster) else None
-        self._node: redis.Redis | None = None if isinstance(client, RedisCluster) else client
-        self._cluster = self._cluster_client is not None
         # The small-value write can go straight to the client: one node, and no WAIT to follow it.
-        self._direct_script = not self._cluster and not wait_replicas
+        self._direct_script = self.connection.one_node and not wait_replicas
         # Lua (EVALSHA/EVAL) unless configured off or until the server's ACL refuses it; then plain
         # commands in a MULTI.
         self.scripting = scripting
         # A client of build_client sends a value's buffers as they are; any other gets them joined.
-        self._gathers = sends_buffer_lists(client)
+        self._gathers = sends_buffer_lists(self.client)
         # proto-max-bulk-len of the server, read once when a value first needs it; 0 = not readable.
         self._server_bulk_limit: int | None = None
 
@@ -214,7 +194,8 @@ class RedisStore:
 
     def _bulk_limit(self, action: str) -> int:
         if self._server_bulk_limit is None:
-            reply = self._denied_as_none(
+            reply = errors.refused_as_none(
+                self.endpoint,
                 f"{action} (reading proto-max-bulk-len first)",
                 lambda: self.client.config_get("proto-max-bulk-len"),
             )
@@ -312,13 +293,9 @@ class RedisStore:
         on the same connection when wait_replicas asks for it."""
         wait = self.wait_replicas
         if not wait and not atomic:
-            # One command: RedisCluster routes it by its keys and follows MOVED/ASK itself.
-            if self._cluster:
-                self._retrying(lambda: self.client.execute_command(*commands[0]))
-            else:
-                self.client.execute_command(*commands[0])
+            self.connection.execute(*commands[0])
             return
-        replies = self._on_owner(
+        replies = self.connection.on_owner(
             key, lambda conn: _pipelined(conn, commands, atomic, wait, self.wait_timeout_ms)
         )
         error = errors.first_error(replies)
@@ -330,7 +307,7 @@ class RedisStore:
     def _check_replicas(self, key: str, acknowledged: object) -> None:
         if isinstance(acknowledged, int) and acknowledged >= self.wait_replicas:
             return
-        node = self._owner_name(key)
+        node = self.connection.owner_name(key)
         raise ReplicationError(
             f"the write of {key!r} to Redis at {node} was confirmed by {acknowledged} replica(s) within "
             f"{self.wait_timeout_ms} ms, fewer than [redis_xcom] wait_replicas = {self.wait_replicas}: "
@@ -338,36 +315,13 @@ class RedisStore:
             "retried, or lower wait_replicas / raise wait_timeout_ms."
         )
 
-    def _owner_name(self, key: str) -> str:
-        """The node holding key, for messages: on a cluster, its slot's master."""
-        if self._cluster_client is not None:
-            return str(self._cluster_client.get_node_from_key(key).name)
-        return self.endpoint
-
-    def _on_owner(self, key: str, run: Callable[[redis.Redis], list[Any]]) -> list[Any]:
-        """run(a connection to the node holding key): the client itself, or a cluster's slot owner."""
-        if self._cluster_client is not None:
-            return cluster.on_slot_owner(self._cluster_client, key, run)
-        assert self._node is not None
-        return run(self._node)
-
-    def _retrying(self, action: Callable[[], Any]) -> Any:
-        """On a cluster, action() again through resharding and failover (on one node, redis-py's
-        own retry suffices)."""
-        if self._cluster_client is not None:
-            return cluster.retrying(self._cluster_client, action)
-        return action()
-
     # -- reading ------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
         """The bytes stored under key, or None when they are gone (expired, evicted, deleted)."""
         try:
             try:
-                if self._node is not None:
-                    data: bytes | None = self._node.get(key)  # type: ignore[assignment]
-                else:
-                    data = self._retrying(lambda: self.client.get(key))
+                data: bytes | None = self.connection.get(key)
             except ResponseError as exc:
                 if not errors.is_wrong_type(exc):
                     raise
@@ -382,7 +336,9 @@ class RedisStore:
         if not keys:
             return []
         with self._errors(f"read {len(keys)} keys"):
-            found: list[bytes | Exception | None] = self._retrying(lambda: self._get_pipelined(keys))
+            found: list[bytes | Exception | None] = self.connection.retrying(
+                lambda: self._get_pipelined(keys)
+            )
             values: list[bytes | None] = []
             for key, data in zip(keys, found, strict=True):
                 if isinstance(data, Exception):
@@ -398,11 +354,8 @@ class RedisStore:
         for key in keys:
             pipe.get(key)
         found: list[Any] = pipe.execute(raise_on_error=False)
-        if self._cluster:
-            # A resharding or failover answered for some keys: read them all again.
-            transient = next((f for f in found if isinstance(f, errors.TRANSIENT)), None)
-            if transient is not None:
-                raise transient
+        # A resharding or failover answered for some keys: read them all again.
+        self.connection.raise_redirected(found)
         return found
 
     def _get_chunked(self, key: str) -> bytes | None:
@@ -411,7 +364,7 @@ class RedisStore:
         GET and LRANGE in one MULTI/EXEC: exactly one succeeds, so a value rewritten since the first
         GET (plain or chunked) is read consistently either way.
         """
-        replies = self._on_owner(
+        replies = self.connection.on_owner(
             key, lambda conn: _pipelined(conn, [("GET", key), ("LRANGE", key, 0, -1)], atomic=True)
         )
         executed = replies[-1]
@@ -425,7 +378,7 @@ class RedisStore:
         if not parts:
             return None
         manifest, chunks = parts[0], parts[1:]
-        where = self._owner_name(key)
+        where = self.connection.owner_name(key)
         if len(manifest) != _MANIFEST.size or not manifest.startswith(MANIFEST_MAGIC):
             raise CorruptPayloadError(
                 f"Redis key {key!r} at {where} holds a list that redis-xcom did not write"
@@ -452,17 +405,7 @@ class RedisStore:
         if not keys:
             return 0
         with self._errors(f"delete {len(keys)} keys"):
-            if not self._cluster:
-                return int(self.client.unlink(*keys))
-            groups = list(cluster.group_by_slot(keys).values())
-
-            def unlink_per_slot() -> int:
-                pipe = self.client.pipeline(transaction=False)
-                for group in groups:
-                    pipe.execute_command("UNLINK", *group)  # ClusterPipeline.unlink takes one key only
-                return sum(int(n) for n in pipe.execute())
-
-            return int(self._retrying(unlink_per_slot))
+            return self.connection.unlink(keys)
 
     def index_members(self, index: str) -> Iterator[list[str]]:
         """Batches of the keys a run's index names, walking the set with SSCAN."""
@@ -470,7 +413,7 @@ class RedisStore:
             cursor = 0
             while True:
                 step = functools.partial(self.client.sscan, index, cursor=cursor, count=SCAN_BATCH)
-                cursor, found = self._retrying(step)
+                cursor, found = self.connection.retrying(step)
                 if found:
                     yield [k.decode() if isinstance(k, bytes) else k for k in found]
                 if cursor == 0:
@@ -490,7 +433,7 @@ class RedisStore:
             return int(deleted)
 
         with self._errors("delete keys of", index):
-            return int(self._retrying(unlink_and_drop))
+            return int(self.connection.retrying(unlink_and_drop))
 
     def unlink_indexed_groups(self, groups: Mapping[str, Sequence[str]]) -> int:
         """unlink_indexed for the keys of several indexes (each group one run, so one hash slot) in
@@ -509,152 +452,10 @@ class RedisStore:
                 replies = pipe.execute()
                 return sum(int(deleted) for deleted in replies[::2])
 
-            return int(self._retrying(unlink_and_drop))
+            return int(self.connection.retrying(unlink_and_drop))
 
     def scan(self, pattern: str) -> Iterator[list[str]]:
         """Batches of keys matching a glob pattern, walking the keyspace with SCAN (on a cluster,
         every primary's)."""
         with self._errors("scan for", pattern):
-            if self._cluster:
-                yield from self._scan_primaries(pattern)
-                return
-            cursor = 0
-            while True:
-                cursor, found = self.client.scan(cursor=cursor, match=pattern, count=SCAN_BATCH)
-                if found:
-                    yield [k.decode() if isinstance(k, bytes) else k for k in found]
-                if cursor == 0:
-                    return
-
-    def _scan_primaries(self, pattern: str) -> Iterator[list[str]]:
-        batch: list[str] = []
-        found = self.client.scan_iter(
-            match=pattern,
-            count=SCAN_BATCH,
-            target_nodes=RedisCluster.PRIMARIES,
-        )
-        for k in found:
-            batch.append(k.decode() if isinstance(k, bytes) else k)
-            if len(batch) >= SCAN_BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    def describe(self, keys: Sequence[str], head_bytes: int = 0) -> list[KeyFacts]:
-        """Size, TTL and layout of many keys in one round trip (two where MEMORY is refused).
-
-        Size is MEMORY USAGE (what the key costs Redis, SAMPLES 0: every chunk counted); where the
-        server refuses MEMORY (an ACL, a managed service) it is the value's length (STRLEN, or the
-        length a chunked value's manifest records) and ``KeyFacts.measured_by`` says so. With
-        head_bytes, each plain value's first bytes too (GETRANGE), read in the same round trip.
-        """
-        if not keys:
-            return []
-        with self._errors(f"describe {len(keys)} keys"):
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
-                pipe.ttl(key)
-                pipe.type(key)
-                if head_bytes:
-                    pipe.getrange(key, 0, head_bytes - 1)
-            replies = pipe.execute(raise_on_error=False)
-            step = 4 if head_bytes else 3
-            sizes, ttls, types = replies[::step], replies[1::step], replies[2::step]
-            heads: list[Any] = replies[3::4] if head_bytes else [b""] * len(keys)
-            for reply in (*ttls, *types):
-                if isinstance(reply, Exception):
-                    raise reply
-            kinds = [t.decode() if isinstance(t, bytes) else str(t) for t in types]
-            measured_by = "MEMORY USAGE"
-            if any(isinstance(size, Exception) for size in sizes):
-                measured_by = "value length"
-                sizes = self._value_lengths(keys, kinds)
-            # A chunked value (a list) answers GETRANGE with WRONGTYPE: it has no head to show.
-            heads = [h if isinstance(h, bytes) else b"" for h in heads]
-            return [
-                KeyFacts(key, int(size or 0), int(ttl), kind == "list", kind != "none", measured_by, head)
-                for key, size, ttl, kind, head in zip(keys, sizes, ttls, kinds, heads, strict=True)
-            ]
-
-    def _value_lengths(self, keys: Sequence[str], kinds: Sequence[str]) -> list[int]:
-        """STRLEN of plain values, the recorded length of chunked ones (their manifest)."""
-        pipe = self.client.pipeline(transaction=False)
-        for key, kind in zip(keys, kinds, strict=True):
-            if kind == "list":
-                pipe.lindex(key, 0)
-            else:
-                pipe.strlen(key)
-        lengths = []
-        for kind, reply in zip(kinds, pipe.execute(raise_on_error=False), strict=True):
-            if isinstance(reply, Exception) or reply is None:
-                lengths.append(0)
-            elif kind == "list":
-                lengths.append(_MANIFEST.unpack(reply)[3] if is_manifest(reply) else 0)
-            else:
-                lengths.append(int(reply))
-        return lengths
-
-    def ages(self, keys: Sequence[str]) -> list[tuple[int | None, int]]:
-        """(OBJECT IDLETIME or None where refused, TTL) of many keys in one round trip.
-
-        IDLETIME is None under an LFU maxmemory-policy (the server keeps no access time) or an ACL
-        refusing OBJECT; TTL is -2 for a key that is gone.
-        """
-        if not keys:
-            return []
-        with self._errors(f"read the age of {len(keys)} keys"):
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.object("idletime", key)
-                pipe.ttl(key)
-            replies = pipe.execute(raise_on_error=False)
-        ages: list[tuple[int | None, int]] = []
-        for idle, ttl in zip(replies[::2], replies[1::2], strict=True):
-            if isinstance(ttl, Exception):
-                raise ttl
-            ages.append((None if isinstance(idle, Exception) or idle is None else int(idle), int(ttl)))
-        return ages
-
-    def exist(self, keys: Sequence[str]) -> list[bool]:
-        """Whether each key exists, in one round trip."""
-        if not keys:
-            return []
-        with self._errors(f"look up {len(keys)} keys"):
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.exists(key)
-            return [bool(found) for found in pipe.execute()]
-
-    def nodes(self) -> dict[str, Any]:
-        """A client per server holding keys: the one server, or every primary of a cluster."""
-        primaries = getattr(self.client, "get_primaries", None)
-        if primaries is None:
-            return {self.endpoint: self.client}
-        return {f"{node.host}:{node.port}": node.redis_connection for node in primaries()}
-
-    def key_count(self) -> int:
-        """Keys in the database (every primary's on a cluster): the total of a keyspace walk."""
-        with self._errors("count keys (DBSIZE)"):
-            return sum(int(node.dbsize()) for node in self.nodes().values())
-
-    def ttl(self, key: str) -> int:
-        with self._errors("read the TTL of", key):
-            return int(self._retrying(lambda: self.client.ttl(key)))
-
-    def eviction_policy(self) -> str | None:
-        """maxmemory-policy: from CONFIG GET, else from INFO memory where CONFIG is denied (an ACL,
-        a managed service) or renamed away; None when neither answers."""
-        policy = self._denied_as_none(
-            "read maxmemory-policy", lambda: self.client.config_get("maxmemory-policy")
-        )
-        if policy is not None and policy.get("maxmemory-policy") is not None:
-            return str(policy["maxmemory-policy"])
-        info = self._denied_as_none("read INFO memory", lambda: self.client.info("memory"))
-        if info is None or info.get("maxmemory_policy") is None:
-            return None
-        return str(info["maxmemory_policy"])
-
-    def _denied_as_none(self, action: str, call: Callable[[], Any]) -> Any:
-        return errors.refused_as_none(self.endpoint, action, call)
+            yield from self.connection.scan(pattern)

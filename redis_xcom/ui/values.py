@@ -25,7 +25,7 @@ from typing import Any
 
 from redis_xcom import keys
 from redis_xcom.codec import HEADER_SIZE, recorded_length
-from redis_xcom.config import Settings, get_settings
+from redis_xcom.config import Settings
 from redis_xcom.errors import (
     CodecError,
     CorruptPayloadError,
@@ -35,7 +35,8 @@ from redis_xcom.errors import (
     UnsupportedFormatError,
     UntrustedReferenceError,
 )
-from redis_xcom.storage import client
+from redis_xcom.runtime import Runtime, get_runtime
+from redis_xcom.storage.server_info import ServerInfo
 from redis_xcom.storage.store import RedisStore
 from redis_xcom.ui import protocol
 from redis_xcom.ui.export import NotRepresentable, OutputTooLarge, to_json
@@ -165,9 +166,12 @@ class ValueReader:
     """Redis values behind references; one per process (its client is one connection pool, its
     sandbox one pool of worker processes)."""
 
-    def __init__(self, settings: Settings, store: RedisStore, sandbox: Sandbox | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: RedisStore, info: ServerInfo, sandbox: Sandbox | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.info = info
         # Values are decoded and rendered only in the sandbox's workers, never in this process.
         self.sandbox = sandbox if sandbox is not None else Sandbox(Limits.of(settings))
 
@@ -245,7 +249,7 @@ class ValueReader:
         yield the stored bytes of each view still to show (None: it expired meanwhile)."""
         if not views:
             return
-        facts = self.store.describe([str(view.redis_key) for view in views], head_bytes=HEADER_SIZE)
+        facts = self.info.describe([str(view.redis_key) for view in views], head_bytes=HEADER_SIZE)
         limit = self.settings.ui_max_decode_bytes
         memory = self.settings.ui_sandbox_memory_mb << 20
         readable = []
@@ -405,30 +409,45 @@ def _untrusted(row: XComRow, why: str) -> str:
 
 
 _lock = threading.Lock()
-_readers: dict[int, ValueReader] = {}
+# The reader of this process's runtime: a new runtime (after a fork, or reset_runtime) gets a new one.
+_reader: ValueReader | None = None
+_reader_runtime: Runtime | None = None
 
 
 def reader() -> ValueReader:
-    """This process's reader, built on first use and again after a fork (like the backend's client;
-    a forked child leaves its parent's sandbox workers alone: they are the parent's)."""
-    pid = os.getpid()
+    """This process's reader, on the runtime's settings and store; a new runtime (reset_runtime)
+    gets a new reader."""
+    global _reader, _reader_runtime
+    current = get_runtime()
+    if _reader is not None and _reader_runtime is current:
+        return _reader
     with _lock:
-        if pid not in _readers:
-            settings = get_settings()
-            store = RedisStore(client.build_client(settings), chunk_bytes=settings.chunk_bytes)
-            _readers.clear()
-            _readers[pid] = ValueReader(settings, store)
-        return _readers[pid]
+        stale = _reader if _reader_runtime is not current else None
+        if _reader is None or stale is not None:
+            _reader, _reader_runtime = ValueReader(current.settings, current.store, current.info), current
+        built = _reader
+    if stale is not None:
+        stale.sandbox.close()
+    return built
 
 
 def reset_reader() -> None:
     """Forget the reader and stop its sandbox's workers (tests, or after a configuration change)."""
+    global _reader, _reader_runtime
     with _lock:
-        mine = _readers.pop(os.getpid(), None)
-        _readers.clear()
+        mine, _reader, _reader_runtime = _reader, None, None
     if mine is not None:
         mine.sandbox.close()
 
+
+def _forget_in_child() -> None:
+    """A forked child builds its own reader and leaves its parent's sandbox workers alone."""
+    global _reader, _reader_runtime, _lock
+    _reader = _reader_runtime = None
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 # The workers exit on their own when this process's pipes close; this only makes it immediate.
 atexit.register(reset_reader)

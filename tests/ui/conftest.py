@@ -132,7 +132,7 @@ def ui(auth_manager: Any, fake_redis: Any, xcom_settings: pytest.MonkeyPatch) ->
 
     def configure(**options: str) -> None:
         """Set [redis_xcom] options; the backend and the reader read them again."""
-        from redis_xcom.backend import reset_runtime
+        from redis_xcom.runtime import reset_runtime
 
         for name, value in options.items():
             xcom_settings.setenv(f"AIRFLOW__REDIS_XCOM__{name.upper()}", value)
