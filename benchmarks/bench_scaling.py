@@ -178,7 +178,7 @@ def bench_clear(ctx: BenchContext) -> list[dict[str, Any]]:
     settings = get_runtime().settings
     store = get_runtime().store
     coords = [keys.XComCoordinates("clear", "run-1", "t", i, "return_value") for i in range(RUN_KEYS)]
-    run_keys = [keys.build_key(settings.key_prefix, c) for c in coords]
+    run_keys = [keys.build_key_and_index(settings.key_prefix, c)[0] for c in coords]
     index = keys.run_index_key(settings.key_prefix, "clear", "run-1")
     reps = 2 if ctx.smoke else 7
     rows = []

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
+from airflow.sdk.bases.xcom import BaseXCom
 
 from redis_xcom import airflow_compat, clearing, inline, keys, metrics
 from redis_xcom.codec import recorded_length
@@ -49,6 +49,28 @@ _pulling: contextvars.ContextVar[keys.RowCoordinates | None] = contextvars.Conte
 _deleting: contextvars.ContextVar[keys.RowCoordinates | None] = contextvars.ContextVar(
     "redis_xcom_deleting", default=None
 )
+_XCOM_VALUE_WRAPPER = airflow_compat.xcom_value_wrapper()
+
+
+class _Known:
+    """Names a row in one of the context variables above for the length of a ``with`` block (a
+    plain class: on the pull path, a generator-based context manager costs about a microsecond more)."""
+
+    __slots__ = ("row", "token", "var")
+
+    def __init__(
+        self, var: contextvars.ContextVar[keys.RowCoordinates | None], row: keys.RowCoordinates
+    ) -> None:
+        self.var = var
+        self.row = row
+
+    def __enter__(self) -> None:
+        self.token = self.var.set(self.row)
+
+    def __exit__(self, *exc: object) -> None:
+        self.var.reset(self.token)
+
+
 # What a row passed to deserialize_value or purge may carry besides .value (a DB row on 3.0's API server).
 _ROW_FIELDS = ("dag_id", "run_id", "task_id", "key", "map_index", "task_instance_id")
 
@@ -119,10 +141,8 @@ class ExclusiveRedisXCom(BaseXCom):
         writer is not the task instance itself (``coordinate.ti_id`` is None); small plain values
         inline with inline_max_bytes."""
         if key == SKIPMIXIN_KEY or _kept_inline(value):
-            # BaseXCom's own store_value: the value in the DB row, as Airflow's default backend stores it
-            # (before 3.4, which never calls store_value, what that default does: its serialize_value).
-            default = getattr(super(), "store_value", None)
-            return BaseXCom.serialize_value(value) if default is None else default(coordinate, key, value)
+            # BaseXCom's own store_value: the value in the DB row, as Airflow's default backend stores it.
+            return super().store_value(coordinate, key, value)  # type: ignore[misc]
         if coordinate.ti_id is None:
             coords = keys.XComCoordinates(
                 coordinate.dag_id, coordinate.run_id, coordinate.task_id, None, key, keys.new_write()
@@ -149,7 +169,7 @@ class ExclusiveRedisXCom(BaseXCom):
     def load_value(cls, stored: Any) -> Any:
         """Airflow 3.4's pull of one row: as deserialize_value, and a reference in the form 3.0 to 3.3
         wrote (no task instance) is followed only for a row whose DAG is known."""
-        return _pull(_XComValueWrapper(stored), unbound_legacy=False)
+        return _pull(_XCOM_VALUE_WRAPPER(stored), unbound_legacy=False)
 
     @classmethod
     def _load_many(cls, values: list[Any]) -> list[Any]:
@@ -171,8 +191,7 @@ class ExclusiveRedisXCom(BaseXCom):
         """Airflow's get_one (xcom_pull of one map index), with the row it reads known to the check."""
         # The execution API reads map index -1 when none is named.
         one = -1 if map_index is None else map_index
-        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates, one))
-        try:
+        with _Known(_pulling, _requested_row(dag_id, run_id, task_id, key, include_prior_dates, one)):
             return super().get_one(
                 key=key,
                 dag_id=dag_id,
@@ -182,8 +201,6 @@ class ExclusiveRedisXCom(BaseXCom):
                 include_prior_dates=include_prior_dates,
                 **kwargs,
             )
-        finally:
-            _pulling.reset(token)
 
     @classmethod
     async def aget_one(
@@ -201,8 +218,7 @@ class ExclusiveRedisXCom(BaseXCom):
         loads it in inherits the context)."""
         # The execution API reads map index -1 when none is named.
         one = -1 if map_index is None else map_index
-        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates, one))
-        try:
+        with _Known(_pulling, _requested_row(dag_id, run_id, task_id, key, include_prior_dates, one)):
             return await super().aget_one(
                 key=key,
                 dag_id=dag_id,
@@ -212,8 +228,6 @@ class ExclusiveRedisXCom(BaseXCom):
                 include_prior_dates=include_prior_dates,
                 **kwargs,
             )
-        finally:
-            _pulling.reset(token)
 
     @classmethod
     def get_all(
@@ -228,11 +242,8 @@ class ExclusiveRedisXCom(BaseXCom):
         """All map indexes of one task, their Redis values fetched in one round trip."""
         request = _all_map_indexes(key, dag_id, task_id, run_id, include_prior_dates)
         reply = airflow_compat.send_to_supervisor(request)
-        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates))
-        try:
+        with _Known(_pulling, _requested_row(dag_id, run_id, task_id, key, include_prior_dates)):
             return cls._deserialize_slice(reply)
-        finally:
-            _pulling.reset(token)
 
     @classmethod
     async def aget_all(
@@ -247,12 +258,9 @@ class ExclusiveRedisXCom(BaseXCom):
         """get_all for async callers (deferrable operators): the same single Redis round trip."""
         request = _all_map_indexes(key, dag_id, task_id, run_id, include_prior_dates)
         reply = await airflow_compat.send_to_supervisor_async(request)
-        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates))
-        try:
+        with _Known(_pulling, _requested_row(dag_id, run_id, task_id, key, include_prior_dates)):
             # Off the event loop, as Airflow 3.4 does: it may also serve a triggerer's other triggers.
             return await asyncio.to_thread(cls._deserialize_slice, reply)
-        finally:
-            _pulling.reset(token)
 
     @classmethod
     def _deserialize_slice(cls, msg: Any) -> list[Any] | None:
@@ -273,11 +281,8 @@ class ExclusiveRedisXCom(BaseXCom):
         cls, key: str, task_id: str, dag_id: str, run_id: str, map_index: int | None = None
     ) -> None:
         """Airflow's delete, with the row it removes known to purge (its only caller)."""
-        token = _deleting.set(_deleted_row(dag_id, run_id, task_id, key, map_index))
-        try:
+        with _Known(_deleting, _deleted_row(dag_id, run_id, task_id, key, map_index)):
             super().delete(key, task_id, dag_id, run_id, map_index)
-        finally:
-            _deleting.reset(token)
 
     @classmethod
     def purge(cls, xcom: Any, *args: Any) -> None:
@@ -432,7 +437,7 @@ def _pull_many(values: Sequence[Any], *, unbound_legacy: bool) -> list[Any]:
     redis_keys = [keys.owned_key(value, row, prefix, unbound_legacy=unbound_legacy) for value in values]
     uses = Counter(k for k in redis_keys if k is not None)
     if not uses:
-        return [BaseXCom.deserialize_value(_XComValueWrapper(value)) for value in values]
+        return [BaseXCom.deserialize_value(_XCOM_VALUE_WRAPPER(value)) for value in values]
     started = time.perf_counter()
     try:
         fetched = dict(zip(uses, runtime.store.get_many(list(uses)), strict=True))
@@ -444,7 +449,7 @@ def _pull_many(values: Sequence[Any], *, unbound_legacy: bool) -> list[Any]:
     pulled = []
     for value, redis_key in zip(values, redis_keys, strict=True):
         if redis_key is None:
-            pulled.append(BaseXCom.deserialize_value(_XComValueWrapper(value)))
+            pulled.append(BaseXCom.deserialize_value(_XCOM_VALUE_WRAPPER(value)))
             continue
         pulled.append(_decode(runtime, redis_key, fetched[redis_key]))
         uses[redis_key] -= 1

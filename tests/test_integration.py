@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redis_xcom import ExclusiveRedisXCom, RedisUnavailableError, XComExpiredError
-from redis_xcom.keys import Selection, XComCoordinates, build_key
+from redis_xcom.keys import Selection, XComCoordinates
+from tests.key_helpers import build_key
 from tests.redis_process import RedisServer, free_port
 from tests.xcom_calls import pull, push, value_keys
 

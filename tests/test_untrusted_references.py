@@ -142,9 +142,10 @@ class ReadSpy:
         from redis_xcom.runtime import get_runtime as runtime
 
         self.keys: list[str] = []
-        store = runtime().store
-        for name in ("get", "get_many", "exist", "unlink_indexed"):
+        store, info = runtime().store, runtime().info
+        for name in ("get", "get_many", "unlink_indexed"):
             monkeypatch.setattr(store, name, self._recording(getattr(store, name)))
+        monkeypatch.setattr(info, "exist", self._recording(info.exist))
 
     def _recording(self, method: Any) -> Any:
         def recorded(*args: Any) -> Any:

@@ -157,6 +157,8 @@ class RedisStore:
         self.connection = connection_of(client, where=named)
         self.client = self.connection.client
         self.endpoint = self.connection.where
+        # The connection's GET, looked up once: every pull goes through it.
+        self._get = self.connection.get
         self.chunk_bytes = chunk_bytes
         # Values up to this size are written by the SET-and-index script (never chunked: Redis
         # accepts any bulk string up to 1 MiB whatever its proto-max-bulk-len).
@@ -321,7 +323,7 @@ class RedisStore:
         """The bytes stored under key, or None when they are gone (expired, evicted, deleted)."""
         try:
             try:
-                data: bytes | None = self.connection.get(key)
+                data: bytes | None = self._get(key)
             except ResponseError as exc:
                 if not errors.is_wrong_type(exc):
                     raise

@@ -10,6 +10,7 @@ which kind it is.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, TypeAlias, TypeVar
@@ -207,7 +208,11 @@ def connection_of(
     """The connection for a client: of the kind given (build_connection knows it from the URL), or
     found once from the client's class (a client built elsewhere: tests, benchmarks)."""
     if isinstance(client, Connection):
-        return client
+        if where is None:
+            return client
+        named = copy.copy(client)  # the same client, named otherwise in messages
+        named.where = where
+        return named
     if kind is None:
         if isinstance(client, RedisCluster):
             kind = CLUSTER

@@ -18,12 +18,10 @@ import atexit
 import json
 import os
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis_xcom import keys
 from redis_xcom.codec import HEADER_SIZE, recorded_length
 from redis_xcom.config import Settings
 from redis_xcom.errors import (
@@ -35,6 +33,7 @@ from redis_xcom.errors import (
     UnsupportedFormatError,
     UntrustedReferenceError,
 )
+from redis_xcom.rows import XComRow
 from redis_xcom.runtime import Runtime, get_runtime
 from redis_xcom.storage.server_info import ServerInfo
 from redis_xcom.storage.store import RedisStore
@@ -49,37 +48,6 @@ UNTRUSTED = "untrusted"
 # Decoding or rendering it breached a limit of the UI's sandbox (memory, CPU, time, output).
 TOO_COSTLY = "too_costly"
 _OUTPUT = "above [redis_xcom] ui_sandbox_max_output_bytes"
-
-
-@dataclass(frozen=True)
-class XComRow:
-    """One xcom row as the metadata DB holds it: whose it is, and its value (a reference, or
-    Airflow's own value for a row that did not come through the backend)."""
-
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int
-    key: str
-    value: Any
-    # Airflow 3.4: the attempt (task instance) the row belongs to; None before 3.4.
-    task_instance_id: uuid.UUID | None = None
-    try_number: int | None = None
-
-    def coordinates(self) -> keys.RowCoordinates:
-        """Everything the reference check compares: the row as the metadata DB records it."""
-        return keys.RowCoordinates(
-            self.dag_id,
-            self.run_id,
-            self.task_id,
-            self.key,
-            map_index=self.map_index,
-            task_instance_id=keys.as_uuid(self.task_instance_id),
-            try_number=self.try_number,
-        )
-
-    def describe(self) -> str:
-        return self.coordinates().describe()
 
 
 @dataclass
@@ -358,7 +326,7 @@ class ValueReader:
         shown as is, or an untrusted reference shown as stored (and never read)."""
         budget, described = self.settings.ui_preview_bytes, row.describe()
         try:
-            redis_key = own_key(row, self.settings.key_prefix)
+            redis_key = row.owned_key(self.settings.key_prefix)
         except UntrustedReferenceError as exc:
             shown = preview(row.value, budget)
             return XComView(row.key, UNTRUSTED, preview=shown, message=str(exc), described=described)
@@ -371,16 +339,6 @@ class ValueReader:
                 described=described,
             )
         return XComView(row.key, VALUE, reference=row.value, redis_key=redis_key, described=described)
-
-
-def own_key(row: XComRow, prefix: str) -> str | None:
-    """The Redis key of the row's own value, or None when the row holds no reference.
-
-    UntrustedReferenceError, naming the row, when its reference names anything but a value under
-    ``prefix`` written for this very row (another DAG's value, another attempt's, a key that is no
-    XCom): the backend's one check (keys.owned_key), with every coordinate the row has.
-    """
-    return keys.owned_key(row.value, row.coordinates(), prefix)
 
 
 def _too_costly(reason: str, stored: int | None, recorded: int | None) -> str:
@@ -399,13 +357,6 @@ def _too_costly(reason: str, stored: int | None, recorded: int | None) -> str:
 
 def _failure(outcome: Failed) -> str:
     return f"{outcome.error}: {outcome.message}"
-
-
-def _untrusted(row: XComRow, why: str) -> str:
-    return (
-        f"{row.describe()}: {why}. The row may have been edited through the REST API or the UI: it is "
-        "shown as stored, and nothing is read from Redis for it. Delete or correct the row."
-    )
 
 
 _lock = threading.Lock()
