@@ -102,7 +102,7 @@ def _engine(url: str) -> str:
 def configure_backend(ctx: BenchContext, **extra: str) -> None:
     """Point ExclusiveRedisXCom of this process at the suite's Redis, under the suite's prefix."""
     os.environ.update(backend_env(ctx, **extra))
-    from redis_xcom.backend import reset_runtime
+    from redis_xcom.runtime import reset_runtime
 
     reset_runtime()
 

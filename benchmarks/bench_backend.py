@@ -66,9 +66,10 @@ def shapes(smoke: bool) -> list[Shape]:
 
 
 def _variants(ctx: BenchContext, value: Any) -> dict[str, Callable[[], object]]:
-    from redis_xcom.backend import ExclusiveRedisXCom, _runtime
+    from redis_xcom.backend import ExclusiveRedisXCom
+    from redis_xcom.runtime import get_runtime
 
-    runtime = _runtime()
+    runtime = get_runtime()
     codec = runtime.codec
     data = codec.encode(value)
     bare = ctx.client()
@@ -171,7 +172,7 @@ def _paired_median(timing: dict[str, Any], numerator: str, denominator: str) -> 
 
 def run(ctx: BenchContext) -> dict[str, Any]:
     configure_backend(ctx)
-    from redis_xcom.backend import _runtime
+    from redis_xcom.runtime import get_runtime
 
     rows = []
     profiles = {}
@@ -179,7 +180,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
     for shape in shapes(ctx.smoke):
         value = shape.make()
         variants = _variants(ctx, value)
-        encoded = _runtime().codec.encode(value)
+        encoded = get_runtime().codec.encode(value)
         timing = timed(variants, baseline="bare_setget", rounds=shape.rounds, min_sample_time=min_sample)
         v = timing
         ratio = v["backend"]["ratio"]

@@ -49,11 +49,12 @@ def shapes(smoke: bool) -> list[Shape]:
 
 
 def _variants(cluster: RedisClusterProcesses, value: Any) -> dict[str, Any]:
-    from redis_xcom.backend import ExclusiveRedisXCom, _runtime
+    from redis_xcom.backend import ExclusiveRedisXCom
+    from redis_xcom.runtime import get_runtime
 
-    data = _runtime().codec.encode(value)
+    data = get_runtime().codec.encode(value)
     bare = cluster.client()
-    bare_key = f"{_runtime().settings.key_prefix}:{{bench/r1}}:bare"  # the backend's run slot
+    bare_key = f"{get_runtime().settings.key_prefix}:{{bench/r1}}:bare"  # the backend's run slot
     coords = {"key": "return_value", "task_id": "push", "dag_id": "bench", "run_id": "r1", "map_index": -1}
 
     def bare_setget() -> object:
@@ -96,13 +97,13 @@ def run(ctx: BenchContext) -> dict[str, Any]:
     rows = []
     with RedisClusterProcesses() as cluster:
         configure_backend(ctx, url=cluster.url)
-        from redis_xcom.backend import _runtime
+        from redis_xcom.runtime import get_runtime
 
         min_sample = 0.005 if ctx.smoke else 0.05
         for shape in shapes(ctx.smoke):
             value = shape.make()
             variants = _variants(cluster, value)
-            encoded = len(_runtime().codec.encode(value))
+            encoded = len(get_runtime().codec.encode(value))
             v = timed(variants, baseline="bare_setget", rounds=shape.rounds, min_sample_time=min_sample)
             ratio = v["backend"]["ratio"]
             rows.append(

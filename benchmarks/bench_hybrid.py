@@ -52,9 +52,10 @@ def shapes(smoke: bool) -> list[Shape]:
 def _variants(ctx: BenchContext, value: Any) -> dict[str, Callable[[], object]]:
     from airflow.sdk.bases.xcom import BaseXCom
 
-    from redis_xcom.backend import ExclusiveRedisXCom, _runtime
+    from redis_xcom.backend import ExclusiveRedisXCom
+    from redis_xcom.runtime import get_runtime
 
-    runtime = _runtime()
+    runtime = get_runtime()
     on = dataclasses.replace(runtime.settings, inline_max_bytes=THRESHOLD)
     off = dataclasses.replace(runtime.settings, inline_max_bytes=0)
     data = runtime.codec.encode(value)
@@ -104,8 +105,8 @@ def _decision_seconds(value: Any, calls: int) -> float:
 
 def run(ctx: BenchContext) -> dict[str, Any]:
     configure_backend(ctx)
-    from redis_xcom.backend import _runtime
     from redis_xcom.inline import kept_inline
+    from redis_xcom.runtime import get_runtime
 
     rows = []
     min_sample = 0.005 if ctx.smoke else 0.05
@@ -138,7 +139,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             flush=True,
         )
         del variants, value
-    _runtime().settings = dataclasses.replace(_runtime().settings, inline_max_bytes=0)
+    get_runtime().settings = dataclasses.replace(get_runtime().settings, inline_max_bytes=0)
     ctx.cleanup_prefix()
     return {
         "description": "Push+pull of small values with [redis_xcom] inline_max_bytes = "

@@ -164,7 +164,8 @@ def _seed_unrelated(client: redis.Redis, prefix: str, count: int, already: int) 
 
 def bench_clear(ctx: BenchContext) -> list[dict[str, Any]]:
     from redis_xcom import keys
-    from redis_xcom.backend import ExclusiveRedisXCom, _runtime
+    from redis_xcom.backend import ExclusiveRedisXCom
+    from redis_xcom.runtime import get_runtime
 
     fake = "fakeredis" in ctx.redis_kind
     if ctx.smoke:
@@ -174,10 +175,10 @@ def bench_clear(ctx: BenchContext) -> list[dict[str, Any]]:
     else:
         backgrounds = [0, 10_000, 100_000, 1_000_000]
     client = ctx.client()
-    settings = _runtime().settings
-    store = _runtime().store
+    settings = get_runtime().settings
+    store = get_runtime().store
     coords = [keys.XComCoordinates("clear", "run-1", "t", i, "return_value") for i in range(RUN_KEYS)]
-    run_keys = [keys.build_key(settings.key_prefix, c) for c in coords]
+    run_keys = [keys.build_key_and_index(settings.key_prefix, c)[0] for c in coords]
     index = keys.run_index_key(settings.key_prefix, "clear", "run-1")
     reps = 2 if ctx.smoke else 7
     rows = []

@@ -123,6 +123,18 @@ def per_attempt_xcoms() -> bool:
     return hasattr(importlib.import_module("airflow.sdk.bases.xcom"), "XComCoordinate")
 
 
+def per_attempt_rows() -> bool:
+    """Airflow 3.4+: XComModel (the API server's) reads every attempt's rows and names each row's
+    task instance."""
+    return hasattr(importlib.import_module("airflow.models.xcom").XComModel, "task_instance_id")
+
+
+def xcom_value_wrapper() -> Any:
+    """The task SDK's wrapper giving a stored value the ``.value`` that deserialize_value reads
+    (private in every Airflow 3 minor: looked up here only)."""
+    return importlib.import_module("airflow.sdk.bases.xcom")._XComValueWrapper
+
+
 def running_task_instance() -> Any | None:
     """The task instance whose code runs now: a deferred task's, in its trigger (3.4), else the one
     whose context the task runner has set (during a task's templates and execute); None outside both."""

@@ -15,19 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-import os
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from airflow.sdk.bases.xcom import BaseXCom, _XComValueWrapper
+from airflow.sdk.bases.xcom import BaseXCom
 
-from redis_xcom import airflow_compat, inline, keys, metrics
-from redis_xcom.codec import Codec, recorded_length
-from redis_xcom.config import Settings, get_settings
+from redis_xcom import airflow_compat, clearing, inline, keys, metrics
+from redis_xcom.codec import recorded_length
 from redis_xcom.errors import (
     CodecError,
     RedisXComError,
@@ -36,8 +32,8 @@ from redis_xcom.errors import (
     ValueTooLargeError,
     XComExpiredError,
 )
-from redis_xcom.storage import client
-from redis_xcom.storage.store import RedisStore
+from redis_xcom.runtime import Runtime, get_runtime
+from redis_xcom.storage.server_info import ServerInfo
 
 log = logging.getLogger(__name__)
 
@@ -53,74 +49,36 @@ _pulling: contextvars.ContextVar[keys.RowCoordinates | None] = contextvars.Conte
 _deleting: contextvars.ContextVar[keys.RowCoordinates | None] = contextvars.ContextVar(
     "redis_xcom_deleting", default=None
 )
+_XCOM_VALUE_WRAPPER = airflow_compat.xcom_value_wrapper()
+
+
+class _Known:
+    """Names a row in one of the context variables above for the length of a ``with`` block (a
+    plain class: on the pull path, a generator-based context manager costs about a microsecond more)."""
+
+    __slots__ = ("row", "token", "var")
+
+    def __init__(
+        self, var: contextvars.ContextVar[keys.RowCoordinates | None], row: keys.RowCoordinates
+    ) -> None:
+        self.var = var
+        self.row = row
+
+    def __enter__(self) -> None:
+        self.token = self.var.set(self.row)
+
+    def __exit__(self, *exc: object) -> None:
+        self.var.reset(self.token)
+
+
 # What a row passed to deserialize_value or purge may carry besides .value (a DB row on 3.0's API server).
 _ROW_FIELDS = ("dag_id", "run_id", "task_id", "key", "map_index", "task_instance_id")
 
 
-@dataclass
-class _Runtime:
-    settings: Settings
-    codec: Codec
-    store: RedisStore
-    # Checked after the first successful push, so a down Redis does not cost its timeouts twice.
-    eviction_checked: bool = False
-
-
-_runtime_lock = threading.Lock()
-_runtime_cache: dict[int, _Runtime] = {}
-# os.getpid() is a system call (slow in sandboxes) on every push and pull; the pid only changes in
-# a forked child, where this hook runs.
-_pid = os.getpid()
-
-
-def _after_fork_in_child() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _runtime() -> _Runtime:
-    """Settings, codec and store of this process, built on first use (and again after a fork)."""
-    pid = _pid
-    runtime = _runtime_cache.get(pid)
-    if runtime is not None:
-        return runtime
-    with _runtime_lock:
-        if pid not in _runtime_cache:
-            settings = get_settings()
-            # One client (one connection pool) per process: a forked child builds its own.
-            store = RedisStore(
-                client.build_client(settings),
-                chunk_bytes=settings.chunk_bytes,
-                wait_replicas=settings.wait_replicas,
-                wait_timeout_ms=settings.wait_timeout_ms,
-                scripting=settings.lua_scripts,
-            )
-            codec = Codec(
-                settings.compression,
-                settings.compression_threshold,
-                max_decoded_bytes=settings.max_value_bytes,
-            )
-            _runtime_cache.clear()
-            _runtime_cache[pid] = _Runtime(settings, codec, store)
-        return _runtime_cache[pid]
-
-
-def reset_runtime() -> None:
-    """Forget this process's settings and connections (tests, or after changing the config)."""
-    from redis_xcom.config import reset_settings
-
-    with _runtime_lock:
-        _runtime_cache.clear()
-        reset_settings()
-
-
-def _warn_if_evicting(store: RedisStore) -> None:
+def _warn_if_evicting(info: ServerInfo) -> None:
     """One warning per process when Redis may evict XCom values (all have a TTL, so volatile-* too)."""
     try:
-        policy = store.eviction_policy()
+        policy = info.eviction_policy()
     except RedisXComError as exc:
         log.debug("Could not read maxmemory-policy: %s", exc)
         return
@@ -129,13 +87,13 @@ def _warn_if_evicting(store: RedisStore) -> None:
             "Could not read the maxmemory-policy of Redis at %s (CONFIG GET and INFO are denied or "
             "disabled there): if it evicts keys, pulls of evicted XCom values will fail with "
             "XComExpiredError. Make sure it is noeviction (managed services: in the parameter group).",
-            store.endpoint,
+            info.endpoint,
         )
     elif policy != _SAFE_EVICTION_POLICY:
         log.warning(
             "Redis at %s has maxmemory-policy %r: under memory pressure it may evict XCom values, "
             "and pulls of them will fail with XComExpiredError. Set maxmemory-policy noeviction.",
-            store.endpoint,
+            info.endpoint,
             policy,
         )
 
@@ -183,10 +141,8 @@ class ExclusiveRedisXCom(BaseXCom):
         writer is not the task instance itself (``coordinate.ti_id`` is None); small plain values
         inline with inline_max_bytes."""
         if key == SKIPMIXIN_KEY or _kept_inline(value):
-            # BaseXCom's own store_value: the value in the DB row, as Airflow's default backend stores it
-            # (before 3.4, which never calls store_value, what that default does: its serialize_value).
-            default = getattr(super(), "store_value", None)
-            return BaseXCom.serialize_value(value) if default is None else default(coordinate, key, value)
+            # BaseXCom's own store_value: the value in the DB row, as Airflow's default backend stores it.
+            return super().store_value(coordinate, key, value)  # type: ignore[misc]
         if coordinate.ti_id is None:
             coords = keys.XComCoordinates(
                 coordinate.dag_id, coordinate.run_id, coordinate.task_id, None, key, keys.new_write()
@@ -213,7 +169,7 @@ class ExclusiveRedisXCom(BaseXCom):
     def load_value(cls, stored: Any) -> Any:
         """Airflow 3.4's pull of one row: as deserialize_value, and a reference in the form 3.0 to 3.3
         wrote (no task instance) is followed only for a row whose DAG is known."""
-        return _pull(_XComValueWrapper(stored), unbound_legacy=False)
+        return _pull(_XCOM_VALUE_WRAPPER(stored), unbound_legacy=False)
 
     @classmethod
     def _load_many(cls, values: list[Any]) -> list[Any]:
@@ -235,8 +191,7 @@ class ExclusiveRedisXCom(BaseXCom):
         """Airflow's get_one (xcom_pull of one map index), with the row it reads known to the check."""
         # The execution API reads map index -1 when none is named.
         one = -1 if map_index is None else map_index
-        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates, one))
-        try:
+        with _Known(_pulling, _requested_row(dag_id, run_id, task_id, key, include_prior_dates, one)):
             return super().get_one(
                 key=key,
                 dag_id=dag_id,
@@ -246,8 +201,6 @@ class ExclusiveRedisXCom(BaseXCom):
                 include_prior_dates=include_prior_dates,
                 **kwargs,
             )
-        finally:
-            _pulling.reset(token)
 
     @classmethod
     async def aget_one(
@@ -265,8 +218,7 @@ class ExclusiveRedisXCom(BaseXCom):
         loads it in inherits the context)."""
         # The execution API reads map index -1 when none is named.
         one = -1 if map_index is None else map_index
-        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates, one))
-        try:
+        with _Known(_pulling, _requested_row(dag_id, run_id, task_id, key, include_prior_dates, one)):
             return await super().aget_one(
                 key=key,
                 dag_id=dag_id,
@@ -276,8 +228,6 @@ class ExclusiveRedisXCom(BaseXCom):
                 include_prior_dates=include_prior_dates,
                 **kwargs,
             )
-        finally:
-            _pulling.reset(token)
 
     @classmethod
     def get_all(
@@ -292,11 +242,8 @@ class ExclusiveRedisXCom(BaseXCom):
         """All map indexes of one task, their Redis values fetched in one round trip."""
         request = _all_map_indexes(key, dag_id, task_id, run_id, include_prior_dates)
         reply = airflow_compat.send_to_supervisor(request)
-        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates))
-        try:
+        with _Known(_pulling, _requested_row(dag_id, run_id, task_id, key, include_prior_dates)):
             return cls._deserialize_slice(reply)
-        finally:
-            _pulling.reset(token)
 
     @classmethod
     async def aget_all(
@@ -311,12 +258,9 @@ class ExclusiveRedisXCom(BaseXCom):
         """get_all for async callers (deferrable operators): the same single Redis round trip."""
         request = _all_map_indexes(key, dag_id, task_id, run_id, include_prior_dates)
         reply = await airflow_compat.send_to_supervisor_async(request)
-        token = _pulling.set(_requested_row(dag_id, run_id, task_id, key, include_prior_dates))
-        try:
+        with _Known(_pulling, _requested_row(dag_id, run_id, task_id, key, include_prior_dates)):
             # Off the event loop, as Airflow 3.4 does: it may also serve a triggerer's other triggers.
             return await asyncio.to_thread(cls._deserialize_slice, reply)
-        finally:
-            _pulling.reset(token)
 
     @classmethod
     def _deserialize_slice(cls, msg: Any) -> list[Any] | None:
@@ -337,11 +281,8 @@ class ExclusiveRedisXCom(BaseXCom):
         cls, key: str, task_id: str, dag_id: str, run_id: str, map_index: int | None = None
     ) -> None:
         """Airflow's delete, with the row it removes known to purge (its only caller)."""
-        token = _deleting.set(_deleted_row(dag_id, run_id, task_id, key, map_index))
-        try:
+        with _Known(_deleting, _deleted_row(dag_id, run_id, task_id, key, map_index)):
             super().delete(key, task_id, dag_id, run_id, map_index)
-        finally:
-            _deleting.reset(token)
 
     @classmethod
     def purge(cls, xcom: Any, *args: Any) -> None:
@@ -352,7 +293,7 @@ class ExclusiveRedisXCom(BaseXCom):
         run, task, key, map index; on 3.4 the writing task instance) known of the row and equal.
         Anything else stays in Redis, for its TTL or `redis-xcom gc`.
         """
-        prefix = _runtime().settings.key_prefix
+        prefix = get_runtime().settings.key_prefix
         row = _row_carried_by(xcom, _deleting.get() or keys.RowCoordinates())
         try:
             redis_key = keys.owned_key(getattr(xcom, "value", None), row, prefix)
@@ -373,7 +314,7 @@ class ExclusiveRedisXCom(BaseXCom):
             return
         # Dropped from its run's index too, so the index names exactly the run's live keys.
         index = keys.run_index_key(prefix, coords.dag_id, coords.run_id)
-        _runtime().store.unlink_indexed(index, [redis_key])
+        get_runtime().store.unlink_indexed(index, [redis_key])
 
     @classmethod
     def clear(
@@ -391,16 +332,7 @@ class ExclusiveRedisXCom(BaseXCom):
         keyspace's. Without one, SCAN MATCH walks the keyspace. Only Redis is touched: the DB rows
         stay and would then raise XComExpiredError on pull.
         """
-        selection = keys.Selection(dag_id, run_id, task_id, map_index, key)
-        store = _runtime().store
-        deleted = 0
-        for index, chosen in _selected_keys(selection):
-            if index is not None:
-                deleted += store.unlink_indexed(index, chosen)
-            else:
-                # A scan crosses runs: each key leaves its own run's index too, so indexes stay exact.
-                deleted += store.unlink_indexed_groups(keys.group_by_run_index(chosen))
-        return deleted
+        return clearing.clear(get_runtime(), keys.Selection(dag_id, run_id, task_id, map_index, key))
 
     @classmethod
     def keys_to_clear(
@@ -414,31 +346,8 @@ class ExclusiveRedisXCom(BaseXCom):
     ) -> Iterator[list[str]]:
         """Batches of the Redis keys clear() with the same arguments would delete (for a dry run)."""
         selection = keys.Selection(dag_id, run_id, task_id, map_index, key)
-        for _, chosen in _selected_keys(selection):
+        for _, chosen in clearing.selected_keys(get_runtime(), selection):
             yield chosen
-
-
-def runtime() -> _Runtime:
-    """This process's settings, codec and store, as pushes and pulls use them (the ops commands too)."""
-    return _runtime()
-
-
-def _selected_keys(selection: keys.Selection) -> Iterator[tuple[str | None, list[str]]]:
-    """Batches of a selection's keys, each with the run index it was read from (None: a scan)."""
-    runtime = _runtime()
-    prefix = runtime.settings.key_prefix
-    index = (
-        None if selection.run_id is None else keys.run_index_key(prefix, selection.dag_id, selection.run_id)
-    )
-    batches = (
-        runtime.store.scan(selection.pattern(prefix)) if index is None else runtime.store.index_members(index)
-    )
-    for batch in batches:
-        # Neither the pattern nor the index should name a key outside the selection or the prefix (an
-        # index is writable by anyone with access to Redis); this makes sure.
-        yield index, [
-            k for k in batch if (c := keys.parse_key(k, prefix)) is not None and selection.contains(c)
-        ]
 
 
 def _all_map_indexes(key: str, dag_id: str, task_id: str, run_id: str, include_prior_dates: bool) -> Any:
@@ -460,7 +369,7 @@ def _all_map_indexes(key: str, dag_id: str, task_id: str, run_id: str, include_p
 def _store(coords: keys.XComCoordinates, value: Any) -> str:
     """Encode a value, write it under the key of coords with the TTL, and return the row's reference."""
     started = time.perf_counter()
-    runtime = _runtime()
+    runtime = get_runtime()
     try:
         parts = runtime.codec.encode_parts(value)
     except TypeError as exc:
@@ -488,13 +397,13 @@ def _store(coords: keys.XComCoordinates, value: Any) -> str:
     metrics.pushed(stored, started)
     if not runtime.eviction_checked:
         runtime.eviction_checked = True
-        _warn_if_evicting(runtime.store)
+        _warn_if_evicting(runtime.info)
     return keys.to_reference(redis_key)
 
 
 def _kept_inline(value: Any) -> bool:
     """Whether the value stays in the DB row (inline_max_bytes), counted when it does."""
-    limit = _runtime().settings.inline_max_bytes
+    limit = get_runtime().settings.inline_max_bytes
     if limit and inline.kept_inline(value, limit):
         metrics.incr(metrics.PUSHES_INLINE)
         return True
@@ -503,7 +412,7 @@ def _kept_inline(value: Any) -> bool:
 
 def _pull(result: Any, *, unbound_legacy: bool) -> Any:
     """One row's value: from Redis for a reference of the row's own, else Airflow's own value."""
-    runtime = _runtime()
+    runtime = get_runtime()
     row = _row_carried_by(result, _pulled_row())
     redis_key = keys.owned_key(result.value, row, runtime.settings.key_prefix, unbound_legacy=unbound_legacy)
     if redis_key is None:
@@ -523,12 +432,12 @@ def _pull(result: Any, *, unbound_legacy: bool) -> Any:
 def _pull_many(values: Sequence[Any], *, unbound_legacy: bool) -> list[Any]:
     """Each stored value's value, with every Redis read batched into one pipeline. Every reference
     is checked before anything is read: one that is not its row's own fails the whole pull."""
-    runtime = _runtime()
+    runtime = get_runtime()
     row, prefix = _pulled_row(), runtime.settings.key_prefix
     redis_keys = [keys.owned_key(value, row, prefix, unbound_legacy=unbound_legacy) for value in values]
     uses = Counter(k for k in redis_keys if k is not None)
     if not uses:
-        return [BaseXCom.deserialize_value(_XComValueWrapper(value)) for value in values]
+        return [BaseXCom.deserialize_value(_XCOM_VALUE_WRAPPER(value)) for value in values]
     started = time.perf_counter()
     try:
         fetched = dict(zip(uses, runtime.store.get_many(list(uses)), strict=True))
@@ -540,7 +449,7 @@ def _pull_many(values: Sequence[Any], *, unbound_legacy: bool) -> list[Any]:
     pulled = []
     for value, redis_key in zip(values, redis_keys, strict=True):
         if redis_key is None:
-            pulled.append(BaseXCom.deserialize_value(_XComValueWrapper(value)))
+            pulled.append(BaseXCom.deserialize_value(_XCOM_VALUE_WRAPPER(value)))
             continue
         pulled.append(_decode(runtime, redis_key, fetched[redis_key]))
         uses[redis_key] -= 1
@@ -610,7 +519,7 @@ def _count_failure(exc: RedisXComError) -> None:
         metrics.incr(metrics.REDIS_ERRORS)
 
 
-def _decode(runtime: _Runtime, redis_key: str, data: bytes | None) -> Any:
+def _decode(runtime: Runtime, redis_key: str, data: bytes | None) -> Any:
     if data is None:
         metrics.incr(metrics.EXPIRED_PULLS)
         raise XComExpiredError(

@@ -135,10 +135,6 @@ def group_by_run_index(redis_keys: Iterable[str]) -> dict[str, list[str]]:
     return groups
 
 
-def build_key(prefix: str, coords: XComCoordinates) -> str:
-    return build_key_and_index(prefix, coords)[0]
-
-
 # A task pushes and pulls the same few coordinates: three regex checks and two f-strings per push
 # become one dict lookup (bounded, so a long-lived process never grows it without end).
 @functools.lru_cache(maxsize=1024)

@@ -64,13 +64,6 @@ def incr(name: str, count: int = 1) -> None:
         stats.incr(name, count)
 
 
-def timing(name: str, started: float) -> None:
-    """A timer metric of the time since ``started`` (a time.perf_counter() value)."""
-    stats = _stats()
-    if stats is not None:
-        stats.timing(name, datetime.timedelta(seconds=time.perf_counter() - started))
-
-
 def pushed(size: int, started: float) -> None:
     stats = _stats()
     if stats is not None:

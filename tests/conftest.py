@@ -94,7 +94,7 @@ def fresh_redis_server() -> Iterator[RedisServer]:
 @pytest.fixture
 def xcom_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Set [redis_xcom] options through AIRFLOW__REDIS_XCOM__*; the backend re-reads them."""
-    from redis_xcom.backend import reset_runtime
+    from redis_xcom.runtime import reset_runtime
 
     reset_runtime()
     yield monkeypatch
@@ -107,10 +107,11 @@ def fake_redis(xcom_settings: pytest.MonkeyPatch) -> Iterator[fakeredis.FakeRedi
     """The backend talking to an in-memory fakeredis server (unit tests that need no real server)."""
     import fakeredis
 
-    from redis_xcom.storage import client
+    from redis_xcom.storage import client, topology
 
     server = fakeredis.FakeServer()
-    xcom_settings.setattr(client, "build_client", lambda settings: fakeredis.FakeRedis(server=server))
+    fake = lambda settings: topology.connection_of(fakeredis.FakeRedis(server=server))  # noqa: E731
+    xcom_settings.setattr(client, "build_connection", fake)
     yield fakeredis.FakeRedis(server=server)
 
 

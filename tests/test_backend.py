@@ -143,9 +143,9 @@ def test_deserialize_many_reads_every_value_in_one_round_trip(
 ) -> None:
     references = [push({"i": i}, task_id="mapped", map_index=i) for i in range(200)]
     references.insert(3, {"inline": "row"})
-    from redis_xcom.backend import _runtime
+    from redis_xcom.runtime import get_runtime
 
-    client = _runtime().store.client
+    client = get_runtime().store.client
     calls: list[str] = []
     original = client.execute_command
     monkeypatch.setattr(client, "execute_command", lambda *a, **kw: calls.append(a[0]) or original(*a, **kw))
@@ -309,11 +309,11 @@ def test_each_run_keeps_an_index_of_its_keys_that_outlives_them(fake_redis: fake
 def test_run_level_clear_reads_the_index_and_never_scans_the_keyspace(
     fake_redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from redis_xcom.backend import _runtime
+    from redis_xcom.runtime import get_runtime
 
     keep = push("other run", run_id="r2")
     references = seed_for_clear()
-    store = _runtime().store
+    store = get_runtime().store
 
     def no_scan(pattern: str) -> None:
         raise AssertionError(f"run-level clear scanned the keyspace for {pattern}")

@@ -25,6 +25,7 @@ from redis_xcom.ops.airflow_run import (
     TaskInstanceRow,
     XComRow,
 )
+from tests.key_helpers import build_key
 from tests.redis_process import RedisServer, free_port
 from tests.xcom_calls import value_keys
 
@@ -148,7 +149,7 @@ class FakeHome:
 
 
 def ref_row(task_id: str, key: str = "return_value", map_index: int = -1) -> tuple[XComRow, str]:
-    redis_key = keys.build_key("p", keys.XComCoordinates(demo.DAG_ID, RUN_ID, task_id, map_index, key))
+    redis_key = build_key("p", keys.XComCoordinates(demo.DAG_ID, RUN_ID, task_id, map_index, key))
     reference = keys.to_reference(redis_key)
     return XComRow(demo.DAG_ID, RUN_ID, task_id, map_index, key, reference, f'"{reference}"'), redis_key
 

@@ -14,7 +14,8 @@ from redis_xcom.config import Settings, get_settings
 from redis_xcom.connection import resolve
 from redis_xcom.errors import ConfigError
 from redis_xcom.storage import client
-from redis_xcom.storage.client import RETRIED_ERRORS, build_client, describe, endpoint, parse_url
+from redis_xcom.storage.client import build_client, describe, endpoint, parse_url
+from redis_xcom.storage.errors import RETRIED as RETRIED_ERRORS
 from redis_xcom.storage.store import RedisStore
 
 SECRET = "s3cr3t-pw"

@@ -20,8 +20,8 @@ import redis
 from redis.cluster import RedisCluster, key_slot
 
 from redis_xcom import CorruptPayloadError, ExclusiveRedisXCom, ReplicationError
-from redis_xcom.backend import _runtime, reset_runtime
 from redis_xcom.keys import parse_key
+from redis_xcom.runtime import get_runtime, reset_runtime
 from redis_xcom.storage.store import RedisStore
 from tests.cluster_process import RedisClusterProcesses, flush_cluster, use_cluster
 from tests.redis_process import RedisServer
@@ -263,7 +263,7 @@ def test_wait_replicas_on_one_node_confirms_each_push_or_fails_clearly(
     with pytest.raises(ReplicationError) as info:
         push("after the replica died", key="late")
     assert "key='late'" in str(info.value) and "0 replica(s) within 300 ms" in str(info.value)
-    assert _runtime().store.wait_replicas == 1
+    assert get_runtime().store.wait_replicas == 1
     assert parse_key(redis_key(references[0])) is not None
 
 
@@ -276,12 +276,11 @@ def test_demo_reaches_a_cluster_through_its_url(redis_cluster: RedisClusterProce
     assert unreachable_reason(nowhere, timeout=0.5) is not None
 
 
-def _push_and_pull_in_child(reference: str, queue: Any) -> None:
-    from redis_xcom.backend import _runtime as child_runtime
-    from redis_xcom.backend import _runtime_cache
+def _push_and_pull_in_child(reference: str, queue: Any, inherited: Any) -> None:
+    from redis_xcom.runtime import get_runtime as child_runtime
 
     try:
-        inherited = next(iter(_runtime_cache.values())).store.client  # the parent's, copied by fork
+        # inherited: the parent's client, copied by fork
         mine = push("from the child", task_id="child")
         queue.put((pull(reference), pull(mine), child_runtime().store.client is not inherited))
     except Exception as exc:  # reported to the parent, which fails the test with it
@@ -292,13 +291,13 @@ def test_a_forked_task_process_builds_its_own_cluster_client(fake_redis: RedisCl
     import multiprocessing
 
     reference = push("from the parent")
-    parent_client = _runtime().store.client
+    parent_client = get_runtime().store.client
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    child = context.Process(target=_push_and_pull_in_child, args=(reference, queue))
+    child = context.Process(target=_push_and_pull_in_child, args=(reference, queue, parent_client))
     child.start()
     answer = queue.get(timeout=60)
     child.join(timeout=60)
     assert not isinstance(answer, str), answer
     assert answer == ("from the parent", "from the child", True)
-    assert _runtime().store.client is parent_client and pull(reference) == "from the parent"
+    assert get_runtime().store.client is parent_client and pull(reference) == "from the parent"

@@ -6,7 +6,8 @@ import pytest
 
 from redis_xcom.config import Settings, get_settings, redact_url, reset_settings
 from redis_xcom.errors import ConfigError
-from redis_xcom.storage.client import RETRIED_ERRORS, build_client, endpoint
+from redis_xcom.storage.client import build_client, endpoint
+from redis_xcom.storage.errors import RETRIED as RETRIED_ERRORS
 
 
 def test_defaults_are_the_documented_ones(xcom_settings: pytest.MonkeyPatch) -> None:

@@ -71,7 +71,7 @@ def test_a_push_that_would_be_unreadable_is_refused_by_its_decompressed_size(
 def test_a_stored_value_above_a_lowered_max_value_bytes_fails_its_pull_naming_the_xcom(
     fake_redis: object, xcom_settings: pytest.MonkeyPatch
 ) -> None:
-    from redis_xcom.backend import reset_runtime
+    from redis_xcom.runtime import reset_runtime
 
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__COMPRESSION", "zlib")
     reference = push("z" * (2 * MiB), dag_id="d", run_id="r", task_id="big")
@@ -86,7 +86,7 @@ def test_a_task_catches_the_refusal_with_the_package_own_error(
 ) -> None:
     """As docs/guarantees.md tells users to: ``except redis_xcom.DecodeLimitError``."""
     import redis_xcom
-    from redis_xcom.backend import reset_runtime
+    from redis_xcom.runtime import reset_runtime
 
     xcom_settings.setenv("AIRFLOW__REDIS_XCOM__COMPRESSION", "zlib")
     reference = push("z" * (2 * MiB), dag_id="d", run_id="r", task_id="big")

@@ -18,8 +18,10 @@ import pytest
 from redis_xcom import ExclusiveRedisXCom, inline, keys, metrics
 from redis_xcom.config import get_settings
 from redis_xcom.errors import ConfigError
+from tests.key_helpers import build_key
 from tests.redis_process import RedisServer
 from tests.test_backend import FakeSupervisor
+from tests.xcom34 import XCom34
 from tests.xcom_calls import own_coordinates, pull, push, redis_key, value_keys
 
 LIMIT = 64
@@ -170,8 +172,8 @@ def test_deep_or_cyclic_values_go_to_redis_without_recursing() -> None:
 def test_store_value_keeps_small_values_inline_and_loads_them(hybrid: fakeredis.FakeRedis) -> None:
     coordinate = SimpleNamespace(dag_id="etl", run_id="r1", task_id="t", ti_id=uuid.uuid4(), region_index=-1)
     small, large = {"n": 1}, {"n": "x" * LIMIT}
-    stored_small = ExclusiveRedisXCom.store_value(coordinate, "return_value", small)
-    stored_large = ExclusiveRedisXCom.store_value(coordinate, "other", large)
+    stored_small = XCom34.store_value(coordinate, "return_value", small)
+    stored_large = XCom34.store_value(coordinate, "other", large)
     assert stored_small == small and is_reference(stored_large)
     assert ExclusiveRedisXCom.load_value(stored_small) == small
     assert ExclusiveRedisXCom._load_many([stored_small, stored_large]) == [small, large]
@@ -185,7 +187,7 @@ def test_a_mapped_pull_mixes_inline_and_redis_values_in_one_round_trip(
 ) -> None:
     from airflow.sdk.execution_time import task_runner
 
-    from redis_xcom.backend import runtime
+    from redis_xcom.runtime import get_runtime as runtime
 
     values = [{"i": i, "pad": "x" * (0 if i % 2 else LIMIT)} for i in range(10)]
     stored = [push(value, task_id="mapped", map_index=i) for i, value in enumerate(values)]
@@ -268,7 +270,7 @@ def test_clear_gc_and_stats_see_only_redis_values(
 
     class Table:  # the xcom table: the inline rows and the references
         def referenced(self, coords: Sequence[keys.XComCoordinates], prefix: str) -> set[str]:
-            return {k for c in coords if (k := keys.build_key(prefix, c)) in redis_keys}
+            return {k for c in coords if (k := build_key(prefix, c)) in redis_keys}
 
         def references(self) -> Iterator[list[tuple[keys.RowCoordinates, object]]]:
             yield [(own_coordinates(keys.to_reference(k)), keys.to_reference(k)) for k in redis_keys]

@@ -10,7 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from redis_xcom import ExclusiveRedisXCom, RedisUnavailableError, XComExpiredError
-from redis_xcom.keys import Selection, XComCoordinates, build_key
+from redis_xcom.keys import Selection, XComCoordinates
+from tests.key_helpers import build_key
 from tests.redis_process import RedisServer, free_port
 from tests.xcom_calls import pull, push, value_keys
 
@@ -131,10 +132,10 @@ def _pull_then_push_in_child(reference: str, queue: Any) -> None:
 def test_a_forked_worker_gets_its_own_connection_pool(real_backend: str) -> None:
     import multiprocessing
 
-    from redis_xcom.backend import _runtime
+    from redis_xcom.runtime import get_runtime
 
     reference = push("from the parent", task_id="parent")
-    parent_client = _runtime().store.client  # the parent's pool is in use before the fork
+    parent_client = get_runtime().store.client  # the parent's pool is in use before the fork
     queue: Any = multiprocessing.get_context("fork").Queue()
     child = multiprocessing.get_context("fork").Process(
         target=_pull_then_push_in_child, args=(reference, queue)
@@ -144,4 +145,4 @@ def test_a_forked_worker_gets_its_own_connection_pool(real_backend: str) -> None
     child.join(timeout=30)
     assert child.exitcode == 0 and pulled == "from the parent"
     assert pull(child_reference) == "from the child"
-    assert _runtime().store.client is parent_client
+    assert get_runtime().store.client is parent_client

@@ -16,7 +16,6 @@ from redis_xcom.keys import (
     Selection,
     XComCoordinates,
     belongs_to_row,
-    build_key,
     key_of_reference,
     new_write,
     owned_key,
@@ -26,6 +25,7 @@ from redis_xcom.keys import (
     task_instance_of,
     to_reference,
 )
+from tests.key_helpers import build_key
 
 pytestmark = pytest.mark.version_independent
 

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 # Imported here, before the pool forks: each worker then skips the seconds of importing Airflow.
-from redis_xcom.backend import ExclusiveRedisXCom, reset_runtime
+from redis_xcom.backend import ExclusiveRedisXCom
+from redis_xcom.runtime import reset_runtime
 from redis_xcom.storage.store import is_manifest
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 from tests.xcom_calls import value_keys

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from redis_xcom import airflow_compat
-from redis_xcom.backend import reset_runtime
 from redis_xcom.ops import cli
+from redis_xcom.runtime import reset_runtime
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer, free_port
 from tests.topologies.tls import OPENSSL, OPENSSL_MISSING, TLSRedisServer, make_certificates
 

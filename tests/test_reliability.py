@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from redis_xcom import ExclusiveRedisXCom, RedisUnavailableError, RedisXComError, XComExpiredError
-from redis_xcom.backend import reset_runtime
+from redis_xcom.runtime import reset_runtime
 from tests.airflow_limits import CONNECT_AT_START_REASON, OLD_REDIS_PY
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 from tests.xcom_calls import pull, push, redis_key, value_keys

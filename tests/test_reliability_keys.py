@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from redis_xcom import ExclusiveRedisXCom, XComExpiredError
-from redis_xcom.keys import Selection, XComCoordinates, build_key, parse_key, run_tag, task_instance_of
+from redis_xcom.keys import Selection, XComCoordinates, parse_key, run_tag, task_instance_of
 from redis_xcom.storage.store import is_manifest
+from tests.key_helpers import build_key
 from tests.redis_process import RedisServer
 from tests.xcom_calls import value_keys
 

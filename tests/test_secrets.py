@@ -14,9 +14,9 @@ from urllib.parse import quote
 import pytest
 
 from redis_xcom import ExclusiveRedisXCom, RedisUnavailableError, RedisXComError
-from redis_xcom.backend import _runtime, reset_runtime
 from redis_xcom.config import Settings
 from redis_xcom.errors import ConfigError
+from redis_xcom.runtime import get_runtime, reset_runtime
 from tests.airflow_limits import NOAUTH_RECURSION_REASON, OLD_REDIS_PY
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer, free_port
 
@@ -81,7 +81,7 @@ def test_password_url_works_and_nothing_printable_shows_it(
     configure(xcom_settings, url(protected.port))
     with caplog.at_level(logging.DEBUG):
         assert pull(push({"ok": True})) == {"ok": True}
-        runtime = _runtime()
+        runtime = get_runtime()
     shown = [repr(runtime), repr(runtime.settings), str(runtime.settings), repr(runtime.store)]
     shown += [repr(runtime.store.client), repr(runtime.store.client.connection_pool)]
     assert not leaks("\n".join(shown)), shown

@@ -18,11 +18,11 @@ from urllib.parse import quote
 import pytest
 
 from redis_xcom import ExclusiveRedisXCom, RedisXComError
-from redis_xcom.backend import reset_runtime
 from redis_xcom.config import Settings
 from redis_xcom.connection import connection_url
 from redis_xcom.ops import cli
 from redis_xcom.redaction import redact_url
+from redis_xcom.runtime import reset_runtime
 from redis_xcom.storage.client import parse_url
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, UNUSED_PORT, RedisServer
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from redis_xcom import backend
+from redis_xcom import runtime
 from redis_xcom.backend import ExclusiveRedisXCom
 from tests.redis_process import RedisServer
 
@@ -53,13 +53,13 @@ def test_concurrent_pushes_and_pulls_of_same_coordinates_never_cross(
 
     def push(ti_id: uuid.UUID) -> str:
         with lock:
-            runtimes.add(id(backend.runtime()))
+            runtimes.add(id(runtime.get_runtime()))
         value = {"ti": str(ti_id), "payload": ti_id.hex * (1 + ti_id.int % 200)}
         return ExclusiveRedisXCom.store_value(coordinate(ti_id), "return_value", value)
 
     def pull(reference: str) -> Any:
         with lock:
-            runtimes.add(id(backend.runtime()))
+            runtimes.add(id(runtime.get_runtime()))
         return ExclusiveRedisXCom.load_value(reference)
 
     async def scenario() -> tuple[list[str], list[Any], list[list[Any]]]:

@@ -13,7 +13,7 @@ import pytest
 from redis.exceptions import NoPermissionError
 
 from redis_xcom import RedisUnavailableError, keys
-from redis_xcom.backend import _runtime
+from redis_xcom.runtime import get_runtime
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 from tests.topologies.acl import acl_rule, add_user, denials
 from tests.topologies.contract import backend_env, run_contract
@@ -56,11 +56,11 @@ def test_contract_as_a_user_restricted_to_the_prefix_and_the_backends_commands(
     admin.acl_log_reset()
     run_contract(admin, PREFIX, xcom_settings)
     assert denials(admin) == [], "the ACL of docs/topologies.md lacks a command the backend sends"
-    assert _runtime().store.scripting is scripting
+    assert get_runtime().store.scripting is scripting
     # The user really is restricted: another prefix is refused ("this user has no permissions to
     # access one of the keys" on Redis 7.0, "No permissions to access a key" on Valkey 8.0).
     with pytest.raises(NoPermissionError, match=r"(?i)no permissions"):
-        _runtime().store.client.set("other:key", b"v")
+        get_runtime().store.client.set("other:key", b"v")
     assert any("volatile-lru" in w for w in _warnings(caplog))
 
 
@@ -74,7 +74,7 @@ def test_an_acl_refusing_lua_switches_the_backend_to_plain_commands_by_itself(
     admin.acl_log_reset()
     caplog.set_level(logging.INFO, logger="redis_xcom")
     run_contract(admin, PREFIX, xcom_settings)
-    assert _runtime().store.scripting is False
+    assert get_runtime().store.scripting is False
     refused = denials(admin)
     assert refused and all("evalsha" in r.lower() for r in refused), refused
     assert sum("refuses EVALSHA/EVAL" in r.getMessage() for r in caplog.records) == 1
@@ -88,7 +88,7 @@ def test_an_acl_granting_evalsha_but_not_eval_survives_a_script_cache_flush(
     _use(xcom_settings, f"redis://xcom:{PASSWORD}@127.0.0.1:{server.port}/0")
     admin.script_flush()  # as after a restart or failover: EVALSHA answers NOSCRIPT, EVAL is refused
     reference = push({"n": 1}, dag_id="d", run_id="flushed")
-    assert pull(reference) == {"n": 1} and _runtime().store.scripting is False
+    assert pull(reference) == {"n": 1} and get_runtime().store.scripting is False
     index = keys.run_index_key(PREFIX, "d", "flushed")
     assert admin.scard(index) == 1 and admin.ttl(index) > 0
 
@@ -194,7 +194,7 @@ def test_tls_client_certificates_required_by_the_server(
         _use(xcom_settings, server.url, ssl_ca_certs=str(certs.ca), retry_attempts="0")
         with pytest.raises(RedisUnavailableError, match=f"127.0.0.1:{server.port}"):
             push("no client certificate")
-        from redis_xcom.backend import reset_runtime
+        from redis_xcom.runtime import reset_runtime
 
         reset_runtime()
         xcom_settings.setenv("AIRFLOW__REDIS_XCOM__SSL_CERTFILE", str(certs.client_cert))

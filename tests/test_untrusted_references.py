@@ -84,7 +84,7 @@ def test_delete_purges_only_a_value_of_the_row_being_deleted(
 
 
 def test_clear_never_deletes_a_key_planted_in_the_runs_index(fake_redis: fakeredis.FakeRedis) -> None:
-    from redis_xcom.backend import runtime
+    from redis_xcom.runtime import get_runtime as runtime
 
     prefix = runtime().settings.key_prefix
     own = push("mine")
@@ -139,12 +139,13 @@ class ReadSpy:
     """Every Redis key the backend's store reads, probes or deletes."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        from redis_xcom.backend import runtime
+        from redis_xcom.runtime import get_runtime as runtime
 
         self.keys: list[str] = []
-        store = runtime().store
-        for name in ("get", "get_many", "exist", "unlink_indexed"):
+        store, info = runtime().store, runtime().info
+        for name in ("get", "get_many", "unlink_indexed"):
             monkeypatch.setattr(store, name, self._recording(getattr(store, name)))
+        monkeypatch.setattr(info, "exist", self._recording(info.exist))
 
     def _recording(self, method: Any) -> Any:
         def recorded(*args: Any) -> Any:
@@ -297,7 +298,7 @@ def test_a_reference_built_from_coordinates_alone_never_loads(
 ) -> None:
     """What a user denied payroll can build without its task instance ids: the 3.0-3.3 form of its
     coordinates (which still names a value written before the upgrade), or any id of their choosing."""
-    from redis_xcom.backend import runtime
+    from redis_xcom.runtime import get_runtime as runtime
 
     real = own_write("payroll", "salaries", uuid.uuid4())
     before_upgrade = push("old salaries", dag_id="payroll", key="k")  # the 3.0-3.3 form, still in Redis

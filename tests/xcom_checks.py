@@ -14,7 +14,7 @@ import redis
 from redis_xcom import keys
 from redis_xcom.backend import SKIPMIXIN_KEY
 from redis_xcom.codec import Codec
-from redis_xcom.ops.airflow_run import XComRow
+from redis_xcom.rows import XComRow
 
 
 def run_keys(client: redis.Redis, prefix: str, dag_id: str, run_id: str) -> set[str]:

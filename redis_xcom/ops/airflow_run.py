@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from redis_xcom.rows import XComRow
+
 # Variables of the caller's environment that never reach an Airflow subprocess.
 _DROPPED_VARIABLES = ("AIRFLOW_HOME", "AIRFLOW_CONFIG")
 _DROPPED_PREFIXES = ("AIRFLOW__",)
@@ -78,26 +80,6 @@ class CommandResult:
         except OSError:
             return ""
         return "".join("\n    " + line[:300] for line in text) if text else ""
-
-
-@dataclass(frozen=True)
-class XComRow:
-    """One xcom row; ``value`` is the stored JSON, decoded.
-
-    On Airflow 3.4 every attempt and loop iteration has rows of its own: ``task_instance_id`` and
-    ``try_number`` say whose (None for rows from before 3.4), and ``map_index`` is the task
-    instance's region index (its map index or loop iteration), as Airflow's XComModel shows it.
-    """
-
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int
-    key: str
-    value: Any
-    raw: str | None
-    task_instance_id: str | None = None
-    try_number: int | None = None
 
 
 @dataclass(frozen=True)

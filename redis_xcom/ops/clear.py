@@ -1,15 +1,17 @@
-"""`redis-xcom clear`: delete a selection's values with ExclusiveRedisXCom.clear, saying what goes first."""
+"""`redis-xcom clear`: delete a selection's values as ExclusiveRedisXCom.clear does (redis_xcom.clearing),
+saying what goes first."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis_xcom import backend, keys
+from redis_xcom import clearing, keys
 from redis_xcom.errors import RedisXComError
 from redis_xcom.ops import diagnosis
 from redis_xcom.ops.output import OK, Output, confirm, human_bytes
 from redis_xcom.ops.progress import progress
+from redis_xcom.runtime import get_runtime
 
 SHOWN_KEYS = 5
 
@@ -27,12 +29,12 @@ class Survey:
 
 def survey(selection: keys.Selection) -> Survey:
     """Walk the selection exactly as clear() does, measuring each key."""
-    store = backend.runtime().store
+    runtime = get_runtime()
     found = Survey()
     scans = selection.run_id is None
-    with progress("scanning", store.key_count() if scans else None) as bar:
-        for batch in backend.ExclusiveRedisXCom.keys_to_clear(**_arguments(selection)):
-            for facts in store.describe(batch):
+    with progress("scanning", runtime.info.key_count() if scans else None) as bar:
+        for _, batch in clearing.selected_keys(runtime, selection):
+            for facts in runtime.info.describe(batch):
                 if not facts.exists:
                     continue
                 found.keys += 1
@@ -94,7 +96,7 @@ def run_clear(selection: keys.Selection, *, dry_run: bool, yes: bool, out: Outpu
     if refused is not None:
         return refused
     try:
-        deleted = backend.ExclusiveRedisXCom.clear(**_arguments(selection))
+        deleted = clearing.clear(get_runtime(), selection)
     except RedisXComError as exc:
         return diagnosis.report(out, "clear", diagnosis.diagnose(exc, settings))
     summary["deleted"] = deleted

@@ -22,8 +22,9 @@ from typing import Any, TextIO
 from redis_xcom import keys
 from redis_xcom.config import Settings
 from redis_xcom.errors import RedisXComError
-from redis_xcom.ops.airflow_run import AirflowCommandError, AirflowHome, CommandResult, XComRow
+from redis_xcom.ops.airflow_run import AirflowCommandError, AirflowHome, CommandResult
 from redis_xcom.redaction import redact_url
+from redis_xcom.rows import XComRow
 
 DAG_ID = "redis_xcom_demo"
 DAG_FILE = "redis_xcom_demo.py"

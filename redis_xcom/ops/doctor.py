@@ -14,14 +14,16 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
-from redis_xcom import airflow_compat, backend, keys
+from redis_xcom import airflow_compat, keys
 from redis_xcom.config import Settings
 from redis_xcom.errors import RedisXComError
 from redis_xcom.ops import diagnosis
 from redis_xcom.ops.engine import Engine, engine_of
 from redis_xcom.ops.output import OK, PROBLEM, Output, human_bytes
 from redis_xcom.redaction import redact_url
+from redis_xcom.runtime import get_runtime
 from redis_xcom.storage.client import parse_url
+from redis_xcom.storage.topology import CLUSTER, SENTINEL, Connection
 
 OK_, WARNING, FAIL = "ok", "warning", "fail"
 BACKEND_CLASS = "redis_xcom.ExclusiveRedisXCom"
@@ -120,8 +122,10 @@ def _check_xcom_backend(doctor: Doctor) -> None:
     try:
         from airflow.utils.module_loading import import_string
 
+        from redis_xcom.backend import ExclusiveRedisXCom  # only to compare the configured class
+
         chosen = import_string(configured)
-        ours = isinstance(chosen, type) and issubclass(chosen, backend.ExclusiveRedisXCom)
+        ours = isinstance(chosen, type) and issubclass(chosen, ExclusiveRedisXCom)
     except Exception:
         ours = False
     if ours:
@@ -139,7 +143,7 @@ def _check_server(doctor: Doctor, settings: Settings) -> None:
     problem = diagnosis.first_contact(settings)
     if problem is None:
         try:
-            store = backend.runtime().store
+            store = get_runtime().store
             client = store.client
             latencies = []
             for _ in range(PINGS):
@@ -161,7 +165,7 @@ def _check_server(doctor: Doctor, settings: Settings) -> None:
         _check_memory(doctor, client, config, engine)
         _check_persistence(doctor, client, config)
         _check_bulk_limit(doctor, config, settings)
-        _check_topology(doctor, client)
+        _check_topology(doctor, store.connection)
     except (RedisError, RedisXComError, OSError) as exc:
         # The connection went away between two checks (a restart, a failover): the rest cannot run.
         problem = diagnosis.diagnose(exc, settings)
@@ -435,8 +439,9 @@ def _check_bulk_limit(doctor: Doctor, config: Callable[[str], str | None], setti
         )
 
 
-def _check_topology(doctor: Doctor, client: Any) -> None:
-    if hasattr(client, "get_primaries"):
+def _check_topology(doctor: Doctor, connection: Connection) -> None:
+    client = connection.client
+    if connection.kind == CLUSTER:
         try:
             info = client.cluster_info()
         except Exception as exc:
@@ -455,10 +460,9 @@ def _check_topology(doctor: Doctor, client: Any) -> None:
                 "assign every slot to a reachable primary (redis-cli --cluster fix)",
             )
         return
-    pool = getattr(client, "connection_pool", None)
-    manager = getattr(pool, "sentinel_manager", None)
-    if manager is not None:
-        service = pool.service_name  # type: ignore[union-attr]
+    if connection.kind == SENTINEL:
+        pool = client.connection_pool
+        manager, service = pool.sentinel_manager, pool.service_name
         try:
             host, port = manager.discover_master(service)
         except Exception as exc:

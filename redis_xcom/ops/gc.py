@@ -24,11 +24,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from redis_xcom import backend, keys
+from redis_xcom import keys
 from redis_xcom.errors import RedisXComError, UntrustedReferenceError
 from redis_xcom.ops.metadata import AirflowXComTable, XComTable
 from redis_xcom.ops.output import OK, PROBLEM, Output, confirm
 from redis_xcom.ops.progress import progress
+from redis_xcom.runtime import get_runtime
+from redis_xcom.storage.server_info import ServerInfo
 from redis_xcom.storage.store import RedisStore
 
 SHOWN_KEYS = 5
@@ -66,8 +68,11 @@ def age_of(idle: int | None, ttl_left: int, ttl_setting: int) -> int | None:
 class Collector:
     """One pass over the values under key_prefix, finding those old enough to go."""
 
-    def __init__(self, store: RedisStore, table: XComTable, prefix: str, ttl: int, grace: int) -> None:
+    def __init__(
+        self, store: RedisStore, info: ServerInfo, table: XComTable, prefix: str, ttl: int, grace: int
+    ) -> None:
         self.store = store
+        self.info = info
         self.table = table
         self.prefix = prefix
         self.ttl = ttl
@@ -84,7 +89,7 @@ class Collector:
             report.referenced += len(values) - len(orphans)
             old = []
             # With no grace every orphan is old enough: its age is not worth a round trip.
-            ages = self.store.ages(orphans) if self.grace else [(None, 0)] * len(orphans)
+            ages = self.info.ages(orphans) if self.grace else [(None, 0)] * len(orphans)
             for redis_key, (idle, ttl_left) in zip(orphans, ages, strict=True):
                 age = age_of(idle, ttl_left, self.ttl)
                 if age is None:
@@ -102,18 +107,18 @@ class Collector:
 def run_gc(
     *, grace: int, dry_run: bool, yes: bool, force: bool, out: Output, table: XComTable | None = None
 ) -> int:
-    runtime = backend.runtime()
-    store, settings = runtime.store, runtime.settings
+    runtime = get_runtime()
+    store, info, settings = runtime.store, runtime.info, runtime.settings
     try:
         table = table if table is not None else AirflowXComTable()
-        collector = Collector(store, table, settings.key_prefix, settings.ttl, grace)
+        collector = Collector(store, info, table, settings.key_prefix, settings.ttl, grace)
         survey = GcReport()
-        with progress("gc: examining", store.key_count()) as bar:
+        with progress("gc: examining", info.key_count()) as bar:
             for scanned, _ in collector.batches(survey):
                 bar.advance(scanned)
             for batch in table.references():
                 owned = _owned_references(batch, settings.key_prefix, survey)
-                found = store.exist([k for _, k in owned])
+                found = info.exist([k for _, k in owned])
                 survey.missing_by_dag.update(
                     dag for (dag, _), there in zip(owned, found, strict=True) if not there
                 )
@@ -146,7 +151,7 @@ def run_gc(
         return refused
     done = GcReport()
     try:
-        with progress("gc: deleting", store.key_count()) as bar:
+        with progress("gc: deleting", info.key_count()) as bar:
             for scanned, old in collector.batches(done):
                 done.deleted += store.unlink_indexed_groups(keys.group_by_run_index(old))
                 bar.advance(scanned)

@@ -11,11 +11,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis_xcom import backend, keys
+from redis_xcom import keys
 from redis_xcom.ops import diagnosis
 from redis_xcom.ops.engine import engine_of
 from redis_xcom.ops.output import OK, Output, human_bytes
 from redis_xcom.ops.progress import progress
+from redis_xcom.runtime import get_runtime
 
 # Upper bounds (seconds) of the TTL histogram's buckets; the last one takes the rest.
 TTL_BUCKETS: tuple[tuple[str, float], ...] = (
@@ -47,14 +48,14 @@ def ttl_bucket(ttl: int) -> str:
 
 
 def survey(top: int) -> Usage:
-    store = backend.runtime().store
-    prefix = backend.runtime().settings.key_prefix
+    runtime = get_runtime()
+    store, info, prefix = runtime.store, runtime.info, runtime.settings.key_prefix
     head = prefix + ":{"
     usage = Usage()
-    with progress("stats: walking values", store.key_count()) as bar:
+    with progress("stats: walking values", info.key_count()) as bar:
         for batch in store.scan(head + "*"):
             values = [k for k in batch if keys.parse_key(k, prefix) is not None]
-            for facts in store.describe(values):
+            for facts in info.describe(values):
                 coords = keys.parse_key(facts.key, prefix)
                 if not facts.exists or coords is None:
                     continue
@@ -79,7 +80,7 @@ def survey(top: int) -> Usage:
 def servers() -> dict[str, dict[str, Any]]:
     """Memory, limits, policy, persistence and version of each server holding keys."""
     found = {}
-    for name, node in backend.runtime().store.nodes().items():
+    for name, node in get_runtime().info.nodes().items():
         info = node.info()
         engine = engine_of(info)
         found[name] = {
@@ -109,7 +110,7 @@ def run_stats(*, top: int, out: Output) -> int:
     except Exception as exc:  # the store's RedisXComError, or a server query outside it (INFO)
         return diagnosis.report(out, "stats", diagnosis.diagnose(exc, settings))
     largest = sorted(usage.largest, reverse=True)
-    prefix = backend.runtime().settings.key_prefix
+    prefix = get_runtime().settings.key_prefix
     out.line(
         f"{usage.values} XCom values under key_prefix {prefix!r}: {human_bytes(usage.bytes)} "
         f"({usage.measured_by})"

@@ -10,27 +10,18 @@ the same (config.SCHEME_ALIASES). ``redis_conn_id`` is first turned into such a 
 
 from __future__ import annotations
 
-import random
-import socket
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
 import redis
-import redis.backoff
-import redis.cluster
-from redis.backoff import AbstractBackoff, NoBackoff
+from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel
 
 from redis_xcom import connection
 from redis_xcom.config import (
-    DEFAULT_PORT,
     SECTION,
     Settings,
     canonical_url,
@@ -40,37 +31,9 @@ from redis_xcom.config import (
 )
 from redis_xcom.errors import ConfigError
 from redis_xcom.redaction import decoded_name, redact_url, unencoded_userinfo
+from redis_xcom.storage import errors, redispy_compat
 from redis_xcom.storage.packer import COMMAND_PACKER
-
-# What build_client returns: one node (directly or through Sentinel), or a cluster.
-Client: TypeAlias = "redis.Redis | RedisCluster"
-
-# Transient: a reset or timed-out connection, LOADING after a restart (a ConnectionError
-# subclass in redis-py), or a replica that became read-only during a failover.
-RETRIED_ERRORS: tuple[type[Exception], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    socket.timeout,
-    ReadOnlyError,
-)
-
-
-class _ExponentialWithJitterBackoff(AbstractBackoff):
-    """redis-py's ExponentialWithJitterBackoff, for redis-py before 5.3, which lacks it (kombu caps
-    redis-py at 5.2.1 in the celery extra of Airflow 3.0 to 3.2)."""
-
-    def __init__(self, cap: float, base: float) -> None:
-        self._cap = cap
-        self._base = base
-
-    def compute(self, failures: int) -> float:
-        return min(self._cap, random.random() * self._base * 2**failures)
-
-
-# redis-py's own where it has one (5.3+), so its equality and hashing come along.
-_JITTER_BACKOFF: Callable[..., AbstractBackoff] = getattr(
-    redis.backoff, "ExponentialWithJitterBackoff", _ExponentialWithJitterBackoff
-)
+from redis_xcom.storage.topology import Client, Connection, connection_of, join_hosts
 
 # Larger socket reads: fewer system calls and buffer copies for large values.
 SOCKET_READ_SIZE = 256 * 1024
@@ -223,9 +186,9 @@ def _tls_kwargs(target: Target) -> dict[str, Any]:
 
 def _retry(settings: Settings) -> Retry:
     return Retry(
-        _JITTER_BACKOFF(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
+        redispy_compat.JITTER_BACKOFF(cap=settings.retry_backoff_cap, base=settings.retry_backoff_base),
         retries=settings.retry_attempts,
-        supported_errors=RETRIED_ERRORS,
+        supported_errors=errors.RETRIED,
     )
 
 
@@ -236,7 +199,7 @@ def _node_kwargs(settings: Settings) -> dict[str, Any]:
         "socket_timeout": settings.socket_timeout,
         "retry": _retry(settings),
         # redis-py before 6 retries only the errors named here too (Retry's list alone is ignored).
-        "retry_on_error": list(RETRIED_ERRORS),
+        "retry_on_error": list(errors.RETRIED),
         "health_check_interval": 30,
         "client_name": "redis-xcom",
         "socket_read_size": SOCKET_READ_SIZE,
@@ -267,31 +230,12 @@ def _cluster_client(target: Target, settings: Settings) -> RedisCluster:
     }
     if target.uses_tls:
         kwargs["ssl"] = True
-    if "retry" not in getattr(redis.cluster, "KWARGS_DISABLED_KEYS", ()):
-        # redis-py before 6 counts cluster-level retries (MOVED, ASK, a node down) separately.
+    if redispy_compat.cluster_retries_apart():
         kwargs["cluster_error_retry_attempts"] = settings.retry_attempts
     cluster = RedisCluster(**kwargs)
-    _pack_with_buffers(cluster)
+    # Without our packer a large value would be joined (copied) before it is sent.
+    redispy_compat.pack_cluster_with(cluster, COMMAND_PACKER)
     return cluster
-
-
-def _pack_with_buffers(cluster: RedisCluster) -> None:
-    """Our command packer on every node connection, now and after a refresh of the slot map:
-    RedisCluster drops command_packer from its keyword arguments, and without it a large value
-    would be joined (copied) before it is sent."""
-    nodes_manager = getattr(cluster, "nodes_manager", None)
-    if not isinstance(getattr(nodes_manager, "connection_kwargs", None), dict):
-        return
-    # Nodes built as from_url builds them (a ConnectionPool of the kwargs), which passes the packer
-    # on to each connection; Redis(host, port, **kwargs) would refuse it.
-    nodes_manager.from_url = True  # type: ignore[union-attr]
-    nodes_manager.connection_kwargs["command_packer"] = COMMAND_PACKER  # type: ignore[union-attr]
-    for node in cluster.get_nodes():
-        if node.redis_connection is not None:
-            pool = node.redis_connection.connection_pool
-            pool.connection_kwargs["command_packer"] = COMMAND_PACKER
-            pool.disconnect()  # the slot map was read on a connection without it
-            pool.reset()
 
 
 def _sentinel_client(target: Target, settings: Settings) -> redis.Redis:
@@ -321,21 +265,25 @@ def _sentinel_client(target: Target, settings: Settings) -> redis.Redis:
     )
 
 
-def build_client(settings: Settings) -> Client:
-    """A client for settings.url (or redis_conn_id); redis-py's pools reconnect by themselves and
-    reset after a fork."""
+def build_connection(settings: Settings) -> Connection:
+    """The connection for settings.url (or redis_conn_id), its topology chosen here once from the
+    URL's scheme; redis-py's pools reconnect by themselves and reset after a fork."""
     settings = connection.resolve(settings)
     url = canonical_url(settings.url)
     target = parse_url(url, settings)
     if target.kind == "cluster":
-        return _cluster_client(target, settings)
+        return connection_of(_cluster_client(target, settings), "cluster")
     if target.kind == "sentinel":
-        return _sentinel_client(target, settings)
-    return _single_client(url, target, settings)
+        return connection_of(_sentinel_client(target, settings), "sentinel")
+    return connection_of(_single_client(url, target, settings), "node")
 
 
-def _join(hosts: Any) -> str:
-    return ",".join(f"{host}:{port}" for host, port in hosts)
+def build_client(settings: Settings) -> Client:
+    """The redis-py client of build_connection, for callers that send commands of their own
+    (the demo, diagnosis, tests)."""
+    return build_connection(settings).client
+
+
 
 
 def endpoint(url: str) -> str:
@@ -350,24 +298,13 @@ def endpoint(url: str) -> str:
     except ConfigError:
         return hostlist or "?"
     if parts.scheme in CLUSTER_SCHEMES:
-        return f"{_join(hosts)} (Redis Cluster)"
+        return f"{join_hosts(hosts)} (Redis Cluster)"
     if parts.scheme in SENTINEL_SCHEMES:
         service = unquote(next((p for p in parts.path.split("/") if p), "?"))
-        return f"the master of Sentinel service {service!r} via Sentinels {_join(hosts)}"
-    return _join(hosts)
+        return f"the master of Sentinel service {service!r} via Sentinels {join_hosts(hosts)}"
+    return join_hosts(hosts)
 
 
-def describe(client: Any) -> str:
+def describe(client: Client | Connection) -> str:
     """The node(s) a client of build_client talks to, for error messages (never credentials)."""
-    if isinstance(client, RedisCluster):
-        nodes = sorted(client.nodes_manager.startup_nodes)
-        return f"{','.join(nodes)} (Redis Cluster)"
-    pool = getattr(client, "connection_pool", None)
-    if isinstance(pool, SentinelConnectionPool):
-        sentinels = [s.connection_pool.connection_kwargs for s in pool.sentinel_manager.sentinels]
-        where = _join((s.get("host", "?"), s.get("port", DEFAULT_PORT)) for s in sentinels)
-        return f"the master of Sentinel service {pool.service_name!r} via Sentinels {where}"
-    kwargs = getattr(pool, "connection_kwargs", {})
-    if kwargs.get("path"):
-        return str(kwargs["path"])
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', DEFAULT_PORT)}"
+    return connection_of(client).where

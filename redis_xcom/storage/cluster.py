@@ -13,7 +13,6 @@ itself. What it leaves to us:
 from __future__ import annotations
 
 import contextlib
-import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -21,39 +20,18 @@ from typing import Any, TypeVar
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster, key_slot
-from redis.exceptions import (
-    AskError,
-    ClusterDownError,
-    ClusterError,
-    MovedError,
-    SlotNotCoveredError,
-    TryAgainError,
-)
+from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from redis_xcom.storage import errors, redispy_compat
+
 T = TypeVar("T")
 
-# What a resharding or a failover looks like to a client; every command we send is idempotent,
-# so each may be sent again. ClusterError: redirections beyond redis-py's own limit.
-TRANSIENT: tuple[type[Exception], ...] = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    socket.timeout,
-    ClusterDownError,
-    ClusterError,
-    TryAgainError,
-    AskError,  # MovedError too
-    SlotNotCoveredError,  # the slot map names no master yet
-)
 # When the client's own Retry is unknown: about 10 s of backoff, enough for a failover at the
 # default cluster-node-timeout of a few seconds.
 _DEFAULT_ATTEMPTS = 8
 _DEFAULT_BACKOFF = ExponentialBackoff(cap=2.0, base=0.1)
-
-
-def is_cluster(client: object) -> bool:
-    return isinstance(client, RedisCluster)
 
 
 def group_by_slot(keys: Iterable[str]) -> dict[int, list[str]]:
@@ -66,16 +44,13 @@ def group_by_slot(keys: Iterable[str]) -> dict[int, list[str]]:
 
 def _schedule(client: RedisCluster) -> tuple[int, Any, float]:
     """Attempts, backoff and time budget of the client's Retry (built from [redis_xcom] retry_*)."""
-    retry = getattr(client, "retry", None)
-    attempts = getattr(retry, "_retries", None)
-    backoff = getattr(retry, "_backoff", None)
-    if not isinstance(attempts, int) or backoff is None:
-        attempts, backoff = _DEFAULT_ATTEMPTS, _DEFAULT_BACKOFF
+    attempts, backoff, cap = redispy_compat.retry_schedule(getattr(client, "retry", None))
+    if attempts is None or backoff is None:
+        attempts, backoff, cap = _DEFAULT_ATTEMPTS, _DEFAULT_BACKOFF, None
     # At least a few: a failover takes several round trips of refreshing the slot map.
     attempts = max(attempts, 3)
     # redis-py 6+ retries inside each attempt too: the budget keeps the nested retries bounded.
-    cap = getattr(backoff, "_cap", None)
-    budget = attempts * (cap if isinstance(cap, int | float) and cap > 0 else 2.0)
+    budget = attempts * (cap if cap is not None and cap > 0 else 2.0)
     return attempts, backoff, max(budget, 1.0)
 
 
@@ -85,7 +60,7 @@ def _refresh(client: RedisCluster, exc: Exception) -> None:
         return  # a migration in progress: the slot map is right, the keys are moving
     # A MOVED too reloads the whole map (redis-py's API to patch one slot differs between 5 and 8).
     # No node may answer yet; the next attempt tries again.
-    with contextlib.suppress(*TRANSIENT):
+    with contextlib.suppress(*errors.TRANSIENT):
         client.nodes_manager.initialize()
 
 
@@ -95,7 +70,7 @@ def retrying(client: RedisCluster, action: Callable[[], T]) -> T:
     error. The first attempt costs nothing more than action() itself (every push and pull)."""
     try:
         return action()
-    except TRANSIENT as exc:
+    except errors.TRANSIENT as exc:
         error: Exception = exc
     attempts, backoff, budget = _schedule(client)
     backoff.reset()
@@ -109,7 +84,7 @@ def retrying(client: RedisCluster, action: Callable[[], T]) -> T:
         time.sleep(pause)
         try:
             return action()
-        except TRANSIENT as exc:
+        except errors.TRANSIENT as exc:
             error = exc
             failures += 1
 
@@ -123,7 +98,7 @@ def on_slot_owner(client: RedisCluster, key: str, run: Callable[[redis.Redis], l
         try:
             replies = run(client.get_redis_connection(node))
         except (RedisConnectionError, RedisTimeoutError) as exc:
-            node.redis_connection = None  # as RedisCluster does: a fresh connection next time
+            redispy_compat.drop_node_connection(node)
             _name_node(exc, node.name)
             raise
         for reply in replies:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hiredis
-from redis.connection import Encoder, PythonRespSerializer
 from redis.exceptions import DataError
+
+from redis_xcom.storage.redispy_compat import RespSerializer, utf8_encoder
 
 # A byte buffer as the store takes it: len() is its size in bytes.
 Buffer = bytes | bytearray | memoryview
@@ -32,7 +33,7 @@ class BufferList(tuple[Buffer, ...]):
 _SENT_AS_THEY_ARE = frozenset({BufferList, memoryview, bytearray})
 
 
-class _CommandPacker(PythonRespSerializer):
+class _CommandPacker(RespSerializer):
     """Packs commands by the size of their arguments.
 
     Small commands (nearly all) go through hiredis's C packer, about 4 µs faster per command than
@@ -47,7 +48,7 @@ class _CommandPacker(PythonRespSerializer):
             args = (*first.encode().split(), *args[1:])
         elif isinstance(first, bytes) and b" " in first:
             args = (*first.split(), *args[1:])
-        cutoff = self._buffer_cutoff
+        cutoff = self.buffer_cutoff
         for arg in args:
             kind = type(arg)
             if kind in _SENT_AS_THEY_ARE or (kind is bytes and len(arg) > cutoff):  # type: ignore[arg-type]
@@ -70,7 +71,7 @@ class _CommandPacker(PythonRespSerializer):
                 continue
             pieces.append(b"$%d\r\n" % arg.nbytes)
             for part in arg:
-                if len(part) <= self._buffer_cutoff:
+                if len(part) <= self.buffer_cutoff:
                     pieces.append(part)
                     continue
                 output.append(b"".join(pieces))  # large parts go to the socket as they are
@@ -82,7 +83,7 @@ class _CommandPacker(PythonRespSerializer):
 
 
 # Commands are packed by size (replies are parsed by hiredis, which redis-py picks up by itself).
-COMMAND_PACKER = _CommandPacker(6000, Encoder("utf-8", "strict", False).encode)
+COMMAND_PACKER = _CommandPacker(6000, utf8_encoder())
 
 
 def sends_buffer_lists(client: object) -> bool:

@@ -19,36 +19,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
-import re
-import socket
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NoReturn
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import redis
-from redis.cluster import RedisCluster
-from redis.exceptions import (
-    AuthenticationError,
-    ExecAbortError,
-    NoPermissionError,
-    NoScriptError,
-    ReadOnlyError,
-    RedisClusterException,
-    RedisError,
-    ResponseError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.sentinel import MasterNotFoundError
+from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
-from redis_xcom.errors import CorruptPayloadError, RedisUnavailableError, RedisXComError, ReplicationError
-from redis_xcom.storage import cluster
-from redis_xcom.storage.client import RETRIED_ERRORS, Client, describe, endpoint
+from redis_xcom.errors import CorruptPayloadError, ReplicationError
+from redis_xcom.storage import errors
+from redis_xcom.storage.client import endpoint
 from redis_xcom.storage.packer import Buffer, BufferList, sends_buffer_lists
+from redis_xcom.storage.topology import SCAN_BATCH, Client, Connection, connection_of
 
 log = logging.getLogger(__name__)
 
-SCAN_BATCH = 1000
 DEFAULT_CHUNK_BYTES = 256 * 1024 * 1024
 # Values up to this size are written by the SET-and-index script; Lua copies its arguments, so
 # larger ones take a MULTI with a plain SET (the extra commands cost nothing at that size).
@@ -59,25 +44,6 @@ MIN_BULK_LIMIT = 1024 * 1024
 MANIFEST_MAGIC = b"\x00RXCHNK"
 MANIFEST_VERSION = 1
 _MANIFEST = struct.Struct("<7sBIQ")  # magic, version, chunk count, total length
-# redis-py prefixes errors inside a pipeline with the command and its arguments: payload bytes.
-_PIPELINE_ANNOTATION = re.compile(r"^Command # \d+ \(.*\) of pipeline caused error: ", re.DOTALL)
-
-
-def _reason(exc: Exception) -> str:
-    """What went wrong, without the command arguments (XCom payloads) that redis-py may quote.
-
-    The redis-py exception is cleaned in place too: it stays chained as __cause__ for tracebacks.
-    """
-    if exc.args and isinstance(exc.args[0], str):
-        exc.args = (_PIPELINE_ANNOTATION.sub("", exc.args[0]), *exc.args[1:])
-    return str(exc)
-
-
-def _sentinel_reason(exc: Exception) -> str:
-    """MasterNotFoundError without the reprs of every Sentinel client: what each Sentinel answered."""
-    head, _, rest = str(exc).partition(" : ")
-    answers = re.findall(r" - ([A-Za-z_:]+)", rest)
-    return f"{head} (the Sentinels answered: {', '.join(answers)})" if answers else head
 
 
 def pack_manifest(chunks: int, total: int) -> bytes:
@@ -88,21 +54,9 @@ def is_manifest(data: bytes) -> bool:
     return len(data) == _MANIFEST.size and data.startswith(MANIFEST_MAGIC)
 
 
-_Bytes = bytes  # KeyFacts has a field named bytes
-
-
-@dataclass(frozen=True)
-class KeyFacts:
-    """What one key costs and how long it lives (RedisStore.describe)."""
-
-    key: str
-    bytes: int
-    ttl: int  # seconds left; -1 no expiry, -2 gone
-    chunked: bool
-    exists: bool
-    measured_by: str  # "MEMORY USAGE", or "value length" where MEMORY is refused
-    # The value's first bytes when asked for (describe's head_bytes); empty for a chunked value.
-    head: _Bytes = b""
+def manifest_total(data: object) -> int:
+    """The value length a chunked value's manifest records (0 for anything that is no manifest)."""
+    return _MANIFEST.unpack(data)[3] if isinstance(data, bytes) and is_manifest(data) else 0
 
 
 class _Script:
@@ -159,11 +113,6 @@ def _index_update(index: str, key: str, ttl: int, scripting: bool = True) -> lis
     return [("SADD", index, key), ("EXPIRE", index, ttl, "NX"), ("EXPIRE", index, ttl, "GT")]
 
 
-def _denies_scripting(exc: BaseException) -> bool:
-    """NOPERM for EVALSHA or EVAL: a least-privilege ACL that grants no Lua (the documented rule)."""
-    return isinstance(exc, NoPermissionError) and "eval" in str(exc).lower()
-
-
 def _pipelined(
     conn: redis.Redis, commands: Sequence[Command], atomic: bool, wait_replicas: int = 0, wait_ms: int = 0
 ) -> list[Any]:
@@ -183,96 +132,6 @@ def _pipelined(
     return list(pipe.execute(raise_on_error=False))
 
 
-def _is_wrong_type(exc: ResponseError) -> bool:
-    """GET on a list: the value is chunked."""
-    return "WRONGTYPE" in str(exc)
-
-
-# What redis-py (and the socket under it) raises; _raise_translated turns each into a RedisXComError.
-_REDIS_FAILURES = (RedisError, RedisClusterException, socket.timeout)
-
-
-def _raise_translated(exc: Exception, endpoint: str, action: str, subject: object) -> NoReturn:
-    """Raise the RedisXComError for exc (one of _REDIS_FAILURES) while trying to ``action subject``:
-    what failed, where, and what to check. The message is built only here, on failure."""
-    action = f"{action} {subject!r}" if subject != "" else action
-    where = f"Redis at {endpoint}"
-    reason = _reason(exc).rstrip(".")  # redis-py's messages may end with a full stop; ours follows
-    if isinstance(exc, AuthenticationError):
-        raise RedisUnavailableError(
-            f"{where} refused the credentials while trying to {action}: {reason}. "
-            "Check the user and password in [redis_xcom] url (or its redis_conn_id connection)."
-        ) from None
-    if isinstance(exc, ReadOnlyError):
-        raise RedisUnavailableError(
-            f"{where} is a read-only replica while trying to {action}: {reason}. "
-            "A failover may be in progress, or [redis_xcom] url points at a replica; "
-            "the task can be retried once a primary answers."
-        ) from exc
-    if isinstance(exc, MasterNotFoundError):
-        raise RedisUnavailableError(
-            f"{where}: no Sentinel named a master while trying to {action}: {_sentinel_reason(exc)}. "
-            "Check that the Sentinels and the master are running, the service name in [redis_xcom] "
-            "url, and sentinel_username / sentinel_password (the Sentinels' own credentials); the "
-            "task can be retried once a master is elected."
-        ) from exc
-    if isinstance(exc, RedisConnectionError) and "SSL" in str(exc):
-        raise RedisUnavailableError(
-            f"{where} failed the TLS handshake while trying to {action}: {reason}. "
-            "Check [redis_xcom] ssl_ca_certs (the CA that signed the server's certificate), "
-            "ssl_check_hostname (the host must be in the certificate's names), and ssl_certfile / "
-            "ssl_keyfile if the server requires a client certificate."
-        ) from exc
-    if isinstance(exc, cluster.TRANSIENT) and not isinstance(exc, RETRIED_ERRORS):
-        raise RedisUnavailableError(
-            f"{where} kept redirecting or refusing while trying to {action}: {reason}. "
-            "A resharding or failover did not settle within [redis_xcom] retry_attempts and "
-            "retry_backoff_cap; check CLUSTER INFO / redis-cli --cluster check, and retry the task."
-        ) from exc
-    if isinstance(exc, RETRIED_ERRORS):
-        raise RedisUnavailableError(
-            f"{where} is unreachable while trying to {action}: {reason}. "
-            "Check that it is running and that [redis_xcom] url points at it; "
-            "the task can be retried once it is back."
-        ) from exc
-    raise RedisXComError(f"{where} failed to {action}: {reason}") from exc
-
-
-class _RedisErrors:
-    """A context manager translating the errors of one call (_raise_translated); the hot paths
-    (put and get of small values) use try/except directly, which costs nothing when nothing fails."""
-
-    __slots__ = ("action", "endpoint", "subject")
-
-    def __init__(self, endpoint: str, action: str, subject: object) -> None:
-        self.endpoint = endpoint
-        self.action = action
-        self.subject = subject
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if isinstance(exc, _REDIS_FAILURES):
-            _raise_translated(exc, self.endpoint, self.action, self.subject)
-
-
-def _first_error(replies: Sequence[Any]) -> Exception | None:
-    """The error to raise from a MULTI/EXEC's replies: a refused command's own error rather than the
-    EXECABORT it caused, else an error inside EXEC's reply."""
-    errors = [r for r in replies if isinstance(r, Exception) and not isinstance(r, ExecAbortError)]
-    if errors:
-        return errors[0]
-    for reply in replies:
-        if isinstance(reply, ExecAbortError):
-            return reply
-        if isinstance(reply, list):
-            inner = next((r for r in reply if isinstance(r, Exception)), None)
-            if inner is not None:
-                return inner
-    return None
-
-
 class RedisStore:
     """Byte values under string keys, in the Redis (node, cluster or Sentinel's master) of client.
 
@@ -285,7 +144,7 @@ class RedisStore:
 
     def __init__(
         self,
-        client: Client,
+        client: Client | Connection,
         where: str | None = None,
         chunk_bytes: int = DEFAULT_CHUNK_BYTES,
         wait_replicas: int = 0,
@@ -294,39 +153,35 @@ class RedisStore:
     ) -> None:
         if chunk_bytes <= 0:
             raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
-        self.client = client
-        if where is None:
-            self.endpoint = describe(client)
-        else:
-            self.endpoint = endpoint(where) if "://" in where else where
+        named = None if where is None else endpoint(where) if "://" in where else where
+        self.connection = connection_of(client, where=named)
+        self.client = self.connection.client
+        self.endpoint = self.connection.where
+        # The connection's GET, looked up once: every pull goes through it.
+        self._get = self.connection.get
         self.chunk_bytes = chunk_bytes
         # Values up to this size are written by the SET-and-index script (never chunked: Redis
         # accepts any bulk string up to 1 MiB whatever its proto-max-bulk-len).
         self._script_max = min(SCRIPT_VALUE_MAX, chunk_bytes)
         self.wait_replicas = wait_replicas
         self.wait_timeout_ms = wait_timeout_ms
-        # Exactly one is set: isinstance on a redis-py client class walks its typing Protocol bases
-        # (microseconds per check), too slow for every push and pull.
-        self._cluster_client: RedisCluster | None = client if isinstance(client, RedisCluster) else None
-        self._node: redis.Redis | None = None if isinstance(client, RedisCluster) else client
-        self._cluster = self._cluster_client is not None
         # The small-value write can go straight to the client: one node, and no WAIT to follow it.
-        self._direct_script = not self._cluster and not wait_replicas
+        self._direct_script = self.connection.one_node and not wait_replicas
         # Lua (EVALSHA/EVAL) unless configured off or until the server's ACL refuses it; then plain
         # commands in a MULTI.
         self.scripting = scripting
         # A client of build_client sends a value's buffers as they are; any other gets them joined.
-        self._gathers = sends_buffer_lists(client)
+        self._gathers = sends_buffer_lists(self.client)
         # proto-max-bulk-len of the server, read once when a value first needs it; 0 = not readable.
         self._server_bulk_limit: int | None = None
 
     def __repr__(self) -> str:
         return f"RedisStore({self.endpoint}, chunk_bytes={self.chunk_bytes})"
 
-    def _errors(self, action: str, subject: object = "") -> _RedisErrors:
+    def _errors(self, action: str, subject: object = "") -> errors.Translated:
         """Translates redis-py errors raised inside ``with`` into RedisXComError; the message is
         built only on failure (``action`` then ``repr(subject)``), so the hot path formats nothing."""
-        return _RedisErrors(self.endpoint, action, subject)
+        return errors.Translated(self.endpoint, action, subject)
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -341,7 +196,8 @@ class RedisStore:
 
     def _bulk_limit(self, action: str) -> int:
         if self._server_bulk_limit is None:
-            reply = self._denied_as_none(
+            reply = errors.refused_as_none(
+                self.endpoint,
                 f"{action} (reading proto-max-bulk-len first)",
                 lambda: self.client.config_get("proto-max-bulk-len"),
             )
@@ -372,9 +228,9 @@ class RedisStore:
             try:
                 self._run_script(_SET_AND_INDEX, key, index, small, ttl)
                 return
-            except _REDIS_FAILURES as exc:
+            except errors.FAILURES as exc:
                 if not self._scripting_refused(exc):
-                    _raise_translated(exc, self.endpoint, "write", key)
+                    errors.translate(exc, self.endpoint, "write", key)
         with self._errors("write", key):
             try:
                 self._put_plain(key, parts, size, ttl, index)
@@ -386,7 +242,7 @@ class RedisStore:
 
     def _scripting_refused(self, exc: BaseException) -> bool:
         """Whether exc is the ACL refusing Lua; if so, this store writes without it from now on."""
-        if not _denies_scripting(exc):
+        if not errors.denies_scripting(exc):
             return False
         if self.scripting:
             self.scripting = False
@@ -439,16 +295,12 @@ class RedisStore:
         on the same connection when wait_replicas asks for it."""
         wait = self.wait_replicas
         if not wait and not atomic:
-            # One command: RedisCluster routes it by its keys and follows MOVED/ASK itself.
-            if self._cluster:
-                self._retrying(lambda: self.client.execute_command(*commands[0]))
-            else:
-                self.client.execute_command(*commands[0])
+            self.connection.execute(*commands[0])
             return
-        replies = self._on_owner(
+        replies = self.connection.on_owner(
             key, lambda conn: _pipelined(conn, commands, atomic, wait, self.wait_timeout_ms)
         )
-        error = _first_error(replies)
+        error = errors.first_error(replies)
         if error is not None:
             raise error
         if wait:
@@ -457,7 +309,7 @@ class RedisStore:
     def _check_replicas(self, key: str, acknowledged: object) -> None:
         if isinstance(acknowledged, int) and acknowledged >= self.wait_replicas:
             return
-        node = self._owner_name(key)
+        node = self.connection.owner_name(key)
         raise ReplicationError(
             f"the write of {key!r} to Redis at {node} was confirmed by {acknowledged} replica(s) within "
             f"{self.wait_timeout_ms} ms, fewer than [redis_xcom] wait_replicas = {self.wait_replicas}: "
@@ -465,43 +317,20 @@ class RedisStore:
             "retried, or lower wait_replicas / raise wait_timeout_ms."
         )
 
-    def _owner_name(self, key: str) -> str:
-        """The node holding key, for messages: on a cluster, its slot's master."""
-        if self._cluster_client is not None:
-            return str(self._cluster_client.get_node_from_key(key).name)
-        return self.endpoint
-
-    def _on_owner(self, key: str, run: Callable[[redis.Redis], list[Any]]) -> list[Any]:
-        """run(a connection to the node holding key): the client itself, or a cluster's slot owner."""
-        if self._cluster_client is not None:
-            return cluster.on_slot_owner(self._cluster_client, key, run)
-        assert self._node is not None
-        return run(self._node)
-
-    def _retrying(self, action: Callable[[], Any]) -> Any:
-        """On a cluster, action() again through resharding and failover (on one node, redis-py's
-        own retry suffices)."""
-        if self._cluster_client is not None:
-            return cluster.retrying(self._cluster_client, action)
-        return action()
-
     # -- reading ------------------------------------------------------------------------------
 
     def get(self, key: str) -> bytes | None:
         """The bytes stored under key, or None when they are gone (expired, evicted, deleted)."""
         try:
             try:
-                if self._node is not None:
-                    data: bytes | None = self._node.get(key)  # type: ignore[assignment]
-                else:
-                    data = self._retrying(lambda: self.client.get(key))
+                data: bytes | None = self._get(key)
             except ResponseError as exc:
-                if not _is_wrong_type(exc):
+                if not errors.is_wrong_type(exc):
                     raise
                 return self._get_chunked(key)
             return data
-        except _REDIS_FAILURES as exc:
-            _raise_translated(exc, self.endpoint, "read", key)
+        except errors.FAILURES as exc:
+            errors.translate(exc, self.endpoint, "read", key)
 
     def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Values of many keys in one round trip per node (a pipeline of GETs); chunked ones take
@@ -509,11 +338,13 @@ class RedisStore:
         if not keys:
             return []
         with self._errors(f"read {len(keys)} keys"):
-            found: list[bytes | Exception | None] = self._retrying(lambda: self._get_pipelined(keys))
+            found: list[bytes | Exception | None] = self.connection.retrying(
+                lambda: self._get_pipelined(keys)
+            )
             values: list[bytes | None] = []
             for key, data in zip(keys, found, strict=True):
                 if isinstance(data, Exception):
-                    if not (isinstance(data, ResponseError) and _is_wrong_type(data)):
+                    if not errors.is_wrong_type(data):
                         raise data
                     data = self._get_chunked(key)
                 values.append(data)
@@ -525,11 +356,8 @@ class RedisStore:
         for key in keys:
             pipe.get(key)
         found: list[Any] = pipe.execute(raise_on_error=False)
-        if self._cluster:
-            # A resharding or failover answered for some keys: read them all again.
-            transient = next((f for f in found if isinstance(f, cluster.TRANSIENT)), None)
-            if transient is not None:
-                raise transient
+        # A resharding or failover answered for some keys: read them all again.
+        self.connection.raise_redirected(found)
         return found
 
     def _get_chunked(self, key: str) -> bytes | None:
@@ -538,12 +366,12 @@ class RedisStore:
         GET and LRANGE in one MULTI/EXEC: exactly one succeeds, so a value rewritten since the first
         GET (plain or chunked) is read consistently either way.
         """
-        replies = self._on_owner(
+        replies = self.connection.on_owner(
             key, lambda conn: _pipelined(conn, [("GET", key), ("LRANGE", key, 0, -1)], atomic=True)
         )
         executed = replies[-1]
         if isinstance(executed, Exception):
-            raise _first_error(replies) or executed
+            raise errors.first_error(replies) or executed
         plain, parts = executed
         if not isinstance(plain, Exception):
             return plain
@@ -552,7 +380,7 @@ class RedisStore:
         if not parts:
             return None
         manifest, chunks = parts[0], parts[1:]
-        where = self._owner_name(key)
+        where = self.connection.owner_name(key)
         if len(manifest) != _MANIFEST.size or not manifest.startswith(MANIFEST_MAGIC):
             raise CorruptPayloadError(
                 f"Redis key {key!r} at {where} holds a list that redis-xcom did not write"
@@ -579,17 +407,7 @@ class RedisStore:
         if not keys:
             return 0
         with self._errors(f"delete {len(keys)} keys"):
-            if not self._cluster:
-                return int(self.client.unlink(*keys))
-            groups = list(cluster.group_by_slot(keys).values())
-
-            def unlink_per_slot() -> int:
-                pipe = self.client.pipeline(transaction=False)
-                for group in groups:
-                    pipe.execute_command("UNLINK", *group)  # ClusterPipeline.unlink takes one key only
-                return sum(int(n) for n in pipe.execute())
-
-            return int(self._retrying(unlink_per_slot))
+            return self.connection.unlink(keys)
 
     def index_members(self, index: str) -> Iterator[list[str]]:
         """Batches of the keys a run's index names, walking the set with SSCAN."""
@@ -597,7 +415,7 @@ class RedisStore:
             cursor = 0
             while True:
                 step = functools.partial(self.client.sscan, index, cursor=cursor, count=SCAN_BATCH)
-                cursor, found = self._retrying(step)
+                cursor, found = self.connection.retrying(step)
                 if found:
                     yield [k.decode() if isinstance(k, bytes) else k for k in found]
                 if cursor == 0:
@@ -617,7 +435,7 @@ class RedisStore:
             return int(deleted)
 
         with self._errors("delete keys of", index):
-            return int(self._retrying(unlink_and_drop))
+            return int(self.connection.retrying(unlink_and_drop))
 
     def unlink_indexed_groups(self, groups: Mapping[str, Sequence[str]]) -> int:
         """unlink_indexed for the keys of several indexes (each group one run, so one hash slot) in
@@ -636,160 +454,10 @@ class RedisStore:
                 replies = pipe.execute()
                 return sum(int(deleted) for deleted in replies[::2])
 
-            return int(self._retrying(unlink_and_drop))
+            return int(self.connection.retrying(unlink_and_drop))
 
     def scan(self, pattern: str) -> Iterator[list[str]]:
         """Batches of keys matching a glob pattern, walking the keyspace with SCAN (on a cluster,
         every primary's)."""
         with self._errors("scan for", pattern):
-            if self._cluster:
-                yield from self._scan_primaries(pattern)
-                return
-            cursor = 0
-            while True:
-                cursor, found = self.client.scan(cursor=cursor, match=pattern, count=SCAN_BATCH)
-                if found:
-                    yield [k.decode() if isinstance(k, bytes) else k for k in found]
-                if cursor == 0:
-                    return
-
-    def _scan_primaries(self, pattern: str) -> Iterator[list[str]]:
-        batch: list[str] = []
-        found = self.client.scan_iter(
-            match=pattern,
-            count=SCAN_BATCH,
-            target_nodes=RedisCluster.PRIMARIES,
-        )
-        for k in found:
-            batch.append(k.decode() if isinstance(k, bytes) else k)
-            if len(batch) >= SCAN_BATCH:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
-    def describe(self, keys: Sequence[str], head_bytes: int = 0) -> list[KeyFacts]:
-        """Size, TTL and layout of many keys in one round trip (two where MEMORY is refused).
-
-        Size is MEMORY USAGE (what the key costs Redis, SAMPLES 0: every chunk counted); where the
-        server refuses MEMORY (an ACL, a managed service) it is the value's length (STRLEN, or the
-        length a chunked value's manifest records) and ``KeyFacts.measured_by`` says so. With
-        head_bytes, each plain value's first bytes too (GETRANGE), read in the same round trip.
-        """
-        if not keys:
-            return []
-        with self._errors(f"describe {len(keys)} keys"):
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.execute_command("MEMORY", "USAGE", key, "SAMPLES", "0")
-                pipe.ttl(key)
-                pipe.type(key)
-                if head_bytes:
-                    pipe.getrange(key, 0, head_bytes - 1)
-            replies = pipe.execute(raise_on_error=False)
-            step = 4 if head_bytes else 3
-            sizes, ttls, types = replies[::step], replies[1::step], replies[2::step]
-            heads: list[Any] = replies[3::4] if head_bytes else [b""] * len(keys)
-            for reply in (*ttls, *types):
-                if isinstance(reply, Exception):
-                    raise reply
-            kinds = [t.decode() if isinstance(t, bytes) else str(t) for t in types]
-            measured_by = "MEMORY USAGE"
-            if any(isinstance(size, Exception) for size in sizes):
-                measured_by = "value length"
-                sizes = self._value_lengths(keys, kinds)
-            # A chunked value (a list) answers GETRANGE with WRONGTYPE: it has no head to show.
-            heads = [h if isinstance(h, bytes) else b"" for h in heads]
-            return [
-                KeyFacts(key, int(size or 0), int(ttl), kind == "list", kind != "none", measured_by, head)
-                for key, size, ttl, kind, head in zip(keys, sizes, ttls, kinds, heads, strict=True)
-            ]
-
-    def _value_lengths(self, keys: Sequence[str], kinds: Sequence[str]) -> list[int]:
-        """STRLEN of plain values, the recorded length of chunked ones (their manifest)."""
-        pipe = self.client.pipeline(transaction=False)
-        for key, kind in zip(keys, kinds, strict=True):
-            if kind == "list":
-                pipe.lindex(key, 0)
-            else:
-                pipe.strlen(key)
-        lengths = []
-        for kind, reply in zip(kinds, pipe.execute(raise_on_error=False), strict=True):
-            if isinstance(reply, Exception) or reply is None:
-                lengths.append(0)
-            elif kind == "list":
-                lengths.append(_MANIFEST.unpack(reply)[3] if is_manifest(reply) else 0)
-            else:
-                lengths.append(int(reply))
-        return lengths
-
-    def ages(self, keys: Sequence[str]) -> list[tuple[int | None, int]]:
-        """(OBJECT IDLETIME or None where refused, TTL) of many keys in one round trip.
-
-        IDLETIME is None under an LFU maxmemory-policy (the server keeps no access time) or an ACL
-        refusing OBJECT; TTL is -2 for a key that is gone.
-        """
-        if not keys:
-            return []
-        with self._errors(f"read the age of {len(keys)} keys"):
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.object("idletime", key)
-                pipe.ttl(key)
-            replies = pipe.execute(raise_on_error=False)
-        ages: list[tuple[int | None, int]] = []
-        for idle, ttl in zip(replies[::2], replies[1::2], strict=True):
-            if isinstance(ttl, Exception):
-                raise ttl
-            ages.append((None if isinstance(idle, Exception) or idle is None else int(idle), int(ttl)))
-        return ages
-
-    def exist(self, keys: Sequence[str]) -> list[bool]:
-        """Whether each key exists, in one round trip."""
-        if not keys:
-            return []
-        with self._errors(f"look up {len(keys)} keys"):
-            pipe = self.client.pipeline(transaction=False)
-            for key in keys:
-                pipe.exists(key)
-            return [bool(found) for found in pipe.execute()]
-
-    def nodes(self) -> dict[str, Any]:
-        """A client per server holding keys: the one server, or every primary of a cluster."""
-        primaries = getattr(self.client, "get_primaries", None)
-        if primaries is None:
-            return {self.endpoint: self.client}
-        return {f"{node.host}:{node.port}": node.redis_connection for node in primaries()}
-
-    def key_count(self) -> int:
-        """Keys in the database (every primary's on a cluster): the total of a keyspace walk."""
-        with self._errors("count keys (DBSIZE)"):
-            return sum(int(node.dbsize()) for node in self.nodes().values())
-
-    def ttl(self, key: str) -> int:
-        with self._errors("read the TTL of", key):
-            return int(self._retrying(lambda: self.client.ttl(key)))
-
-    def eviction_policy(self) -> str | None:
-        """maxmemory-policy: from CONFIG GET, else from INFO memory where CONFIG is denied (an ACL,
-        a managed service) or renamed away; None when neither answers."""
-        policy = self._denied_as_none(
-            "read maxmemory-policy", lambda: self.client.config_get("maxmemory-policy")
-        )
-        if policy is not None and policy.get("maxmemory-policy") is not None:
-            return str(policy["maxmemory-policy"])
-        info = self._denied_as_none("read INFO memory", lambda: self.client.info("memory"))
-        if info is None or info.get("maxmemory_policy") is None:
-            return None
-        return str(info["maxmemory_policy"])
-
-    def _denied_as_none(self, action: str, call: Callable[[], Any]) -> Any:
-        """call's reply, or None when the server refuses the command (NOPERM, unknown command);
-        an unreachable server still raises."""
-        try:
-            with self._errors(action):
-                return call()
-        except RedisXComError as exc:
-            if isinstance(exc.__cause__, ResponseError):
-                return None
-            raise
+            yield from self.connection.scan(pattern)

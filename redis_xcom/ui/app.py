@@ -12,7 +12,8 @@ On Airflow 3.4 every try is a task instance of its own and keeps its rows: every
 latest try unless `?try_number=N` names another, and the page links each try that has XComs. Before
 3.4 a task instance has one set of rows (a retry replaces them), and try_number is refused.
 
-Rows are user input: values.own_key decides whether a row's reference may be followed at all.
+Rows are user input: XComRow.owned_key (keys.owned_key) decides whether a row's reference may be
+followed at all.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy import select
 
-from redis_xcom import keys
+from redis_xcom import airflow_compat, keys
 from redis_xcom.errors import RedisXComError, UntrustedReferenceError
 from redis_xcom.ui import values
 from redis_xcom.ui.auth import current_user
@@ -116,9 +117,7 @@ class TaskXComs:
     attempts: tuple[Attempt, ...] = ()
 
 
-def per_attempt_rows() -> bool:
-    """Airflow 3.4+: XComModel reads every attempt's rows and names each row's task instance."""
-    return hasattr(XComModel, "task_instance_id")
+per_attempt_rows = airflow_compat.per_attempt_rows
 
 
 def task_xcoms(

@@ -18,14 +18,12 @@ import atexit
 import json
 import os
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis_xcom import keys
 from redis_xcom.codec import HEADER_SIZE, recorded_length
-from redis_xcom.config import Settings, get_settings
+from redis_xcom.config import Settings
 from redis_xcom.errors import (
     CodecError,
     CorruptPayloadError,
@@ -35,7 +33,9 @@ from redis_xcom.errors import (
     UnsupportedFormatError,
     UntrustedReferenceError,
 )
-from redis_xcom.storage import client
+from redis_xcom.rows import XComRow
+from redis_xcom.runtime import Runtime, get_runtime
+from redis_xcom.storage.server_info import ServerInfo
 from redis_xcom.storage.store import RedisStore
 from redis_xcom.ui import protocol
 from redis_xcom.ui.export import NotRepresentable, OutputTooLarge, to_json
@@ -48,37 +48,6 @@ UNTRUSTED = "untrusted"
 # Decoding or rendering it breached a limit of the UI's sandbox (memory, CPU, time, output).
 TOO_COSTLY = "too_costly"
 _OUTPUT = "above [redis_xcom] ui_sandbox_max_output_bytes"
-
-
-@dataclass(frozen=True)
-class XComRow:
-    """One xcom row as the metadata DB holds it: whose it is, and its value (a reference, or
-    Airflow's own value for a row that did not come through the backend)."""
-
-    dag_id: str
-    run_id: str
-    task_id: str
-    map_index: int
-    key: str
-    value: Any
-    # Airflow 3.4: the attempt (task instance) the row belongs to; None before 3.4.
-    task_instance_id: uuid.UUID | None = None
-    try_number: int | None = None
-
-    def coordinates(self) -> keys.RowCoordinates:
-        """Everything the reference check compares: the row as the metadata DB records it."""
-        return keys.RowCoordinates(
-            self.dag_id,
-            self.run_id,
-            self.task_id,
-            self.key,
-            map_index=self.map_index,
-            task_instance_id=keys.as_uuid(self.task_instance_id),
-            try_number=self.try_number,
-        )
-
-    def describe(self) -> str:
-        return self.coordinates().describe()
 
 
 @dataclass
@@ -165,9 +134,12 @@ class ValueReader:
     """Redis values behind references; one per process (its client is one connection pool, its
     sandbox one pool of worker processes)."""
 
-    def __init__(self, settings: Settings, store: RedisStore, sandbox: Sandbox | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store: RedisStore, info: ServerInfo, sandbox: Sandbox | None = None
+    ) -> None:
         self.settings = settings
         self.store = store
+        self.info = info
         # Values are decoded and rendered only in the sandbox's workers, never in this process.
         self.sandbox = sandbox if sandbox is not None else Sandbox(Limits.of(settings))
 
@@ -245,7 +217,7 @@ class ValueReader:
         yield the stored bytes of each view still to show (None: it expired meanwhile)."""
         if not views:
             return
-        facts = self.store.describe([str(view.redis_key) for view in views], head_bytes=HEADER_SIZE)
+        facts = self.info.describe([str(view.redis_key) for view in views], head_bytes=HEADER_SIZE)
         limit = self.settings.ui_max_decode_bytes
         memory = self.settings.ui_sandbox_memory_mb << 20
         readable = []
@@ -354,7 +326,7 @@ class ValueReader:
         shown as is, or an untrusted reference shown as stored (and never read)."""
         budget, described = self.settings.ui_preview_bytes, row.describe()
         try:
-            redis_key = own_key(row, self.settings.key_prefix)
+            redis_key = row.owned_key(self.settings.key_prefix)
         except UntrustedReferenceError as exc:
             shown = preview(row.value, budget)
             return XComView(row.key, UNTRUSTED, preview=shown, message=str(exc), described=described)
@@ -367,16 +339,6 @@ class ValueReader:
                 described=described,
             )
         return XComView(row.key, VALUE, reference=row.value, redis_key=redis_key, described=described)
-
-
-def own_key(row: XComRow, prefix: str) -> str | None:
-    """The Redis key of the row's own value, or None when the row holds no reference.
-
-    UntrustedReferenceError, naming the row, when its reference names anything but a value under
-    ``prefix`` written for this very row (another DAG's value, another attempt's, a key that is no
-    XCom): the backend's one check (keys.owned_key), with every coordinate the row has.
-    """
-    return keys.owned_key(row.value, row.coordinates(), prefix)
 
 
 def _too_costly(reason: str, stored: int | None, recorded: int | None) -> str:
@@ -397,38 +359,46 @@ def _failure(outcome: Failed) -> str:
     return f"{outcome.error}: {outcome.message}"
 
 
-def _untrusted(row: XComRow, why: str) -> str:
-    return (
-        f"{row.describe()}: {why}. The row may have been edited through the REST API or the UI: it is "
-        "shown as stored, and nothing is read from Redis for it. Delete or correct the row."
-    )
-
-
 _lock = threading.Lock()
-_readers: dict[int, ValueReader] = {}
+# The reader of this process's runtime: a new runtime (after a fork, or reset_runtime) gets a new one.
+_reader: ValueReader | None = None
+_reader_runtime: Runtime | None = None
 
 
 def reader() -> ValueReader:
-    """This process's reader, built on first use and again after a fork (like the backend's client;
-    a forked child leaves its parent's sandbox workers alone: they are the parent's)."""
-    pid = os.getpid()
+    """This process's reader, on the runtime's settings and store; a new runtime (reset_runtime)
+    gets a new reader."""
+    global _reader, _reader_runtime
+    current = get_runtime()
+    if _reader is not None and _reader_runtime is current:
+        return _reader
     with _lock:
-        if pid not in _readers:
-            settings = get_settings()
-            store = RedisStore(client.build_client(settings), chunk_bytes=settings.chunk_bytes)
-            _readers.clear()
-            _readers[pid] = ValueReader(settings, store)
-        return _readers[pid]
+        stale = _reader if _reader_runtime is not current else None
+        if _reader is None or stale is not None:
+            _reader, _reader_runtime = ValueReader(current.settings, current.store, current.info), current
+        built = _reader
+    if stale is not None:
+        stale.sandbox.close()
+    return built
 
 
 def reset_reader() -> None:
     """Forget the reader and stop its sandbox's workers (tests, or after a configuration change)."""
+    global _reader, _reader_runtime
     with _lock:
-        mine = _readers.pop(os.getpid(), None)
-        _readers.clear()
+        mine, _reader, _reader_runtime = _reader, None, None
     if mine is not None:
         mine.sandbox.close()
 
+
+def _forget_in_child() -> None:
+    """A forked child builds its own reader and leaves its parent's sandbox workers alone."""
+    global _reader, _reader_runtime, _lock
+    _reader = _reader_runtime = None
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 # The workers exit on their own when this process's pipes close; this only makes it immediate.
 atexit.register(reset_reader)

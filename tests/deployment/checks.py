@@ -17,7 +17,7 @@ import pytest
 
 from redis_xcom import keys
 from redis_xcom.backend import SKIPMIXIN_KEY
-from redis_xcom.ops.airflow_run import XComRow
+from redis_xcom.rows import XComRow
 from tests.airflow_limits import MAPPED_RETRY_REASON, retry_clears_mapped_xcoms
 from tests.deployment.airflow_deployment import CONCURRENCY
 from tests.deployment.scenario import RERUN_DAG, Outcome

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis_xcom.ops.airflow_run import XComRow
+from redis_xcom.rows import XComRow
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from redis_xcom.ops.airflow_run import XComRow
+from redis_xcom.rows import XComRow
 from tests.deployment.airflow_deployment import AirflowDeployment, DeploymentError, wait_until
 from tests.deployment.connections import ClientSampler
 from tests.deployment.metadata import MetadataDB

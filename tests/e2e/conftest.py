@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import redis
 
-from redis_xcom.ops.airflow_run import AirflowHome, CommandResult, XComRow, iter_files
+from redis_xcom.ops.airflow_run import AirflowHome, CommandResult, iter_files
+from redis_xcom.rows import XComRow
 from tests.redis_process import RedisServer
 from tests.xcom_checks import assert_rows_agree_with_redis, backend_settings, run_keys, stored_value
 

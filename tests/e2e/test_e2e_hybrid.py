@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from redis_xcom import keys
-from redis_xcom.ops.airflow_run import XComRow
+from redis_xcom.rows import XComRow
 from tests.e2e.conftest import E2E, describe
 from tests.e2e.dags.e2e_hybrid import MAPPED_SIZES, SIZES, SUMMARY, THRESHOLD, exact_in_redis, text_of
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from redis_xcom.ops.airflow_run import AirflowHome, CommandResult, XComRow
+from redis_xcom.ops.airflow_run import AirflowHome, CommandResult
+from redis_xcom.rows import XComRow
 from tests.airflow_limits import PER_ATTEMPT_REASON, per_attempt_xcoms
 from tests.e2e.conftest import E2E, describe
 from tests.xcom_checks import AIRFLOW_OWN_KEY_PREFIX

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from redis_xcom import keys
-from redis_xcom.ops.airflow_run import CommandResult, XComRow
+from redis_xcom.ops.airflow_run import CommandResult
+from redis_xcom.rows import XComRow
 from tests.airflow_limits import SLASH_KEY_REASON, execution_api_takes_slash_keys, per_attempt_xcoms
 from tests.e2e.conftest import E2E, describe
 

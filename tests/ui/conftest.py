@@ -40,7 +40,7 @@ class UI:
 
     def push_attempt(self, key: str, value: Any, try_number: int, latest: bool = False) -> str:
         """Store value as Airflow 3.4's try try_number does (its own task instance id) and add its row."""
-        from redis_xcom import ExclusiveRedisXCom
+        from tests.xcom34 import XCom34
 
         attempt = next((a for a in self.attempts if a.try_number == try_number), None)
         if attempt is None:
@@ -48,7 +48,7 @@ class UI:
             self.attempts.append(attempt)
         (ti_id,) = attempt.task_instance_ids
         coordinate = SimpleNamespace(dag_id=DAG, run_id=RUN, task_id=TASK, ti_id=ti_id, region_index=-1)
-        reference = str(ExclusiveRedisXCom.store_value(coordinate, key, value))
+        reference = str(XCom34.store_value(coordinate, key, value))
         self.add_row(key, reference, task_instance_id=ti_id, try_number=try_number)
         return reference
 
@@ -132,7 +132,7 @@ def ui(auth_manager: Any, fake_redis: Any, xcom_settings: pytest.MonkeyPatch) ->
 
     def configure(**options: str) -> None:
         """Set [redis_xcom] options; the backend and the reader read them again."""
-        from redis_xcom.backend import reset_runtime
+        from redis_xcom.runtime import reset_runtime
 
         for name, value in options.items():
             xcom_settings.setenv(f"AIRFLOW__REDIS_XCOM__{name.upper()}", value)

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from redis_xcom.codec import Codec
-from redis_xcom.storage.client import build_client as real_build_client
+from redis_xcom.storage.client import build_connection as real_build_connection
 from redis_xcom.storage.store import RedisStore
 from tests.ui.auth_manager import DENIED_DAG
 from tests.ui.conftest import DAG, RUN, UI
@@ -241,7 +241,7 @@ def test_redis_unreachable_names_the_server_without_the_password(
     from redis_xcom.storage import client
 
     ui.add_row("k", f"redis-xcom://xcom:{{{DAG}/{RUN}}}:extract:-1:k")
-    monkeypatch.setattr(client, "build_client", real_build_client)  # a real connection, not fakeredis
+    monkeypatch.setattr(client, "build_connection", real_build_connection)  # a real connection, not fakeredis
     ui.configure(url="redis://:s3cret@127.0.0.1:1/0", socket_connect_timeout="0.2", retry_attempts="0")
     shown = ui.xcoms()["k"]
     assert shown["state"] == "error" and "127.0.0.1:1" in shown["message"]

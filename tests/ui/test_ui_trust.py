@@ -22,9 +22,9 @@ SECRET = "salary of the CEO: 1234567"
 class StoreSpy:
     """The reader's store, recording every call and the keys it names (reads, TTLs, MEMORY, deletes...)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, calls: list[tuple[str, str]] | None = None) -> None:
         self._store = store
-        self.calls: list[tuple[str, str]] = []
+        self.calls: list[tuple[str, str]] = [] if calls is None else calls
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._store, name)
@@ -47,6 +47,7 @@ def spy(ui: UI) -> Iterator[StoreSpy]:
     reader = values.reader()
     spied = StoreSpy(reader.store)
     reader.store = spied  # type: ignore[assignment]
+    reader.info = StoreSpy(reader.info, spied.calls)  # type: ignore[assignment]  # MEMORY, TTL: same record
     yield spied
 
 
@@ -133,6 +134,7 @@ def test_download_of_an_untrusted_row_is_refused_without_reading(ui: UI, fake_re
     ui.configure(ui_max_decode_bytes="16")
     spy = StoreSpy(values.reader().store)
     values.reader().store = spy  # type: ignore[assignment]
+    values.reader().info = StoreSpy(values.reader().info, spy.calls)  # type: ignore[assignment]
     ui.add_row("stolen", _foreign(fake_redis))
     fake_redis.set("session:admin", SECRET)
     ui.add_row("session", "redis-xcom://session:admin")
