@@ -149,3 +149,49 @@ def test_doctor_says_which_state_store_setting_is_in_effect(
     checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
     assert checks["state_store"]["status"] == "ok" and said in checks["state_store"]["detail"]
     assert checks["state_commands"]["status"] == "ok"
+
+
+def test_airflow_state_rows_keep_only_references_to_their_own_scope(tmp_path: Any) -> None:
+    """The lookups of gc --state on Airflow's own models (the three tables, in a SQLite file)."""
+    from contextlib import contextmanager
+
+    from airflow.models.asset import AssetModel
+    from airflow.models.asset_state_store import AssetStateStoreModel
+    from airflow.models.dagrun import DagRun  # noqa: F401  (the dag_run table the rows' foreign key names)
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    from redis_xcom.ops.state_gc import AirflowStateRows
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'airflow.db'}")
+    tables = [m.__table__ for m in (TaskStateStoreModel, AssetStateStoreModel, AssetModel)]
+    TaskStateStoreModel.metadata.create_all(engine, tables=tables)
+
+    def wrapped(scope: StateScope, key: str) -> str:
+        return json.dumps({"__airflow_state_ref__": keys.to_reference("pre", scope, key)})
+
+    own, other = keys.scope_of(TaskScope("d", "r", "t", 2)), keys.scope_of(TaskScope("d", "r", "other"))
+    named = StateScope("a", asset_kind="name", asset="orders")
+    with Session(engine) as session:
+        task_row = {"dag_run_id": 1, "dag_id": "d", "run_id": "r", "task_id": "t", "map_index": 2}
+        session.add(TaskStateStoreModel(**task_row, key="mine", value=wrapped(own, "mine")))
+        # A row edited to name another task's value keeps nothing alive.
+        session.add(TaskStateStoreModel(**task_row, key="forged", value=wrapped(other, "forged")))
+        session.add(AssetModel(id=7, name="orders", uri="s3://b/orders", group="asset"))
+        session.add(AssetStateStoreModel(asset_id=7, key="wm", value=wrapped(named, "wm")))
+        session.commit()
+
+    @contextmanager
+    def session_factory() -> Any:
+        with Session(engine) as session:
+            yield session
+
+    rows = AirflowStateRows(session_factory)
+    wanted = [(own, "mine"), (other, "forged"), (own, "forged"), (named, "wm")]
+    assert rows.references(wanted, "pre") == {
+        keys.to_reference("pre", own, "mine"),
+        keys.to_reference("pre", named, "wm"),
+    }
+    assert rows.asset_ids(named) == [7]
+    assert rows.asset_ids(StateScope("a", asset_kind="uri", asset="s3://b/orders")) == [7]

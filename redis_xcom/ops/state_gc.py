@@ -68,14 +68,15 @@ def wrapped_reference(text: object) -> str | None:
 class AirflowStateRows:
     """The state tables of Airflow's metadata DB (3.3+), read through Airflow's own session."""
 
-    def __init__(self) -> None:
+    def __init__(self, session_factory: Any = None) -> None:
         from airflow.models.asset import AssetModel
         from airflow.models.asset_state_store import AssetStateStoreModel
         from airflow.models.task_state_store import TaskStateStoreModel
         from airflow.utils.session import create_session
 
         self._task, self._asset, self._assets = TaskStateStoreModel, AssetStateStoreModel, AssetModel
-        self._session = create_session
+        # Airflow's own session ([database] sql_alchemy_conn), or a given one (tests).
+        self._session = session_factory or create_session
 
     def references(self, wanted: Sequence[tuple[StateScope, str]], prefix: str) -> set[str]:
         from sqlalchemy import select, tuple_
