@@ -174,7 +174,8 @@ def test_airflow_state_rows_keep_only_references_to_their_own_scope(tmp_path: An
     own, other = keys.scope_of(TaskScope("d", "r", "t", 2)), keys.scope_of(TaskScope("d", "r", "other"))
     named = StateScope("a", asset_kind="name", asset="orders")
     with Session(engine) as session:
-        task_row = {"dag_run_id": 1, "dag_id": "d", "run_id": "r", "task_id": "t", "map_index": 2}
+        index = "region_index" if hasattr(TaskStateStoreModel, "region_index") else "map_index"  # 3.4's name
+        task_row = {"dag_run_id": 1, "dag_id": "d", "run_id": "r", "task_id": "t", index: 2}
         session.add(TaskStateStoreModel(**task_row, key="mine", value=wrapped(own, "mine")))
         # A row edited to name another task's value keeps nothing alive.
         session.add(TaskStateStoreModel(**task_row, key="forged", value=wrapped(other, "forged")))
