@@ -55,3 +55,7 @@ class UntrustedReferenceError(RedisXComError):
     Rows can be written through the REST API, the UI or DAG code: such a row is never resolved,
     deleted or probed.
     """
+
+
+class StateValueMissingError(RedisXComError):
+    """A state store row refers to a value Redis no longer holds (deleted, evicted, or a flushed server)."""

@@ -25,6 +25,11 @@ EXPIRED_PULLS = "redis_xcom.pull_expired"
 REDIS_ERRORS = "redis_xcom.redis_errors"
 PUSH_TIME = "redis_xcom.push_time"
 PULL_TIME = "redis_xcom.pull_time"
+STATE_GETS = "redis_xcom.state_get"
+STATE_SETS = "redis_xcom.state_set"
+STATE_DELETES = "redis_xcom.state_delete"
+STATE_BYTES_SET = "redis_xcom.state_set_bytes"
+STATE_TIME = "redis_xcom.state_time"
 
 # name -> (kind, meaning): the table of docs/metrics.md is checked against this one.
 METRICS: dict[str, tuple[str, str]] = {
@@ -43,6 +48,11 @@ METRICS: dict[str, tuple[str, str]] = {
     REDIS_ERRORS: ("counter", "pushes and pulls that failed on Redis (unreachable, refused, failed command)"),
     PUSH_TIME: ("timer", "milliseconds per push: serialization and the Redis write"),
     PULL_TIME: ("timer", "milliseconds per pull (or per batch of map indexes): the Redis read and decoding"),
+    STATE_GETS: ("counter", "state values read from Redis (server-side gets, worker-side references)"),
+    STATE_SETS: ("counter", "state values written to Redis (server-side sets, worker-side references)"),
+    STATE_DELETES: ("counter", "state store deletes and clears sent to Redis"),
+    STATE_BYTES_SET: ("counter", "bytes of state written to Redis, after compression"),
+    STATE_TIME: ("timer", "milliseconds per state store get, set, delete or clear, Redis included"),
 }
 
 
@@ -78,6 +88,16 @@ def pulled(count: int, size: int, started: float) -> None:
         stats.incr(PULLS, count)
         stats.incr(BYTES_PULLED, size)
         stats.timing(PULL_TIME, datetime.timedelta(seconds=time.perf_counter() - started))
+
+
+def state_call(name: str, started: float, size: int = 0) -> None:
+    """One state store call: its counter, its bytes (sets) and its time."""
+    stats = _stats()
+    if stats is not None:
+        stats.incr(name)
+        if size:
+            stats.incr(STATE_BYTES_SET, size)
+        stats.timing(STATE_TIME, datetime.timedelta(seconds=time.perf_counter() - started))
 
 
 def reset() -> None:

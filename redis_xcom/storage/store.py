@@ -178,10 +178,11 @@ class RedisStore:
     def __repr__(self) -> str:
         return f"RedisStore({self.endpoint}, chunk_bytes={self.chunk_bytes})"
 
-    def _errors(self, action: str, subject: object = "") -> errors.Translated:
+    def translated(self, action: str, subject: object = "") -> errors.Translated:
         """Translates redis-py errors raised inside ``with`` into RedisXComError; the message is
         built only on failure (``action`` then ``repr(subject)``), so the hot path formats nothing."""
         return errors.Translated(self.endpoint, action, subject)
+
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -231,7 +232,7 @@ class RedisStore:
             except errors.FAILURES as exc:
                 if not self._scripting_refused(exc):
                     errors.translate(exc, self.endpoint, "write", key)
-        with self._errors("write", key):
+        with self.translated("write", key):
             try:
                 self._put_plain(key, parts, size, ttl, index)
             except NoPermissionError as exc:
@@ -260,11 +261,11 @@ class RedisStore:
         piece = self.chunk_size(size)
         if size <= piece:
             if index is None:
-                self._write(key, [("SET", key, value, "EX", ttl)], atomic=False)
+                self.write_commands(key, [("SET", key, value, "EX", ttl)], atomic=False)
             else:
                 # Lua copies its arguments: a large value goes through a plain SET in a MULTI.
                 commands = [("SET", key, value, "EX", ttl), *_index_update(index, key, ttl, self.scripting)]
-                self._write(key, commands)
+                self.write_commands(key, commands)
             return
         commands = [
             ("UNLINK", key),
@@ -275,7 +276,7 @@ class RedisStore:
         commands.append(("EXPIRE", key, ttl))
         if index is not None:
             commands.extend(_index_update(index, key, ttl, self.scripting))
-        self._write(key, commands)
+        self.write_commands(key, commands)
 
     def _run_script(self, script: _Script, key: str, index: str, value: object, ttl: int) -> None:
         try:
@@ -288,9 +289,9 @@ class RedisStore:
         if self._direct_script:  # one node, no WAIT: the client's own command path, nothing around it
             self.client.execute_command(verb, script, 2, key, index, value, ttl)
         else:
-            self._write(key, [(verb, script, 2, key, index, value, ttl)], atomic=False)
+            self.write_commands(key, [(verb, script, 2, key, index, value, ttl)], atomic=False)
 
-    def _write(self, key: str, commands: list[Command], atomic: bool = True) -> None:
+    def write_commands(self, key: str, commands: list[Command], atomic: bool = True) -> None:
         """commands (all in key's slot) in one round trip, in a MULTI/EXEC when atomic, then WAIT
         on the same connection when wait_replicas asks for it."""
         wait = self.wait_replicas
@@ -337,7 +338,7 @@ class RedisStore:
         one more each."""
         if not keys:
             return []
-        with self._errors(f"read {len(keys)} keys"):
+        with self.translated(f"read {len(keys)} keys"):
             found: list[bytes | Exception | None] = self.connection.retrying(
                 lambda: self._get_pipelined(keys)
             )
@@ -406,12 +407,12 @@ class RedisStore:
         On a cluster: one UNLINK per hash slot (never cross-slot), pipelined per node."""
         if not keys:
             return 0
-        with self._errors(f"delete {len(keys)} keys"):
+        with self.translated(f"delete {len(keys)} keys"):
             return self.connection.unlink(keys)
 
     def index_members(self, index: str) -> Iterator[list[str]]:
         """Batches of the keys a run's index names, walking the set with SSCAN."""
-        with self._errors("read the index", index):
+        with self.translated("read the index", index):
             cursor = 0
             while True:
                 step = functools.partial(self.client.sscan, index, cursor=cursor, count=SCAN_BATCH)
@@ -434,7 +435,7 @@ class RedisStore:
             deleted, _ = pipe.execute()
             return int(deleted)
 
-        with self._errors("delete keys of", index):
+        with self.translated("delete keys of", index):
             return int(self.connection.retrying(unlink_and_drop))
 
     def unlink_indexed_groups(self, groups: Mapping[str, Sequence[str]]) -> int:
@@ -443,7 +444,7 @@ class RedisStore:
         groups = {index: members for index, members in groups.items() if members}
         if not groups:
             return 0
-        with self._errors(f"delete keys of {len(groups)} runs"):
+        with self.translated(f"delete keys of {len(groups)} runs"):
 
             def unlink_and_drop() -> int:
                 # Each run's keys and index share its hash tag: on a cluster, one slot per UNLINK.
@@ -459,5 +460,5 @@ class RedisStore:
     def scan(self, pattern: str) -> Iterator[list[str]]:
         """Batches of keys matching a glob pattern, walking the keyspace with SCAN (on a cluster,
         every primary's)."""
-        with self._errors("scan for", pattern):
+        with self.translated("scan for", pattern):
             yield from self.connection.scan(pattern)
