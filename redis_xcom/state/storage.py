@@ -133,8 +133,11 @@ def fields(hash_key: str) -> Iterator[tuple[str, bytes]]:
     with store.translated("read state from", hash_key):
         cursor = 0
         while True:
-            step = store.connection.retrying(lambda c=cursor: store.client.hscan(hash_key, cursor=c, count=SCAN_BATCH))
-            cursor, found = step
+
+            def step(at: int = cursor) -> tuple[int, dict[Any, bytes]]:
+                return store.client.hscan(hash_key, cursor=at, count=SCAN_BATCH)
+
+            cursor, found = store.connection.retrying(step)
             for name, data in found.items():
                 yield _decoded(name), data
             if cursor == 0:
