@@ -51,7 +51,7 @@ MODES = ("metastore", "server", "worker", "both")
 def _dag_ids(mode: str) -> list[str]:
     full = [TASK_DAG, MAPPED_DAG, *([ASYNC_DAG] if accessor_has_aget() else []), PRODUCER, PRODUCER, CONSUMER]
     if mode == "both":
-        return [TASK_DAG, PRODUCER, PRODUCER, CONSUMER]
+        return [TASK_DAG, PRODUCER, PRODUCER]
     return full
 
 
