@@ -88,6 +88,11 @@ def _add_ops_commands(commands: argparse._SubParsersAction) -> None:
     clear.add_argument("--key", help="only this XCom key")
     clear.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
     clear.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    clear.add_argument(
+        "--state",
+        action="store_true",
+        help="clear the task state store's keys of the selection (Airflow 3.3+) instead of XCom values",
+    )
 
     gc = commands.add_parser(
         "gc",
@@ -112,6 +117,11 @@ def _add_ops_commands(commands: argparse._SubParsersAction) -> None:
     )
     gc.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     gc.add_argument("--force", action="store_true", help="delete even when more than half would go")
+    gc.add_argument(
+        "--state",
+        action="store_true",
+        help="reclaim worker-side state store values whose row is gone (Airflow 3.3+) instead of XCom values",
+    )
 
     stats = commands.add_parser(
         "stats",

@@ -14,6 +14,11 @@ def run_command(args: argparse.Namespace) -> int:
     out = Output(args.json)
     airflow_compat.load_xcom_machinery()
     try:
+        if args.command == "clear" and getattr(args, "state", False):
+            from redis_xcom.ops.state_ops import StateSelection, run_state_clear
+
+            state = StateSelection(args.dag_id, args.run_id, args.task_id, args.map_index, args.key)
+            return run_state_clear(state, dry_run=args.dry_run, yes=args.yes, out=out)
         if args.command == "clear":
             from redis_xcom.keys import Selection
             from redis_xcom.ops.clear import run_clear
@@ -33,6 +38,12 @@ def run_command(args: argparse.Namespace) -> int:
                 problem = diagnosis.first_contact(settings)
             if problem is not None:
                 return diagnosis.report(out, "gc", problem)
+            if getattr(args, "state", False):
+                from redis_xcom.ops.state_gc import run_state_gc
+
+                return run_state_gc(
+                    grace=args.grace, dry_run=args.dry_run, yes=args.yes, force=args.force, out=out
+                )
             return run_gc(grace=args.grace, dry_run=args.dry_run, yes=args.yes, force=args.force, out=out)
         if args.command == "stats":
             from redis_xcom.ops.stats import run_stats

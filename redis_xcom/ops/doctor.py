@@ -17,7 +17,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis_xcom import airflow_compat, backend, keys
 from redis_xcom.config import Settings
 from redis_xcom.errors import RedisXComError
-from redis_xcom.ops import diagnosis
+from redis_xcom.ops import diagnosis, state_doctor
 from redis_xcom.ops.engine import Engine, engine_of
 from redis_xcom.ops.output import OK, PROBLEM, Output, human_bytes
 from redis_xcom.redaction import redact_url
@@ -56,9 +56,12 @@ class Doctor:
 def run_doctor(*, strict: bool, out: Output) -> int:
     doctor = Doctor()
     settings = _check_config(doctor)
-    _check_xcom_backend(doctor)
+    state_in_use = state_doctor.check_state_store(doctor)
+    _check_xcom_backend(doctor, state_in_use)
     if settings is not None:
         _check_server(doctor, settings)
+        if state_in_use and not doctor.failed():
+            state_doctor.check_state_commands(doctor, backend.runtime().store.client)
     code = PROBLEM if doctor.failed() or (strict and doctor.warned()) else OK
     summary = _summary(doctor, code)
     for check in doctor.checks:
@@ -112,7 +115,7 @@ def _check_config(doctor: Doctor) -> Settings | None:
     return settings
 
 
-def _check_xcom_backend(doctor: Doctor) -> None:
+def _check_xcom_backend(doctor: Doctor, state_in_use: bool = False) -> None:
     configured = airflow_compat.airflow_conf().get("core", "xcom_backend", fallback="")
     if configured == BACKEND_CLASS:
         doctor.add("xcom_backend", OK_, f"[core] xcom_backend = {configured}")
@@ -129,7 +132,7 @@ def _check_xcom_backend(doctor: Doctor) -> None:
         return
     doctor.add(
         "xcom_backend",
-        FAIL,
+        WARNING if state_in_use else FAIL,  # only the state store may be wanted in Redis
         f"[core] xcom_backend = {configured or '(unset)'}: XComs do not go to Redis here",
         f"set AIRFLOW__CORE__XCOM_BACKEND={BACKEND_CLASS} in every component that runs tasks",
     )

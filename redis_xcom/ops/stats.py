@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis_xcom import backend, keys
-from redis_xcom.ops import diagnosis
+from redis_xcom.ops import diagnosis, state_ops
 from redis_xcom.ops.engine import engine_of
 from redis_xcom.ops.output import OK, Output, human_bytes
 from redis_xcom.ops.progress import progress
@@ -105,6 +105,7 @@ def run_stats(*, top: int, out: Output) -> int:
         return diagnosis.report(out, "stats", problem)
     try:
         usage = survey(top)
+        state = state_ops.survey()
         nodes = servers()
     except Exception as exc:  # the store's RedisXComError, or a server query outside it (INFO)
         return diagnosis.report(out, "stats", diagnosis.diagnose(exc, settings))
@@ -129,6 +130,7 @@ def run_stats(*, top: int, out: Output) -> int:
     out.line("TTL left:")
     for name in [n for n, _ in TTL_BUCKETS] + [NO_TTL]:
         out.line(f"  {name:<16} {usage.ttls[name]:>8}")
+    state_ops.print_usage(state, out, top)
     for name, node in nodes.items():
         out.line("")
         policy = node["maxmemory_policy"]
@@ -151,6 +153,7 @@ def run_stats(*, top: int, out: Output) -> int:
             },
             "largest": [{"key": k, "bytes": b} for b, k in largest],
             "ttl_histogram": {n: usage.ttls[n] for n in [n for n, _ in TTL_BUCKETS] + [NO_TTL]},
+            "state_store": state.document(),
             "servers": nodes,
         }
     )

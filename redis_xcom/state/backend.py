@@ -150,7 +150,7 @@ def _set(state: StateScope, key: str, role: str, text: str, expires_ms: int) -> 
         # Already past its expiry: what a write then an expiry would leave, without touching the hash's TTL.
         storage.remove_fields(hash_key, [role + key])
         return
-    data = record.encode(text, expires_ms, cfg.compression_id, cfg.compression_threshold)
+    data = record.encode(text, expires_ms, retention.now_ms(), cfg.compression_id, cfg.compression_threshold)
     storage.write(
         hash_key, role + key, data, retention.key_expiry_ms(expires_ms), keys.maps_key(cfg.key_prefix, state)
     )

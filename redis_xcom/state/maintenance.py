@@ -26,7 +26,7 @@ def prune_expired() -> int:
         expired = [
             name
             for name, data in storage.fields(hash_key)
-            if (expiry := record.expiry_of(data)) is not None and expiry != record.NEVER and expiry <= now
+            if (times := record.times_of(data)) is not None and times[0] != record.NEVER and times[0] <= now
         ]
         if expired:
             pruned += storage.remove_fields(hash_key, expired)

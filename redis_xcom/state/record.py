@@ -1,7 +1,8 @@
 """One state value as stored in its hash field: a small header, then the JSON text (maybe compressed).
 
-Header (18 bytes, big-endian): format version (1), compression id (``redis_xcom.codec.compression``'s,
-0 = none), the expiry as Unix milliseconds (0 = never expires), the text's length in bytes. Redis
+Header (26 bytes, big-endian): format version (1), compression id (``redis_xcom.codec.compression``'s,
+0 = none), the expiry as Unix milliseconds (0 = never expires), when it was written (Unix ms: gc's
+grace), the text's length in bytes. Redis
 expires whole keys, and a scope's hash lives as long as its longest-lived field: the expiry recorded
 here is what makes a field past its own ``expires_at`` read as missing, exactly when it is due.
 """
@@ -16,19 +17,20 @@ from redis_xcom.errors import CorruptPayloadError, DecodeLimitError, Unsupported
 
 VERSION = 1
 NEVER = 0
-_HEADER = struct.Struct(">BBQQ")
+_HEADER = struct.Struct(">BBQQQ")
 
 
 @dataclass(frozen=True)
 class Record:
     text: str
     expires_ms: int  # NEVER, or Unix milliseconds
+    written_ms: int = 0
 
     def expired(self, now_ms: int) -> bool:
         return self.expires_ms != NEVER and self.expires_ms <= now_ms
 
 
-def encode(text: str, expires_ms: int, compression_id: int, threshold: int) -> bytes:
+def encode(text: str, expires_ms: int, written_ms: int, compression_id: int, threshold: int) -> bytes:
     """The field's bytes: compressed with ``compression_id`` when the text reaches ``threshold`` bytes
     (the XCom values' rule: ``[redis_xcom] compression`` and ``compression_threshold``)."""
     raw = text.encode()
@@ -38,14 +40,14 @@ def encode(text: str, expires_ms: int, compression_id: int, threshold: int) -> b
         packed = compression.compress(compression_id, [raw])
         if len(packed) < len(raw):  # incompressible text is kept as it is
             cid, body = compression_id, packed
-    return _HEADER.pack(VERSION, cid, expires_ms, len(raw)) + body
+    return _HEADER.pack(VERSION, cid, expires_ms, written_ms, len(raw)) + body
 
 
 def decode(data: bytes, max_bytes: int, where: str) -> Record:
     """The record in a field's bytes; ``where`` (key and field) names it in errors."""
     if len(data) < _HEADER.size:
         raise CorruptPayloadError(f"{where}: {len(data)} bytes, shorter than a state record's header")
-    version, cid, expires_ms, raw_len = _HEADER.unpack_from(data)
+    version, cid, expires_ms, written_ms, raw_len = _HEADER.unpack_from(data)
     if version != VERSION:
         raise UnsupportedFormatError(f"{where}: state record format {version} is unknown; upgrade redis-xcom")
     if raw_len > max_bytes:
@@ -63,13 +65,14 @@ def decode(data: bytes, max_bytes: int, where: str) -> Record:
         except CorruptPayloadError as exc:
             raise CorruptPayloadError(f"{where}: {exc}") from None
     try:
-        return Record(raw.decode(), expires_ms)
+        return Record(raw.decode(), expires_ms, written_ms)
     except UnicodeDecodeError:
         raise CorruptPayloadError(f"{where}: the stored text is not UTF-8") from None
 
 
-def expiry_of(data: bytes) -> int | None:
-    """The expiry a field's bytes record (cheap: the header only), None when they are no record."""
+def times_of(data: bytes) -> tuple[int, int] | None:
+    """(expiry, written) a field's bytes record (cheap: the header only), None when they are no record."""
     if len(data) < _HEADER.size or data[0] != VERSION:
         return None
-    return int(_HEADER.unpack_from(data)[2])
+    _version, _cid, expires_ms, written_ms, _len = _HEADER.unpack_from(data)
+    return int(expires_ms), int(written_ms)

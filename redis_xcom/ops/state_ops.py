@@ -1,0 +1,144 @@
+"""What `redis-xcom stats` and `redis-xcom clear --state` see of the state store's keys."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis_xcom.errors import RedisXComError
+from redis_xcom.keys import encode_tag_component
+from redis_xcom.ops import diagnosis
+from redis_xcom.ops.output import OK, Output, confirm
+from redis_xcom.state import keys, maintenance, storage
+from redis_xcom.state.keys import TASK, StateScope
+
+SHOWN = 5
+
+
+@dataclass
+class StateUsage:
+    task_scopes: int = 0
+    asset_scopes: int = 0
+    rows: int = 0  # r: fields (server-side backend)
+    values: int = 0  # v: fields (worker-side backend)
+    by_dag: Counter[str] = field(default_factory=Counter)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "task_scopes": self.task_scopes,
+            "asset_scopes": self.asset_scopes,
+            "server_side_entries": self.rows,
+            "worker_side_values": self.values,
+            "entries_by_dag": dict(self.by_dag.most_common()),
+        }
+
+
+def survey() -> StateUsage:
+    """One walk of the state hashes under key_prefix: scopes and entries, by DAG."""
+    usage = StateUsage()
+    for hash_key, scope in maintenance.state_hashes():
+        names = [name for name, _ in storage.fields(hash_key)]
+        rows = sum(name.startswith(keys.ROW) for name in names)
+        values = sum(name.startswith(keys.VALUE) for name in names)
+        usage.rows += rows
+        usage.values += values
+        if scope.kind == TASK:
+            usage.task_scopes += 1
+            usage.by_dag[scope.dag_id] += rows + values
+        else:
+            usage.asset_scopes += 1
+    return usage
+
+
+def print_usage(usage: StateUsage, out: Output, top: int) -> None:
+    out.line("")
+    out.line(
+        f"State store: {usage.task_scopes} task scopes, {usage.asset_scopes} asset scopes; "
+        f"{usage.rows} server-side entries, {usage.values} worker-side values"
+    )
+    for dag_id, count in usage.by_dag.most_common(top):
+        out.line(f"  {dag_id:<40} {count:>8}")
+
+
+@dataclass(frozen=True)
+class StateSelection:
+    """Which task state a clear takes; None means any. The DAG is always named."""
+
+    dag_id: str
+    run_id: str | None = None
+    task_id: str | None = None
+    map_index: int | None = None
+    key: str | None = None
+
+    def pattern(self, prefix: str) -> str:
+        """A SCAN pattern that holds every selected hash (``contains`` then decides exactly)."""
+        run = "*" if self.run_id is None else encode_tag_component(self.run_id)
+        task = "*" if self.task_id is None else encode_tag_component(self.task_id)
+        return f"{keys.state_head(prefix)}{TASK}/{encode_tag_component(self.dag_id)}/{run}/{task}[}}/]*"
+
+    def contains(self, scope: StateScope) -> bool:
+        return (
+            scope.kind == TASK
+            and scope.dag_id == self.dag_id
+            and self.run_id in (None, scope.run_id)
+            and self.task_id in (None, scope.task_id)
+            and self.map_index in (None, scope.map_index)
+        )
+
+
+def selected(selection: StateSelection) -> list[tuple[str, StateScope]]:
+    prefix = storage.settings().key_prefix
+    found = []
+    for batch in storage.scan_keys(selection.pattern(prefix)):
+        for hash_key in batch:
+            scope = keys.parse_hash_key(hash_key, prefix)
+            if scope is not None and selection.contains(scope):
+                found.append((hash_key, scope))
+    return found
+
+
+def run_state_clear(selection: StateSelection, *, dry_run: bool, yes: bool, out: Output) -> int:
+    settings, problem = diagnosis.load_settings()
+    if settings is not None:
+        problem = diagnosis.first_contact(settings)
+    if problem is not None:
+        return diagnosis.report(out, "clear", problem)
+    try:
+        hashes = selected(selection)
+    except RedisXComError as exc:
+        return diagnosis.report(out, "clear", diagnosis.diagnose(exc, settings))
+    chosen = {k: v for k, v in vars(selection).items() if v is not None}
+    summary: dict[str, Any] = {
+        "selection": chosen,
+        "task_scopes": len(hashes),
+        "sample_keys": [h for h, _ in hashes[:SHOWN]],
+        "dry_run": dry_run,
+        "deleted": 0,
+    }
+    verb = "Would clear" if dry_run else "Found"
+    what = f"key {selection.key!r} of " if selection.key is not None else ""
+    out.line(f"{verb} {what}{len(hashes)} task state scopes matching {chosen}.")
+    for hash_key, _ in hashes[:SHOWN]:
+        out.line(f"  {hash_key}")
+    if dry_run or not hashes:
+        out.document(summary)
+        return OK
+    refused = confirm(f"Delete the state of these {len(hashes)} task scopes from Redis?", yes, out)
+    if refused is not None:
+        return refused
+    deleted = 0
+    prefix = storage.settings().key_prefix
+    try:
+        for hash_key, scope in hashes:
+            if selection.key is not None:
+                fields = [keys.row_field(selection.key), keys.value_field(selection.key)]
+                deleted += storage.remove_fields(hash_key, fields)
+            else:
+                deleted += storage.drop_hashes([hash_key], keys.maps_key(prefix, scope))
+    except RedisXComError as exc:
+        return diagnosis.report(out, "clear", diagnosis.diagnose(exc, settings))
+    summary["deleted"] = deleted
+    out.line(f"Deleted {deleted} {'entries' if selection.key is not None else 'task state scopes'}.")
+    out.document(summary)
+    return OK
