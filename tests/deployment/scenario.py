@@ -22,10 +22,14 @@ from tests.deployment.connections import ClientSampler
 from tests.deployment.metadata import MetadataDB
 from tests.deployment.rest_api import TERMINAL_RUN_STATES, AirflowApi
 from tests.e2e.test_e2e_xcom import ODD_KEYS, carried
+from tests.state_store.example_runs import has_state_store
 from tests.xcom_checks import stored_value
 
 HERE = Path(__file__).parent
 OWN_DAGS = HERE / "dags" / "deployment_xcom.py"
+# The state store's DAG (Airflow 3.3+): task and asset state with RedisStateStoreBackend in both settings.
+STATE_DAGS = HERE / "dags" / "deployment_state.py"
+STATE_DAG = "deployment_state"
 E2E_DAG = HERE.parent / "e2e" / "dags" / "e2e_xcom.py"
 # Airflow's own XCom examples, found through the installed package (whichever of them it ships).
 EXAMPLE_MODULES = (
@@ -115,7 +119,17 @@ def dag_files() -> list[Path]:
     examples = [Path(spec.origin) for m in EXAMPLE_MODULES if (spec := _find(m)) and spec.origin]
     if not examples:
         raise DeploymentError(f"none of Airflow's example DAGs {EXAMPLE_MODULES} is installed")
-    return [OWN_DAGS, E2E_DAG, *examples]
+    state = [STATE_DAGS] if has_state_store() else []
+    return [OWN_DAGS, E2E_DAG, *state, *examples]
+
+
+def state_store_settings() -> dict[str, str]:
+    """RedisStateStoreBackend as both the api-server's and the workers' state store (Airflow 3.3+),
+    on the XComs' Redis and key_prefix."""
+    if not has_state_store():
+        return {}
+    backend = "redis_xcom.RedisStateStoreBackend"
+    return {"AIRFLOW__STATE_STORE__BACKEND": backend, "AIRFLOW__WORKERS__STATE_STORE_BACKEND": backend}
 
 
 def _find(module: str) -> importlib.machinery.ModuleSpec | None:
