@@ -135,8 +135,12 @@ class ModeRun:
         return outcomes
 
     def task_rows(self, dag_id: str | None = None) -> list[dict[str, Any]]:
+        """The task_state_store rows; ``map_index`` is 3.4's ``region_index`` there (no region here)."""
         where, params = (" WHERE dag_id = ?", [dag_id]) if dag_id else ("", [])
-        return [dict(r) for r in self.home.query(f"SELECT * FROM task_state_store{where}", params)]
+        rows = [dict(r) for r in self.home.query(f"SELECT * FROM task_state_store{where}", params)]
+        for row in rows:
+            row.setdefault("map_index", row.get("region_index"))
+        return rows
 
     def asset_rows(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.home.query("SELECT * FROM asset_state_store")]
