@@ -25,10 +25,9 @@ from tests.state_store.example_runs import (
     BEFORE_3_3_REASON,
     EXAMPLE_FILES,
     EXAMPLES,
-    NO_AGET_REASON,
     REF_KEY,
     ModeRun,
-    accessor_has_aget,
+    async_example_reason,
     decoded,
     finish_modes,
     has_state_store,
@@ -49,7 +48,14 @@ MODES = ("metastore", "server", "worker", "both")
 
 
 def _dag_ids(mode: str) -> list[str]:
-    full = [TASK_DAG, MAPPED_DAG, *([ASYNC_DAG] if accessor_has_aget() else []), PRODUCER, PRODUCER, CONSUMER]
+    full = [
+        TASK_DAG,
+        MAPPED_DAG,
+        *([] if async_example_reason() else [ASYNC_DAG]),
+        PRODUCER,
+        PRODUCER,
+        CONSUMER,
+    ]
     if mode == "both":
         return [TASK_DAG, PRODUCER, PRODUCER]
     return full
@@ -258,8 +264,9 @@ def test_both_settings_keep_references_and_values_in_redis(
 @pytest.mark.parametrize("mode", ["server", "worker"])
 def test_async_example_checkpoints_as_under_the_metastore(runs: dict[str, ModeRun], mode: str) -> None:
     """aget/aset from an async task: the retry resumes from the checkpoint the first try stored."""
-    if not accessor_has_aget():
-        pytest.skip(NO_AGET_REASON)
+    reason = async_example_reason()
+    if reason:
+        pytest.skip(reason)
     run, reference = runs[mode], runs["metastore"]
     keys = _reference_keys(reference, ASYNC_DAG)
     assert _task_state(run, ASYNC_DAG, keys) == _task_state(reference, ASYNC_DAG, keys)

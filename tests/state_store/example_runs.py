@@ -47,10 +47,27 @@ NO_AGET_REASON = (
     "in 3.4), so Airflow's example_task_state_store_async fails with AttributeError under every backend, "
     "the default MetastoreBackend included"
 )
+NO_ASEND_REASON = (
+    f"Airflow {airflow.__version__}: `airflow dags test` runs tasks with InProcessSupervisorComms, which "
+    "has no asend, so task_state_store.aget in Airflow's example_task_state_store_async fails with "
+    "AttributeError under `dags test` with every backend, the default MetastoreBackend included (a real "
+    "worker's supervisor has asend)"
+)
 
 
 def has_state_store() -> bool:
     return Version("3.3") <= AIRFLOW_VERSION
+
+
+def async_example_reason() -> str | None:
+    """Why example_task_state_store_async cannot run under `airflow dags test` here, or None."""
+    if not accessor_has_aget():
+        return NO_AGET_REASON
+    from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
+
+    if not hasattr(InProcessSupervisorComms, "asend"):
+        return NO_ASEND_REASON
+    return None
 
 
 def accessor_has_aget() -> bool:
