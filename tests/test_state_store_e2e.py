@@ -104,12 +104,27 @@ def _resolve(run: ModeRun, stored: str | None, asset: bool = False) -> Any:
     return value
 
 
+def _task_scope(run: ModeRun, dag_id: str, run_id: str, task_id: str, map_index: int) -> Any:
+    """The TaskScope the execution API gives the server-side backend: on 3.4, with the task instance's
+    region id (a mapped task's instances live in a region of their own)."""
+    from airflow.sdk.state import TaskScope
+
+    if not run.home.per_attempt():
+        return TaskScope(dag_id, run_id, task_id, map_index)
+    rows = run.home.query(
+        "SELECT region_id FROM task_instance WHERE dag_id = ? AND run_id = ? AND task_id = ? "
+        "AND region_index = ? AND working_set = 1",
+        [dag_id, run_id, task_id, map_index],
+    )
+    raw = rows[0]["region_id"]
+    region = uuid.UUID(raw.hex() if isinstance(raw, bytes) else str(raw))
+    return TaskScope(dag_id, run_id, task_id, map_index, region_id=region)
+
+
 def _task_state(
     run: ModeRun, dag_id: str, keys: set[tuple[str, int, str]]
 ) -> dict[tuple[str, int, str], Any]:
     """(task_id, map_index, key) -> value of the DAG's last run, for each of keys."""
-    from airflow.sdk.state import TaskScope
-
     run_id = run.run_ids(dag_id)[-1]
     found: dict[tuple[str, int, str], Any] = {}
     with redis_xcom_settings(run.home.env["AIRFLOW__REDIS_XCOM__URL"], run.key_prefix):
@@ -120,7 +135,7 @@ def _task_state(
         else:
             backend = _backend()
             for task_id, map_index, key in keys:
-                stored = backend.get(TaskScope(dag_id, run_id, task_id, map_index), key)
+                stored = backend.get(_task_scope(run, dag_id, run_id, task_id, map_index), key)
                 if stored is not None:
                     found[(task_id, map_index, key)] = _resolve(run, stored)
     return found
@@ -249,7 +264,6 @@ def test_worker_side_backend_leaves_only_references_in_the_rows(
 def test_both_settings_keep_references_and_values_in_redis(
     runs: dict[str, ModeRun], redis_server: RedisServer
 ) -> None:
-    from airflow.sdk.state import TaskScope
 
     run = runs["both"]
     counts = _redis_fields(redis_server, run)
@@ -257,7 +271,7 @@ def test_both_settings_keep_references_and_values_in_redis(
     assert counts["r"] == counts["v"] > 0, counts
     run_id = run.run_ids(TASK_DAG)[-1]
     with redis_xcom_settings(run.home.env["AIRFLOW__REDIS_XCOM__URL"], run.key_prefix):
-        stored = _backend().get(TaskScope(TASK_DAG, run_id, "run_job", -1), "job_id")
+        stored = _backend().get(_task_scope(run, TASK_DAG, run_id, "run_job", -1), "job_id")
     assert stored is not None and is_reference(decoded(stored)), stored
 
 
