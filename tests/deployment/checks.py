@@ -98,6 +98,12 @@ class DeploymentChecks:
         assert fields[task_hash] == {"r:job_id", "v:job_id", "r:status", "v:status"}, fields
         asset_hashes = [k for k, f in fields.items() if "deployment_state_warehouse" in k or "{a/id/" in k]
         assert {"r:runs", "v:runs"} <= set().union(*(fields[k] for k in asset_hashes)), fields
+        if "example_task_state_store_async" in outcome.dag_files:
+            # aget/aset from an async task (3.4+): the retry resumed from the checkpoint in Redis.
+            (async_hash,) = [k for k in fields if "{t/example_task_state_store_async/" in k]
+            assert fields[async_hash] == {"r:progress", "v:progress"}, fields
+            (pages,) = values_of(outcome, "example_task_state_store_async", "ingest_pages").values()
+            assert pages == {"pages": 12, "rows": sum(page * 100 for page in range(1, 13))}, pages
 
     def test_every_dag_file_is_deployed_and_each_dag_runs(self, outcome: Outcome) -> None:
         files = set(outcome.dag_files.values())

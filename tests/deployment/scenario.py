@@ -22,7 +22,7 @@ from tests.deployment.connections import ClientSampler, clients_of_processes, pr
 from tests.deployment.metadata import MetadataDB
 from tests.deployment.rest_api import TERMINAL_RUN_STATES, AirflowApi
 from tests.e2e.test_e2e_xcom import ODD_KEYS, carried
-from tests.state_store.example_runs import has_state_store
+from tests.state_store.example_runs import accessor_has_aget, has_state_store
 from tests.xcom_checks import stored_value
 
 HERE = Path(__file__).parent
@@ -30,6 +30,7 @@ OWN_DAGS = HERE / "dags" / "deployment_xcom.py"
 # The state store's DAG (Airflow 3.3+): task and asset state with RedisStateStoreBackend in both settings.
 STATE_DAGS = HERE / "dags" / "deployment_state.py"
 STATE_DAG = "deployment_state"
+ASYNC_EXAMPLE = "airflow.example_dags.example_task_state_store_async"
 E2E_DAG = HERE.parent / "e2e" / "dags" / "e2e_xcom.py"
 # Airflow's own XCom examples, found through the installed package (whichever of them it ships).
 EXAMPLE_MODULES = (
@@ -123,6 +124,9 @@ def dag_files() -> list[Path]:
     if not examples:
         raise DeploymentError(f"none of Airflow's example DAGs {EXAMPLE_MODULES} is installed")
     state = [STATE_DAGS] if has_state_store() else []
+    # Airflow's async state store example needs aget (3.4+); `dags test` cannot run it, a worker can.
+    if has_state_store() and accessor_has_aget():
+        state.append(Path(str(_find(ASYNC_EXAMPLE).origin)))  # type: ignore[union-attr]
     return [OWN_DAGS, E2E_DAG, *state, *examples]
 
 
