@@ -26,6 +26,7 @@ BENCHMARKS = {
     "deployment": "benchmarks.bench_deployment",
     "cluster": "benchmarks.bench_cluster",
     "hybrid": "benchmarks.bench_hybrid",
+    "state_store": "benchmarks.bench_state_store",
 }
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 

@@ -92,7 +92,7 @@ def provide_redis(url: str | None) -> Iterator[tuple[str, str, bool]]:
 
 
 def _engine(url: str) -> str:
-    """"Redis 7.0.15" or "Valkey 8.0.1" (REDIS_XCOM_TEST_SERVER picks which the suite starts)."""
+    """ "Redis 7.0.15" or "Valkey 8.0.1" (REDIS_XCOM_TEST_SERVER picks which the suite starts)."""
     try:
         return str(engine_of(redis.Redis.from_url(url).info("server")))
     except redis.RedisError:

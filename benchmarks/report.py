@@ -509,6 +509,31 @@ def hybrid_section(doc: dict[str, Any]) -> str:
     return doc["description"] + PER_ROUND_RATIOS + table(headers, rows)
 
 
+STATE_STORE_COMPETITORS = {
+    "redis_xcom": "redis-xcom",
+    "metastore_sqlite": "metastore, SQLite",
+    "metastore_postgres": "metastore, PostgreSQL",
+    "objectstorage_s3": "object storage on S3 (moto)",
+}
+
+
+def state_store_section(doc: dict[str, Any]) -> str:
+    """set+get per value size: each backend's median, and its time over redis-xcom's."""
+    rows = []
+    for r in doc["rows"]:
+        cells = [fmt_bytes(r["bytes"])]
+        for name in STATE_STORE_COMPETITORS:
+            shown = fmt_seconds(r["seconds"][name])
+            if name != "redis_xcom":
+                ratio = r["timing"][name]["ratio"]
+                shown += f" ({ratio_text(ratio['median'], (ratio['p25'], ratio['p75']))})"
+            cells.append(shown)
+        rows.append(cells)
+    headers = ["value (JSON text)", *STATE_STORE_COMPETITORS.values()]
+    per_set_get = PER_ROUND_RATIOS.replace("push+pull", "set+get")
+    return doc["description"] + per_set_get + table(headers, rows)
+
+
 SECTIONS = {
     "codec": ("1. Codec", codec_section),
     "backend": ("2. Backend push+pull against bare redis-py", backend_section),
@@ -517,6 +542,10 @@ SECTIONS = {
     "deployment": ("5. A real deployment: concurrency, CPU, DB growth, worker memory", deployment_section),
     "cluster": ("6. Redis Cluster: push+pull against bare RedisCluster, runs over masters", cluster_section),
     "hybrid": ("7. Hybrid mode: small values inline (inline_max_bytes) or in Redis", hybrid_section),
+    "state_store": (
+        "8. State store (Airflow 3.3+): set+get against the metastore and S3",
+        state_store_section,
+    ),
 }
 
 
@@ -589,7 +618,7 @@ def markdown(docs: dict[str, dict[str, Any]]) -> str:
         conditions(docs),
     ]
     parts += ["", "## Goals", "", goals_table(goals(docs))]
-    for name in ("codec", "backend", "airflow", "deployment", "scaling", "cluster", "hybrid"):
+    for name in ("codec", "backend", "airflow", "deployment", "scaling", "cluster", "hybrid", "state_store"):
         if name in docs and name in SECTIONS:
             title, section = SECTIONS[name]
             try:

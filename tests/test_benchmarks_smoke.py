@@ -133,6 +133,20 @@ def test_hybrid_figures(results: Path) -> None:
     assert [row["inline"] for row in doc["rows"]] == [True] * (len(doc["rows"]) - 1) + [False]
 
 
+def test_state_store_figures(results: Path) -> None:
+    """Every state store backend answered set+get at every size (the benchmark checks each returns the
+    value it was given before timing it)."""
+    from benchmarks.bench_state_store import COMPETITORS, SIZES
+
+    doc = _load(results, "state_store")
+    assert [row["bytes"] for row in doc["rows"]] == list(SIZES)
+    for row in doc["rows"]:
+        assert set(row["seconds"]) == set(COMPETITORS) and all(_positive(s) for s in row["seconds"].values())
+        assert all(_positive(r) for r in row["others_over_ours"].values())
+    assert doc["metadata_db"]["postgres"].startswith("PostgreSQL")
+    assert len(doc["goals"]) == len(SIZES) * (len(COMPETITORS) - 1)
+
+
 def test_report_and_chart(results: Path) -> None:
     text = (results / "RESULTS.md").read_text()
     assert "## Goals" in text and "SMOKE RUN" in text
@@ -142,6 +156,7 @@ def test_report_and_chart(results: Path) -> None:
         "A real deployment",
         "Scaling",
         "Hybrid mode",
+        "State store",
     ):
         assert section in text
     summary = (results / "SUMMARY.md").read_text()

@@ -17,7 +17,15 @@ from tests.deployment.airflow_deployment import CONCURRENCY, AirflowDeployment
 from tests.deployment.connections import own_client
 from tests.deployment.metadata import MetadataDB
 from tests.deployment.rest_api import AirflowApi
-from tests.deployment.scenario import MIGRATE_TIMEOUT, TTL, Outcome, XComStore, dag_files, run_scenario
+from tests.deployment.scenario import (
+    MIGRATE_TIMEOUT,
+    TTL,
+    Outcome,
+    XComStore,
+    dag_files,
+    run_scenario,
+    state_store_settings,
+)
 from tests.postgres_process import PostgresServer
 from tests.redis_process import MISSING_REASON, REDIS_SERVER, RedisServer
 from tests.xcom_checks import backend_settings
@@ -35,7 +43,7 @@ def outcome(
         xcom_redis = stack.enter_context(RedisServer())
         database = postgres.create_database(f"airflow_{executor.lower()}_{uuid.uuid4().hex[:6]}")
         prefix = f"deploy-{uuid.uuid4().hex[:6]}"
-        settings = backend_settings(xcom_redis.url, prefix, TTL)
+        settings = {**backend_settings(xcom_redis.url, prefix, TTL), **state_store_settings()}
         if executor == "CeleryExecutor":
             # The broker is a Redis of its own: Celery's connections never mix with the XComs'.
             broker = stack.enter_context(RedisServer())

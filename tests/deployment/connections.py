@@ -38,6 +38,33 @@ def deployment_client_list(client: redis.Redis) -> list[str]:
     ]
 
 
+def clients_of_processes(client: redis.Redis, pids: set[int]) -> int:
+    """The deployment's connections opened by these processes (matched by their local TCP ports)."""
+    import psutil
+
+    ports: set[int] = set()
+    for pid in pids:
+        try:
+            ports |= {c.laddr.port for c in psutil.Process(pid).net_connections(kind="tcp") if c.raddr}
+        except psutil.Error:  # exited meanwhile
+            continue
+    return sum(
+        1
+        for c in client.client_list()
+        if c.get("name") != OWN_CLIENT_NAME and int(str(c["addr"]).rsplit(":", 1)[1]) in ports
+    )
+
+
+def process_tree(pid: int) -> set[int]:
+    """pid and all its descendants (the api-server's uvicorn workers)."""
+    import psutil
+
+    try:
+        return {pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))}
+    except psutil.Error:
+        return {pid}
+
+
 class ClientSampler:
     """Counts the deployment's connections on a thread of its own; `peak` is the most at once."""
 
@@ -67,12 +94,13 @@ class ClientSampler:
             self.peak = max(self.peak, deployment_clients(self.client))
             self.samples += 1
 
-    def settle(self, timeout: float = 30) -> int:
-        """The count once it is back at the baseline, or its last value after timeout (task
-        processes close their connection as they exit, a moment after their run is marked done)."""
+    def settle(self, timeout: float = 30, kept: int = 0) -> int:
+        """The count once it is back at the baseline (plus ``kept``, connections a long-running
+        component holds on purpose), or its last value after timeout (task processes close their
+        connection as they exit, a moment after their run is marked done)."""
         deadline = time.monotonic() + timeout
         now = deployment_clients(self.client)
-        while now > self.baseline and time.monotonic() < deadline:
+        while now > self.baseline + kept and time.monotonic() < deadline:
             time.sleep(0.2)
             now = deployment_clients(self.client)
         return now

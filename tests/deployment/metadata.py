@@ -55,6 +55,11 @@ class MetadataDB:
         ((found,),) = self._rows("SELECT to_regclass(%s) IS NOT NULL", (name,))
         return bool(found)
 
+    def row_count(self, table: str) -> int:
+        """Rows of one of Airflow's tables (a name from the tests, never from a user)."""
+        ((count,),) = self._rows(f"SELECT count(*) FROM {table}")
+        return int(count)
+
     def per_attempt(self) -> bool:
         """Whether this DB keeps XCom rows per attempt (Airflow 3.4: table xcom_v2)."""
         if self._per_attempt is None:

@@ -18,14 +18,19 @@ import redis
 
 from redis_xcom.rows import XComRow
 from tests.deployment.airflow_deployment import AirflowDeployment, DeploymentError, wait_until
-from tests.deployment.connections import ClientSampler
+from tests.deployment.connections import ClientSampler, clients_of_processes, process_tree
 from tests.deployment.metadata import MetadataDB
 from tests.deployment.rest_api import TERMINAL_RUN_STATES, AirflowApi
 from tests.e2e.test_e2e_xcom import ODD_KEYS, carried
+from tests.state_store.example_runs import accessor_has_aget, has_state_store
 from tests.xcom_checks import stored_value
 
 HERE = Path(__file__).parent
 OWN_DAGS = HERE / "dags" / "deployment_xcom.py"
+# The state store's DAG (Airflow 3.3+): task and asset state with RedisStateStoreBackend in both settings.
+STATE_DAGS = HERE / "dags" / "deployment_state.py"
+STATE_DAG = "deployment_state"
+ASYNC_EXAMPLE = "airflow.example_dags.example_task_state_store_async"
 E2E_DAG = HERE.parent / "e2e" / "dags" / "e2e_xcom.py"
 # Airflow's own XCom examples, found through the installed package (whichever of them it ships).
 EXAMPLE_MODULES = (
@@ -65,6 +70,9 @@ class Connections:
     after: int = 0
     samples: int = 0
     opened: int = 0  # connections the XCom Redis accepted during the runs
+    # Held by the api-server after the runs: with the state store on Redis (Airflow 3.3+), its
+    # execution API keeps the backend's pooled connection for the process's lifetime.
+    api_server: int = 0
 
 
 @dataclass
@@ -116,7 +124,20 @@ def dag_files() -> list[Path]:
     examples = [Path(spec.origin) for m in EXAMPLE_MODULES if (spec := _find(m)) and spec.origin]
     if not examples:
         raise DeploymentError(f"none of Airflow's example DAGs {EXAMPLE_MODULES} is installed")
-    return [OWN_DAGS, E2E_DAG, *examples]
+    state = [STATE_DAGS] if has_state_store() else []
+    # Airflow's async state store example needs aget (3.4+); `dags test` cannot run it, a worker can.
+    if has_state_store() and accessor_has_aget():
+        state.append(Path(str(_find(ASYNC_EXAMPLE).origin)))  # type: ignore[union-attr]
+    return [OWN_DAGS, E2E_DAG, *state, *examples]
+
+
+def state_store_settings() -> dict[str, str]:
+    """RedisStateStoreBackend as both the api-server's and the workers' state store (Airflow 3.3+),
+    on the XComs' Redis and key_prefix."""
+    if not has_state_store():
+        return {}
+    backend = "redis_xcom.RedisStateStoreBackend"
+    return {"AIRFLOW__STATE_STORE__BACKEND": backend, "AIRFLOW__WORKERS__STATE_STORE_BACKEND": backend}
 
 
 def _find(module: str) -> importlib.machinery.ModuleSpec | None:
@@ -147,7 +168,11 @@ def run_scenario(outcome: Outcome) -> Outcome:
         _wait_for_runs(outcome, deadline)
     outcome.connections.peak, outcome.connections.samples = sampler.peak, sampler.samples
     outcome.connections.opened = sampler.opened
-    outcome.connections.after = sampler.settle()
+    api_server = next(c for c in outcome.deployment.components if c.name == "api-server")
+    outcome.connections.api_server = clients_of_processes(
+        outcome.xcom.client, process_tree(api_server.proc.pid)
+    )
+    outcome.connections.after = sampler.settle(kept=outcome.connections.api_server)
     outcome.task_processes = outcome.db.tries_run()
     outcome.seconds = time.monotonic() - started
     _write_summary(outcome)
