@@ -37,12 +37,16 @@ import json, os, statistics, sys, time
 from types import SimpleNamespace
 import redis
 import redis_xcom
-from redis_xcom.backend import ExclusiveRedisXCom, _runtime
+from redis_xcom.backend import ExclusiveRedisXCom
+try:
+    from redis_xcom.runtime import get_runtime
+except ImportError:  # before the runtime had a module of its own
+    from redis_xcom.backend import _runtime as get_runtime
 
 SAMPLES, CALLS = int(os.environ["VS_SAMPLES"]), int(os.environ["VS_CALLS"])
 value = {"status": "ok", "rows": 3, "ids": [1, 2, 3]}
 coords = {"key": "return_value", "task_id": "push", "dag_id": "bench", "run_id": "r1", "map_index": -1}
-codec = _runtime().codec
+codec = get_runtime().codec
 data = codec.encode(value)
 bare = redis.Redis.from_url(os.environ["AIRFLOW__REDIS_XCOM__URL"])
 

@@ -92,7 +92,7 @@ def mode_settings(mode: str, redis_url: str, key_prefix: str) -> dict[str, str]:
 @contextmanager
 def redis_xcom_settings(redis_url: str, key_prefix: str) -> Iterator[None]:
     """This process's [redis_xcom] url and key_prefix for the duration (to read a mode's state back)."""
-    from redis_xcom.backend import reset_runtime
+    from redis_xcom.runtime import reset_runtime
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AIRFLOW__REDIS_XCOM__URL", redis_url)
