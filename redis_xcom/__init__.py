@@ -28,7 +28,7 @@ from redis_xcom.version import __version__
 
 if TYPE_CHECKING:
     from redis_xcom.backend import ExclusiveRedisXCom
-    from redis_xcom.state.backend import RedisStateStoreBackend
+    from redis_xcom.state.backend import RedisStateStoreBackend as RedisStateStoreBackend
 
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "DecodeLimitError",
     "DisallowedClassError",
     "ExclusiveRedisXCom",
-    "RedisStateStoreBackend",
     "RedisUnavailableError",
     "RedisXComError",
     "ReplicationError",
@@ -49,6 +48,8 @@ __all__ = [
     "XComExpiredError",
     "__version__",
 ]
+# RedisStateStoreBackend is public too (lazily, below) but not in __all__: `from redis_xcom import *`
+# must keep working on Airflow 3.0 to 3.2, which have no state store.
 
 
 def __getattr__(name: str) -> Any:
@@ -72,6 +73,6 @@ def _state_backend() -> Any:
             f"AIP-103; airflow.sdk.state cannot be imported here: {exc}). Upgrade Airflow, or remove "
             "[state_store] backend / [workers] state_store_backend."
         ) from exc
-    from redis_xcom.state.backend import RedisStateStoreBackend
+    from redis_xcom.state.backend import RedisStateStoreBackend as RedisStateStoreBackend
 
     return RedisStateStoreBackend

@@ -52,6 +52,10 @@ def _in(module: str, layer: str) -> bool:
         ("redis_xcom.config", ("redis", "redis_xcom.storage", "redis_xcom.codec", "redis_xcom.backend")),
         # The inline decision is pure: a value and a threshold in, a bool out.
         ("redis_xcom.inline", ("redis", "redis_xcom.storage", "redis_xcom.codec", "redis_xcom.backend")),
+        # State keys and records are pure; only state.storage reaches the runtime and its store.
+        ("redis_xcom.state.keys", ("redis", "redis_xcom.storage", "redis_xcom.codec", "redis_xcom.backend")),
+        ("redis_xcom.state.record", ("redis", "redis_xcom.storage", "redis_xcom.backend")),
+        ("redis_xcom.state.backend", ("redis", "redis_xcom.storage", "redis_xcom.backend")),
     ],
 )
 def test_lower_layers_do_not_import_upper_ones(layer: str, forbidden: tuple[str, ...]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -96,6 +97,13 @@ def test_gc_state_reclaims_values_whose_rows_are_gone_after_the_grace(store: Any
     # Rows in Redis (the server-side backend is ours too; an asset's keyed by its id) keep values alive.
     store.set(AssetScope(asset_id=7), "k", json.dumps({"__airflow_state_ref__": in_redis}))
     store.set(TaskScope("d", "r", "t"), "k", json.dumps({"__airflow_state_ref__": task_in_redis}))
+    expired_row = store.serialize_task_state_store_to_ref(value=5, key="gone", scope=TaskScope("d", "r", "t"))
+    store.set(
+        TaskScope("d", "r", "t"),
+        "gone",
+        json.dumps({"__airflow_state_ref__": expired_row}),
+        expires_at=datetime.now(timezone.utc) + timedelta(milliseconds=5),
+    )
     rows = FakeRows({kept}, {"a": [7]})
     out = Output(True)
     assert run_state_gc(grace=3600, dry_run=False, yes=True, force=True, out=out, rows=rows) == 0
@@ -109,6 +117,8 @@ def test_gc_state_reclaims_values_whose_rows_are_gone_after_the_grace(store: Any
     assert store.deserialize_task_state_store_from_ref(task_in_redis) == 4
     with pytest.raises(redis_xcom.StateValueMissingError):
         store.deserialize_task_state_store_from_ref(orphan)
+    with pytest.raises(redis_xcom.StateValueMissingError):  # its row in Redis had expired
+        store.deserialize_task_state_store_from_ref(expired_row)
 
 
 def test_gc_state_stops_when_most_values_would_go(store: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,7 +184,8 @@ def test_airflow_state_rows_keep_only_references_to_their_own_scope(tmp_path: An
     own, other = keys.scope_of(TaskScope("d", "r", "t", 2)), keys.scope_of(TaskScope("d", "r", "other"))
     named = StateScope("a", asset_kind="name", asset="orders")
     with Session(engine) as session:
-        task_row = {"dag_run_id": 1, "dag_id": "d", "run_id": "r", "task_id": "t", "map_index": 2}
+        index = "region_index" if hasattr(TaskStateStoreModel, "region_index") else "map_index"  # 3.4's name
+        task_row = {"dag_run_id": 1, "dag_id": "d", "run_id": "r", "task_id": "t", index: 2}
         session.add(TaskStateStoreModel(**task_row, key="mine", value=wrapped(own, "mine")))
         # A row edited to name another task's value keeps nothing alive.
         session.add(TaskStateStoreModel(**task_row, key="forged", value=wrapped(other, "forged")))

@@ -412,3 +412,23 @@ def test_before_airflow_33_the_class_says_what_it_needs(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "airflow.sdk.state", None)  # as if airflow.sdk.state did not exist
     with pytest.raises(ImportError, match=r"needs Airflow 3\.3\+"):
         redis_xcom.RedisStateStoreBackend  # noqa: B018
+
+
+def test_airflow_34_regions_are_scopes_of_their_own(store: Any) -> None:
+    """3.4: a task inside a region (a loop iteration) keys its state by region as the metastore does."""
+    if "region_id" not in TaskScope.__dataclass_fields__:
+        pytest.skip("TaskScope has no region_id before Airflow 3.4")
+    region = uuid.uuid4()
+    plain, in_region = TaskScope("dag", "run", "task", 0), TaskScope("dag", "run", "task", 0, region)
+    store.set(plain, "k", '"plain"')
+    store.set(in_region, "k", '"region"')
+    store.set(TaskScope("dag", "run", "task", 1, region), "k", '"region 1"')
+    assert (store.get(plain, "k"), store.get(in_region, "k")) == ('"plain"', '"region"')
+    ref = store.serialize_task_state_store_to_ref(value=1, key="w", scope=in_region)
+    assert store.deserialize_task_state_store_from_ref(ref) == 1
+    store.clear(in_region, all_map_indices=True)  # every index of the region, not the plain task's
+    assert (
+        store.get(in_region, "k") is None
+        and store.get(TaskScope("dag", "run", "task", 1, region), "k") is None
+    )
+    assert store.get(plain, "k") == '"plain"'

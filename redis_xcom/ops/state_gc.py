@@ -170,10 +170,11 @@ def _row_in_redis(row: bytes | None, ref: str) -> bool:
     if row is None:
         return False
     try:
-        text = record.decode(row, 1 << 30, "row").text
+        found = record.decode(row, 1 << 30, "row")
     except RedisXComError:
         return False
-    return wrapped_reference(text) == ref
+    # A row past its expiry reads as missing: it keeps nothing alive.
+    return not found.expired(retention.now_ms()) and wrapped_reference(found.text) == ref
 
 
 def _asset_row_in_redis(rows: StateRows, scope: StateScope, key: str, ref: str, prefix: str) -> bool:

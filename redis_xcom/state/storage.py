@@ -38,11 +38,20 @@ def _runtime() -> Any:
     return backend.runtime()
 
 
+_cached: tuple[Any, StateSettings] | None = None
+
+
 def settings() -> StateSettings:
+    """This process's options, derived again only when the runtime's Settings change (a fork, a reset)."""
+    global _cached
     s = _runtime().settings
-    return StateSettings(
-        s.key_prefix, s.max_value_bytes, compression.IDS[s.compression], s.compression_threshold
-    )
+    cached = _cached
+    if cached is None or cached[0] is not s:
+        derived = StateSettings(
+            s.key_prefix, s.max_value_bytes, compression.IDS[s.compression], s.compression_threshold
+        )
+        _cached = cached = (s, derived)
+    return cached[1]
 
 
 def _store() -> Any:
