@@ -138,9 +138,13 @@ def xcom_value_wrapper() -> Any:
 def running_task_instance() -> Any | None:
     """The task instance whose code runs now: a deferred task's, in its trigger (3.4), else the one
     whose context the task runner has set (during a task's templates and execute); None outside both."""
-    trigger, get_current_context = _task_instance_sources()
+    trigger, get_current_context, contexts = _task_instance_sources()
     if trigger is not None and (ti := trigger.get()) is not None:
         return ti
+    if contexts is not None:
+        # The stack get_current_context reads, read without its RuntimeError when empty (every pull
+        # of the API server, which runs no task, would pay for raising one).
+        return contexts[-1].get("ti") if contexts else None
     try:
         return get_current_context().get("ti")
     except RuntimeError:  # no task is running in this process (the API server, a script, a test)
@@ -149,9 +153,14 @@ def running_task_instance() -> Any | None:
 
 # Looked up once: a mapped sequence's every item asks.
 @functools.cache
-def _task_instance_sources() -> tuple[Any, Any]:
-    """3.4's context variable of a trigger's task instance (None before), and get_current_context."""
+def _task_instance_sources() -> tuple[Any, Any, list[Any] | None]:
+    """3.4's context variable of a trigger's task instance (None before), get_current_context, and
+    the task runner's context stack behind it (private, in every task SDK 1.0 to 1.4; None if gone)."""
     from airflow.sdk import get_current_context
 
     trigger = getattr(importlib.import_module("airflow.sdk.bases.xcom"), "_current_trigger_ti", None)
-    return trigger, get_current_context
+    try:
+        internal = importlib.import_module("airflow.sdk.definitions._internal.contextmanager")
+    except ImportError:  # moved in a later task SDK: get_current_context alone still answers
+        internal = None
+    return trigger, get_current_context, getattr(internal, "_CURRENT_CONTEXT", None)

@@ -73,6 +73,8 @@ class _Known:
 
 # What a row passed to deserialize_value or purge may carry besides .value (a DB row on 3.0's API server).
 _ROW_FIELDS = ("dag_id", "run_id", "task_id", "key", "map_index", "task_instance_id")
+# Each with its place in RowCoordinates: a tuple index, not a getattr, on every pull.
+_ROW_FIELDS_AT = tuple((name, keys.RowCoordinates._fields.index(name)) for name in _ROW_FIELDS)
 
 
 def _warn_if_evicting(info: ServerInfo) -> None:
@@ -504,13 +506,21 @@ def _row_carried_by(xcom: Any, row: keys.RowCoordinates) -> keys.RowCoordinates:
     """The row as known, completed by what the object itself carries (only .value is guaranteed;
     a DB row, as 3.0's API server passes, carries all its coordinates)."""
     # Read from the instance's own attributes: a missing one costs pydantic's __getattr__ some 5 µs.
-    fields = getattr(xcom, "__dict__", None) or {}
-    carried = {name: v for name in _ROW_FIELDS if (v := fields.get(name)) is not None}
-    if "task_instance_id" in carried:
-        carried["task_instance_id"] = keys.as_uuid(carried["task_instance_id"])
-    # Most pulls carry only the key the call already named: no new row to build.
-    news = {name: v for name, v in carried.items() if v != getattr(row, name)}
-    return row._replace(**news) if news else row
+    fields = getattr(xcom, "__dict__", None)
+    if not fields:
+        return row
+    merged = None
+    for name, at in _ROW_FIELDS_AT:
+        carried = fields.get(name)
+        # Most pulls carry only the key the call already named: no new row to build.
+        if carried is None or carried == row[at]:
+            continue
+        if name == "task_instance_id" and (carried := keys.as_uuid(carried)) == row[at]:
+            continue
+        if merged is None:
+            merged = list(row)
+        merged[at] = carried
+    return row if merged is None else keys.RowCoordinates._make(merged)
 
 
 def _count_failure(exc: RedisXComError) -> None:

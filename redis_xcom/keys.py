@@ -44,7 +44,6 @@ _ALREADY_SAFE_IN_TAG = re.compile(r"[A-Za-z0-9\-_.~+=,;@!$&'():]*")
 TASK_INSTANCE = "ti-"
 WRITE = "w-"
 _INSTANCE = re.compile(r"(?:ti|w)-[0-9a-f]{32}")
-_MAP_INDEX = re.compile(r"-?[0-9]+")
 UNKNOWN_MAP_INDEX = "_"
 
 
@@ -169,10 +168,12 @@ def parse_key(redis_key: str, prefix: str | None = None) -> XComCoordinates | No
         return None
     if map_index == UNKNOWN_MAP_INDEX and instance is not None and instance.startswith(WRITE):
         index: int | None = None
-    elif _MAP_INDEX.fullmatch(map_index):
+    elif (digits := map_index[1:] if map_index[:1] == "-" else map_index).isdigit() and digits.isascii():
         index = int(map_index)
     else:
         return None
+    if "%" not in redis_key:  # nothing escaped (most keys): no unquote calls
+        return XComCoordinates(dag, run, task, index, key, instance)
     return XComCoordinates(unquote(dag), unquote(run), unquote(task), index, unquote(key), instance)
 
 
