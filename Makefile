@@ -47,6 +47,7 @@ test-matrix: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check redis_xcom tests benchmarks fuzz docs scripts
+	$(BIN)/ruff format --check redis_xcom tests benchmarks fuzz scripts
 	$(BIN)/mypy
 
 # The documentation site (docs/, Sphinx): warnings are errors; linkcheck checks the links inside the

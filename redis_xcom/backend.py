@@ -279,9 +279,7 @@ class ExclusiveRedisXCom(BaseXCom):
         return _pull_many(values, unbound_legacy=True)
 
     @classmethod
-    def delete(
-        cls, key: str, task_id: str, dag_id: str, run_id: str, map_index: int | None = None
-    ) -> None:
+    def delete(cls, key: str, task_id: str, dag_id: str, run_id: str, map_index: int | None = None) -> None:
         """Airflow's delete, with the row it removes known to purge (its only caller)."""
         with _Known(_deleting, _deleted_row(dag_id, run_id, task_id, key, map_index)):
             super().delete(key, task_id, dag_id, run_id, map_index)

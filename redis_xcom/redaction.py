@@ -36,7 +36,7 @@ def redact_url(url: str) -> str:
         # or '#' in a password would otherwise end the host part early and leave the rest shown).
         user, colon, _secret = rest[:at].partition(":")
         plain_user = bool(colon) and not any(c in user for c in "/?#")
-        rest = f"{user}:{MASK}@{rest[at + 1:]}" if plain_user else f"{MASK}@{rest[at + 1:]}"
+        rest = f"{user}:{MASK}@{rest[at + 1 :]}" if plain_user else f"{MASK}@{rest[at + 1 :]}"
     head, question, query = rest.partition("?")
     if question:
         rest = f"{head}?{_PARAMETER.sub(_mask_parameter, query)}"

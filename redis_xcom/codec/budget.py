@@ -85,8 +85,6 @@ def guarded_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
     return dict(pairs)
 
 
-
-
 class HashWatch:
     """The distinct extension values of one decode that share each hash value.
 

@@ -284,8 +284,6 @@ def build_client(settings: Settings) -> Client:
     return build_connection(settings).client
 
 
-
-
 def endpoint(url: str) -> str:
     """The node(s) a URL names, without user or password: host:port, the socket path, the seed
     nodes of a cluster, or a Sentinel service and its Sentinels."""

@@ -183,7 +183,6 @@ class RedisStore:
         built only on failure (``action`` then ``repr(subject)``), so the hot path formats nothing."""
         return errors.Translated(self.endpoint, action, subject)
 
-
     # -- writing ------------------------------------------------------------------------------
 
     def chunk_size(self, size: int, action: str = "write") -> int:

@@ -182,7 +182,12 @@ class SentinelDeployment:
         see the new master as down and start another failover, and this replica may still be
         empty, mid initial sync; promoting it would wipe what the promoted master acknowledged."""
         crashed.extra_args = [
-            *crashed.extra_args, "--replicaof", "127.0.0.1", str(master.port), "--replica-priority", "0"
+            *crashed.extra_args,
+            "--replicaof",
+            "127.0.0.1",
+            str(master.port),
+            "--replica-priority",
+            "0",
         ]
         crashed.start()
 
