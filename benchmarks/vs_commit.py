@@ -10,6 +10,7 @@ process times, interleaved sample by sample:
              the codec's bytes: the ratio the README quotes
   records    20k records: Airflow's serde + JSON (the default backend's path) over the codec's
              encode + decode: the speed-up the README quotes
+  large      push+pull of 64 MB of bytes over bare redis-py SET + GET of the codec's bytes
 Reported: per tree, the median over rounds of each process's median; then this tree / REV per
 figure (above 1 means this tree is slower). Processes, not threads: each tree imports its own
 ``redis_xcom``; alternating the order spreads the machine's drift over both.
@@ -68,6 +69,17 @@ def default_path():
 def ours():
     return codec.decode(codec.encode(records))
 
+large = bytes(int(os.environ["VS_LARGE_MB"]) << 20)
+large_coords = dict(coords, key="large")
+
+def large_bare():
+    bare.set("vs:large", codec.encode(large), ex=3600)
+    return bare.get("vs:large")
+
+def large_backend():
+    ref = ExclusiveRedisXCom.serialize_value(large, **large_coords)
+    return ExclusiveRedisXCom.deserialize_value(SimpleNamespace(value=ref, **large_coords))
+
 assert backend() == value and ours() == records == default_path()
 
 def sample(fn, calls):
@@ -77,6 +89,7 @@ def sample(fn, calls):
     return (time.perf_counter() - start) / calls
 
 out = {"package": redis_xcom.__file__, "bare": [], "backend": [], "default": [], "ours": []}
+out.update(large_bare=[], large_backend=[])
 for _ in range(3):
     sample(bare_setget, CALLS); sample(backend, CALLS)
 for _ in range(SAMPLES):
@@ -85,7 +98,10 @@ for _ in range(SAMPLES):
 for _ in range(max(3, SAMPLES // 4)):
     out["default"].append(sample(default_path, 1))
     out["ours"].append(sample(ours, 1))
-print(json.dumps({k: statistics.median(v) if isinstance(v, list) else v for k, v in out.items()}))
+    if large:
+        out["large_bare"].append(sample(large_bare, 1))
+        out["large_backend"].append(sample(large_backend, 1))
+print(json.dumps({k: statistics.median(v) if isinstance(v, list) and v else v for k, v in out.items()}))
 """
 
 
@@ -98,7 +114,9 @@ def export(rev: str, into: Path) -> Path:
     return into
 
 
-def run_worker(tree: Path, url: str, prefix: str, samples: int, calls: int, records: int) -> dict[str, Any]:
+def run_worker(
+    tree: Path, url: str, prefix: str, samples: int, calls: int, records: int, large_mb: int
+) -> dict[str, Any]:
     env = dict(os.environ)
     env.update(
         PYTHONPATH=str(tree),
@@ -107,6 +125,7 @@ def run_worker(tree: Path, url: str, prefix: str, samples: int, calls: int, reco
         VS_SAMPLES=str(samples),
         VS_CALLS=str(calls),
         VS_RECORDS=str(records),
+        VS_LARGE_MB=str(large_mb),
     )
     # cwd is the tree: "-c" puts the working directory first on sys.path.
     done = subprocess.run(
@@ -127,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=15)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--records", type=int, default=20_000, help="records in the codec figure")
+    parser.add_argument("--large-mb", type=int, default=64, help="size of the large value (0: none)")
     args = parser.parse_args(argv)
     rev = subprocess.run(
         ["git", "-C", str(ROOT), "rev-parse", "--short", args.against],
@@ -143,7 +163,15 @@ def main(argv: list[str] | None = None) -> None:
                 order = list(trees) if n % 2 == 0 else list(reversed(trees))
                 for name in order:
                     got[name].append(
-                        run_worker(trees[name], server.url, "vs", args.samples, args.calls, args.records)
+                        run_worker(
+                            trees[name],
+                            server.url,
+                            "vs",
+                            args.samples,
+                            args.calls,
+                            args.records,
+                            args.large_mb,
+                        )
                     )
     finally:
         server.stop()
@@ -153,6 +181,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.records} records: default path / ours": lambda r: r["default"] / r["ours"],
         f"{args.records} records: ours encode+decode (ms)": lambda r: r["ours"] * 1e3,
     }
+    if args.large_mb:
+        figures[f"{args.large_mb} MB bytes push+pull / bare SET+GET"] = lambda r: (
+            r["large_backend"] / r["large_bare"]
+        )
     print(f"{args.rounds} rounds, one process per tree per round, alternating order\n")
     print(f"| figure | this tree | {rev} | this tree / {rev} |")
     print("|---|---|---|---|")

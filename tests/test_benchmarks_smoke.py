@@ -167,7 +167,7 @@ def test_report_and_chart(results: Path) -> None:
 
 def test_vs_commit_measures_both_trees() -> None:
     """The side-by-side run against an earlier commit measures that commit's package, not this one."""
-    tiny = ["--rounds", "1", "--samples", "2", "--calls", "5", "--records", "100"]
+    tiny = ["--rounds", "1", "--samples", "2", "--calls", "5", "--records", "100", "--large-mb", "1"]
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.vs_commit", "--against", "HEAD", *tiny],
         cwd=REPO,
@@ -178,7 +178,7 @@ def test_vs_commit_measures_both_trees() -> None:
     )
     assert proc.returncode == 0, f"vs_commit failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "figure" not in line]
-    assert len(rows) == 4, proc.stdout
+    assert len(rows) == 5, proc.stdout
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert all(_positive(float(c)) for c in cells[1:]), row
