@@ -16,6 +16,7 @@ from redis_xcom.ops import cli
 from redis_xcom.ops.gc import run_gc
 from redis_xcom.ops.metadata import AirflowXComTable
 from redis_xcom.ops.output import Output
+from tests.key_helpers import build_key
 from tests.redis_process import RedisServer
 from tests.xcom_calls import own_coordinates, push, redis_key, value_keys
 
@@ -32,7 +33,7 @@ class FakeTable:
 
     def referenced(self, coords: Sequence[keys.XComCoordinates], prefix: str) -> set[str]:
         self.lookups.append(len(coords))
-        return {k for c in coords if (k := keys.build_key(prefix, c)) in self.rows}
+        return {k for c in coords if (k := build_key(prefix, c)) in self.rows}
 
     def references(self) -> Iterator[list[tuple[keys.RowCoordinates, object]]]:
         yield [(own_coordinates(reference), reference) for reference in self.missing]
@@ -51,7 +52,7 @@ end
 
 
 def key_of(i: int) -> str:
-    return keys.build_key(PREFIX, keys.XComCoordinates("dag", f"run{i % 100}", f"t{i}", -1, "return_value"))
+    return build_key(PREFIX, keys.XComCoordinates("dag", f"run{i % 100}", f"t{i}", -1, "return_value"))
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 
 from redis_xcom import keys
 from redis_xcom.ops.airflow_run import AirflowHome
+from tests.key_helpers import build_key
 from tests.postgres_process import PostgresServer
 from tests.redis_process import RedisServer
 from tests.xcom_calls import value_keys
@@ -101,7 +102,7 @@ def test_gc_deletes_exactly_the_orphans_of_deleted_rows(
     time.sleep(max(0.0, run_2_done + GRACE + 1 - time.monotonic()))
     # A value whose task has just pushed and not yet committed its row: written again every half
     # second while gc runs (starting gc takes seconds on a loaded machine), so always fresh.
-    fresh = keys.build_key(PREFIX, keys.XComCoordinates("gc_dag", "manual__now", "t", -1, "return_value"))
+    fresh = build_key(PREFIX, keys.XComCoordinates("gc_dag", "manual__now", "t", -1, "return_value"))
 
     def gc_after_a_fresh_push(*args: str) -> tuple[int, dict[str, Any]]:
         stop = threading.Event()

@@ -84,7 +84,8 @@ def test_a_value_comes_back_rendered_as_the_api_server_would_render_it(make: Cal
 def test_a_value_above_the_memory_cap_is_too_costly_and_its_worker_replaced(
     make: Callable[..., Sandbox],
 ) -> None:
-    box = make()
+    # CPU time to spare: on a loaded machine building 256 MB of dicts can take over SMALL's 2 s.
+    box = make(cpu_seconds=30, timeout_seconds=60)
     (before,) = box.pids()
     refused = _preview(box, empty_maps())  # 30M dicts: about 2 GB, in 29 KB
     assert isinstance(refused, TooCostly) and "ui_sandbox_memory_mb" in refused.reason, refused

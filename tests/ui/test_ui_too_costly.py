@@ -43,6 +43,8 @@ def _download(ui: UI, key: str, **params: str) -> Any:
 
 def test_a_value_too_costly_to_decode_says_so_everywhere_with_its_sizes(small: UI, fake_redis: Any) -> None:
     data = empty_maps()  # 30M empty maps in 29 KB: 2 GB of dicts
+    # CPU time to spare: on a loaded machine building 256 MB of dicts can take over 2 s of it.
+    small.configure(ui_sandbox_cpu_seconds="30", ui_sandbox_timeout_seconds="60")
     _plant(small, fake_redis, "maps", data)
     small.push("fine", {"rows": 3})
     shown = small.xcoms()
