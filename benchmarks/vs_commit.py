@@ -1,10 +1,10 @@
 """The hot path of this tree against an earlier commit, side by side in one run.
 
-``python -m benchmarks.vs_commit --against REV [--rounds N]``
+``python -m benchmarks.vs_commit --against REV [--against REV2] [--rounds N]``
 
-The package of REV is exported (``git archive``) to a temporary directory. Each round starts one
-process per tree, in alternating order, against the same redis-server of the run's own; each
-process times, interleaved sample by sample:
+The package of each REV is exported (``git archive``) to a temporary directory. Each round starts
+one process per tree (each round starting with the next tree) against the same redis-server of the
+run's own; each process times, interleaved sample by sample:
   small      push+pull of a small dict (serialize_value + deserialize_value of a row that carries
              its coordinates, so the pull's ownership check runs) over bare redis-py SET + GET of
              the codec's bytes: the ratio the README quotes
@@ -12,8 +12,9 @@ process times, interleaved sample by sample:
              encode + decode: the speed-up the README quotes
   large      push+pull of 64 MB of bytes over bare redis-py SET + GET of the codec's bytes
 Reported: per tree, the median over rounds of each process's median; then this tree / REV per
-figure (above 1 means this tree is slower). Processes, not threads: each tree imports its own
-``redis_xcom``; alternating the order spreads the machine's drift over both.
+figure (above 1 means this tree is slower; for a ratio figure, that it is further from bare
+redis-py). Processes, not threads: each tree imports its own
+``redis_xcom``; rotating the order spreads the machine's drift over every tree.
 """
 
 from __future__ import annotations
@@ -110,6 +111,7 @@ def export(rev: str, into: Path) -> Path:
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", rev, "redis_xcom"], check=True, capture_output=True
     )
+    into.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return into
 
@@ -141,26 +143,31 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.vs_commit", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--against", required=True, help="the earlier commit (any git revision)")
+    parser.add_argument(
+        "--against", required=True, action="append", help="an earlier commit (any git revision; repeatable)"
+    )
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--samples", type=int, default=15)
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--records", type=int, default=20_000, help="records in the codec figure")
     parser.add_argument("--large-mb", type=int, default=64, help="size of the large value (0: none)")
     args = parser.parse_args(argv)
-    rev = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--short", args.against],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    revs = [
+        subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", rev], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        for rev in args.against
+    ]
     server = RedisServer().start()
     try:
         with tempfile.TemporaryDirectory(prefix="redis-xcom-vs-") as tmp:
-            trees = {"this tree": ROOT, rev: export(rev, Path(tmp))}
+            trees = {"this tree": ROOT}
+            for rev in revs:
+                trees[rev] = export(rev, Path(tmp) / rev)
             got: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
             for n in range(args.rounds):
-                order = list(trees) if n % 2 == 0 else list(reversed(trees))
+                # Each round starts with the next tree: every tree runs first and last as often.
+                order = list(trees)[n % len(trees) :] + list(trees)[: n % len(trees)]
                 for name in order:
                     got[name].append(
                         run_worker(
@@ -185,13 +192,16 @@ def main(argv: list[str] | None = None) -> None:
         figures[f"{args.large_mb} MB bytes push+pull / bare SET+GET"] = lambda r: (
             r["large_backend"] / r["large_bare"]
         )
-    print(f"{args.rounds} rounds, one process per tree per round, alternating order\n")
-    print(f"| figure | this tree | {rev} | this tree / {rev} |")
-    print("|---|---|---|---|")
+    print(f"{args.rounds} rounds, one process per tree per round, rotating order\n")
+    print("| figure | this tree | " + " | ".join(f"{rev} | this tree / {rev}" for rev in revs) + " |")
+    print("|---" * (2 + 2 * len(revs)) + "|")
     for label, figure in figures.items():
         mine = statistics.median(figure(r) for r in got["this tree"])
-        theirs = statistics.median(figure(r) for r in got[rev])
-        print(f"| {label} | {mine:.3f} | {theirs:.3f} | {mine / theirs:.3f} |")
+        cells = [f"{mine:.3f}"]
+        for rev in revs:
+            theirs = statistics.median(figure(r) for r in got[rev])
+            cells += [f"{theirs:.3f}", f"{mine / theirs:.3f}"]
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
