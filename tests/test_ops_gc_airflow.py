@@ -22,7 +22,8 @@ from tests.redis_process import RedisServer
 from tests.xcom_calls import value_keys
 from tests.xcom_checks import backend_settings
 
-pytestmark = pytest.mark.integration
+# e2e too: it runs `airflow dags test` (about 200 s in all), so CI starts it among the slow files.
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 DAG_FILE = Path(__file__).parent / "ops_dags" / "gc_dag.py"
 PREFIX = "gc-airflow"
 # Longer than starting the gc process takes on a loaded machine, shorter than a DAG run or two.
