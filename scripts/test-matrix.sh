@@ -35,6 +35,10 @@ UV_PYTHON=${UV_PYTHON:-.venv/bin/python}
 MATRIX_PYTHON=${MATRIX_PYTHON:-3.11}  # the locks are compiled for 3.11 (scripts/make-locks.sh)
 DEPLOYMENT_MINORS=" 3.4 "
 TOPOLOGY_MINORS=" 3.0 "
+# The middle minors (3.1, 3.2) leave out the two slowest api-server and gc-on-Airflow files, which
+# 3.0, 3.3 (`make test`) and 3.4 run: CI has a 90-minute limit.
+EDGE_MINORS=" 3.0 3.4 "
+MIDDLE_IGNORES=(--ignore=tests/ui/test_ui_server.py --ignore=tests/test_ops_gc_airflow.py)
 PYTEST_WORKERS=${PYTEST_WORKERS:-2}
 SUITE=(-n "$PYTEST_WORKERS" --dist loadfile --ignore=tests/test_benchmarks_smoke.py)
 
@@ -110,7 +114,9 @@ for version in "${versions[@]}"; do
       markers="not browser and not version_independent"
       [[ $DEPLOYMENT_MINORS == *" $(minor_of "$version") "* ]] || markers="$markers and not deployment"
       [[ $TOPOLOGY_MINORS == *" $(minor_of "$version") "* ]] || markers="$markers and not topology"
-      run_pytest "$venv" "$venv/suite.log" -m "$markers" "${SUITE[@]}"
+      ignores=()
+      [[ $EDGE_MINORS == *" $(minor_of "$version") "* ]] || ignores=("${MIDDLE_IGNORES[@]}")
+      run_pytest "$venv" "$venv/suite.log" -m "$markers" "${SUITE[@]}" "${ignores[@]}"
       rc=$?
       tests="suite exit $rc in $(($(now) - step))s (-m \"$markers\")"
       [ "$rc" -eq 0 ] || status=FAIL
