@@ -63,9 +63,7 @@ def _describe(selection: keys.Selection) -> str:
 
 
 def run_clear(selection: keys.Selection, *, dry_run: bool, yes: bool, out: Output) -> int:
-    settings, problem = diagnosis.load_settings()
-    if settings is not None:
-        problem = diagnosis.first_contact(settings)
+    settings, problem = diagnosis.reachable()
     if problem is not None:
         return diagnosis.report(out, "clear", problem)
     try:

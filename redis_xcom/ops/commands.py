@@ -31,11 +31,7 @@ def run_command(args: argparse.Namespace) -> int:
             if args.grace < 0:
                 out.note("--grace must be >= 0 seconds")
                 return USAGE
-            # The first contact, as stats and clear make it: a wrong password or a server that is
-            # down is said in seconds, the same way.
-            settings, problem = diagnosis.load_settings()
-            if settings is not None:
-                problem = diagnosis.first_contact(settings)
+            _, problem = diagnosis.reachable()
             if problem is not None:
                 return diagnosis.report(out, "gc", problem)
             if getattr(args, "state", False):

@@ -85,6 +85,15 @@ def load_settings() -> tuple[Settings | None, Diagnosis | None]:
     return settings, None
 
 
+def reachable() -> tuple[Settings | None, Diagnosis | None]:
+    """The settings and a first contact with their Redis: what every command checks before it
+    starts, so a bad URL, a wrong password or a server that is down is said in seconds, one way."""
+    settings, problem = load_settings()
+    if settings is not None:
+        problem = first_contact(settings)
+    return settings, problem
+
+
 def first_contact(settings: Settings) -> Diagnosis | None:
     """None when Redis answers PING (with the configured credentials and TLS), else why not."""
     quick = dataclasses.replace(

@@ -99,9 +99,7 @@ def selected(selection: StateSelection) -> list[tuple[str, StateScope]]:
 
 
 def run_state_clear(selection: StateSelection, *, dry_run: bool, yes: bool, out: Output) -> int:
-    settings, problem = diagnosis.load_settings()
-    if settings is not None:
-        problem = diagnosis.first_contact(settings)
+    settings, problem = diagnosis.reachable()
     if problem is not None:
         return diagnosis.report(out, "clear", problem)
     try:

@@ -99,9 +99,7 @@ def servers() -> dict[str, dict[str, Any]]:
 
 
 def run_stats(*, top: int, out: Output) -> int:
-    settings, problem = diagnosis.load_settings()
-    if settings is not None:
-        problem = diagnosis.first_contact(settings)
+    settings, problem = diagnosis.reachable()
     if problem is not None:
         return diagnosis.report(out, "stats", problem)
     try:
