@@ -131,11 +131,12 @@ class AirflowDeployment:
         for source in files:
             shutil.copy2(source, self.dags_folder / source.name)
 
-    def run(self, name: str, args: list[str], timeout: float) -> None:
-        """A one-off `airflow <args>` that must succeed within timeout (e.g. `db migrate`)."""
+    def run(self, name: str, args: list[str], timeout: float, module: str = "airflow") -> None:
+        """A one-off `airflow <args>` (or `python -m module <args>`) that must succeed within
+        timeout (e.g. `db migrate`)."""
         log_path = self.process_logs / f"{name}.log"
         with open(log_path, "wb") as log:
-            proc = self._popen(args, log)
+            proc = self._popen(args, log, module)
             try:
                 returncode: int | str = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -154,9 +155,9 @@ class AirflowDeployment:
         self.components.append(component)
         return component
 
-    def _popen(self, args: list[str], log: object) -> subprocess.Popen[bytes]:
+    def _popen(self, args: list[str], log: object, module: str = "airflow") -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "airflow", *args],
+            [sys.executable, "-m", module, *args],
             stdout=log,  # type: ignore[arg-type]
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

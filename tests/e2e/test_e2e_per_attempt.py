@@ -21,6 +21,7 @@ import pytest
 from redis_xcom.ops.airflow_run import AirflowHome, CommandResult
 from redis_xcom.rows import XComRow
 from tests.airflow_limits import PER_ATTEMPT_REASON, per_attempt_xcoms
+from tests.dags_test_many import dags_test_many
 from tests.e2e.conftest import E2E, describe
 from tests.xcom_checks import AIRFLOW_OWN_KEY_PREFIX
 
@@ -39,10 +40,11 @@ def example_loops_file() -> Path:
 @pytest.fixture(scope="module")
 def runs(e2e: E2E) -> dict[str, tuple[str, CommandResult]]:
     e2e.home.add_dags(*sorted(DAGS.glob("*.py")), example_loops_file())
+    dag_ids = ("e2e_attempts", "e2e_loop_consumer", "e2e_loop_mapped", *EXAMPLE_LOOP_DAGS)
     done = {}
-    for dag_id in ("e2e_attempts", "e2e_loop_consumer", "e2e_loop_mapped", *EXAMPLE_LOOP_DAGS):
-        result = e2e.home.dags_test(dag_id, timeout=300)
-        assert result.ok, describe(result)
+    # One interpreter for all seven `dags test` runs: Airflow's import is most of a short run's time.
+    for dag_id, result in zip(dag_ids, dags_test_many(e2e.home, dag_ids, timeout=900), strict=True):
+        assert result.ok, f"{dag_id}: {describe(result)}"
         done[dag_id] = (e2e.home.latest_run(dag_id).run_id, result)
     return done
 
@@ -109,11 +111,11 @@ def default_backend_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
 def test_airflows_example_loops_store_what_the_default_backend_stores(
     e2e: E2E, runs: dict[str, tuple[str, CommandResult]], default_backend_home: AirflowHome
 ) -> None:
-    for dag_id in EXAMPLE_LOOP_DAGS:
+    defaults = dags_test_many(default_backend_home, EXAMPLE_LOOP_DAGS, timeout=600)
+    for dag_id, result in zip(EXAMPLE_LOOP_DAGS, defaults, strict=True):
         run_id, _ = runs[dag_id]
         ours = values_by_task(e2e.assert_db_and_redis_agree(dag_id, run_id), e2e.value)
-        result = default_backend_home.dags_test(dag_id, timeout=300)
-        assert result.ok, describe(result)
+        assert result.ok, f"{dag_id}: {describe(result)}"
         default_run = default_backend_home.latest_run(dag_id).run_id
         theirs = values_by_task(default_backend_home.xcoms(dag_id, default_run), lambda row: row.value)
         assert ours and ours == theirs, dag_id

@@ -181,7 +181,7 @@ def start_modes(
         env = home.environ({"PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])})
         with open(run.log_path, "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.state_store.dags_test_many", *dag_ids],
+                [sys.executable, "-m", "tests.dags_test_many", *dag_ids],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
