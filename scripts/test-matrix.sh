@@ -14,14 +14,17 @@
 #    Left out, because nothing in them depends on the Airflow minor, and `make test` runs them:
 #    the tests marked version_independent (the codec on plain types, keys, the decoder's fuzzing,
 #    repository checks: every lock pins the same codec libraries), tests/test_benchmarks_smoke.py
-#    (it exercises the benchmark programs, extra [bench], not the backend on this Airflow), and the
-#    UI plugin's browser test (marker browser; its unit tests run here).
+#    (it exercises the benchmark programs, extra [bench], not the backend on this Airflow), the
+#    UI plugin's browser test (marker browser; its unit tests run here), and the demo against a
+#    Redis named in the environment (the embedded demo runs the same Airflow path on every leg;
+#    where the URL comes from is [redis_xcom] url, which tests/test_config.py covers here).
 #    The topology tests (marker topology: Redis Cluster, Sentinel, TLS, ACL, restricted servers) run
 #    on 3.0 only: what they exercise is redis-py's, and 3.0, 3.1 and 3.2 all pin redis-py 5.2.1 (3.4
 #    pins the 8.1.0 that `make test` runs them with).
-#  * on 3.4 (the newest: attempts and loops as task instances of their own, the state store's
-#    async example), the tests of a real deployment (marker deployment) too, in the same run
-#    (`make test` runs them on 3.3; 3.0's leg no longer does, to keep CI under its limit).
+#  * the tests of a real deployment (marker deployment), in the same run: on 3.4 (the newest:
+#    attempts and loops as task instances of their own, the state store's async example) with the
+#    LocalExecutor and the CeleryExecutor, on 3.0 (the oldest, redis-py 5.2.1) with the
+#    LocalExecutor; `make test` runs both executors on 3.3.
 # Legs are chosen by minor ("3.4" takes 3.4.0b2 now and 3.4.0 once its lock replaces the beta's).
 # Every version runs even after one fails; a summary line per version follows, and the exit code
 # is non-zero when any version failed.
@@ -33,14 +36,12 @@ cd "$(dirname "$0")/.."
 # The Python whose uv makes the venvs (make passes .venv's: uv is installed there, never outside a venv).
 UV_PYTHON=${UV_PYTHON:-.venv/bin/python}
 MATRIX_PYTHON=${MATRIX_PYTHON:-3.11}  # the locks are compiled for 3.11 (scripts/make-locks.sh)
-DEPLOYMENT_MINORS=" 3.4 "
+DEPLOYMENT_MINORS=" 3.0 3.4 "
+CELERY_MINORS=" 3.4 "
 TOPOLOGY_MINORS=" 3.0 "
-# The middle minors (3.1, 3.2) leave out the two slowest api-server and gc-on-Airflow files, which
-# 3.0, 3.3 (`make test`) and 3.4 run: CI has a 90-minute limit.
-EDGE_MINORS=" 3.0 3.4 "
-MIDDLE_IGNORES=(--ignore=tests/ui/test_ui_server.py --ignore=tests/test_ops_gc_airflow.py)
 PYTEST_WORKERS=${PYTEST_WORKERS:-2}
-SUITE=(-n "$PYTEST_WORKERS" --dist loadfile --ignore=tests/test_benchmarks_smoke.py)
+SUITE=(-n "$PYTEST_WORKERS" --dist loadfile --ignore=tests/test_benchmarks_smoke.py
+  --deselect tests/test_cli.py::test_demo_against_a_real_redis_from_the_environment)
 
 versions=("$@")
 if [ ${#versions[@]} -eq 0 ]; then
@@ -115,7 +116,8 @@ for version in "${versions[@]}"; do
       [[ $DEPLOYMENT_MINORS == *" $(minor_of "$version") "* ]] || markers="$markers and not deployment"
       [[ $TOPOLOGY_MINORS == *" $(minor_of "$version") "* ]] || markers="$markers and not topology"
       ignores=()
-      [[ $EDGE_MINORS == *" $(minor_of "$version") "* ]] || ignores=("${MIDDLE_IGNORES[@]}")
+      [[ $CELERY_MINORS == *" $(minor_of "$version") "* ]] ||
+        ignores=(--ignore=tests/deployment/test_celery_executor.py)
       run_pytest "$venv" "$venv/suite.log" -m "$markers" "${SUITE[@]}" "${ignores[@]}"
       rc=$?
       tests="suite exit $rc in $(($(now) - step))s (-m \"$markers\")"

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import datetime
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ import pytest
 
 from redis_xcom import keys
 from redis_xcom.ops.airflow_run import AirflowHome
+from tests.dags_test_many import DagTest, dags_test_many
 from tests.key_helpers import build_key
 from tests.postgres_process import PostgresServer
 from tests.redis_process import RedisServer
@@ -51,6 +55,25 @@ def run(
     return done
 
 
+RUNS_SQL = "SELECT run_id, logical_date, end_date FROM dag_run WHERE dag_id = 'gc_dag'"
+
+
+def _query(connection: Any, sql: str) -> list[tuple[Any, ...]]:
+    with closing(connection):
+        cursor = connection.cursor()
+        cursor.execute(sql)
+        return [tuple(row) for row in cursor.fetchall()]
+
+
+def _utc(stamp: Any) -> datetime.datetime:
+    """A timestamp as the DB returns it (a datetime from PostgreSQL, text from SQLite), in UTC."""
+    if not isinstance(stamp, datetime.datetime):
+        stamp = datetime.datetime.fromisoformat(str(stamp).replace(" ", "T"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+    return stamp.astimezone(datetime.timezone.utc)
+
+
 def gc(env: dict[str, str], *args: str) -> tuple[int, dict[str, Any]]:
     done = run(env, "-m", "redis_xcom", "gc", "--json", "--grace", str(GRACE), *args, check=False)
     assert done.returncode in (0, 1) and done.stdout.strip(), done.stderr[-3000:]
@@ -66,31 +89,34 @@ def test_gc_deletes_exactly_the_orphans_of_deleted_rows(
 ) -> None:
     home = AirflowHome(tmp_path / "home", env=backend_settings(fresh_redis_server.url, PREFIX, 3600))
     home.add_dags(DAG_FILE)
-    env = home.environ()
+    read_runs: Callable[[], list[tuple[Any, ...]]]
     if database == "postgresql":
         server: PostgresServer = request.getfixturevalue("postgres")
-        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = server.sqlalchemy_url(server.create_database("gc"))
+        name = server.create_database("gc")
+        home.database_url = server.sqlalchemy_url(name)
+        read_runs = lambda: _query(server.connect(name), RUNS_SQL)  # noqa: E731
+    else:
+        read_runs = lambda: _query(sqlite3.connect(home.db_path), RUNS_SQL)  # noqa: E731
+    env = home.environ()
     run(env, "-m", "airflow", "db", "migrate", timeout=600)
     client = fresh_redis_server.client()
 
     def run_keys(run_id: str) -> set[str]:
         return value_keys(client, keys.run_tag(PREFIX, "gc_dag", run_id) + ":*")
 
-    runs: dict[int, str] = {}
-    run_2_done = 0.0
-    cleaned_before = ""
-    for day in (1, 2, 3):
-        before = value_keys(client, f"{PREFIX}:*")
-        run(env, "-m", "airflow", "dags", "test", "gc_dag", f"2024-01-0{day}T00:00:00+00:00")
-        made = value_keys(client, f"{PREFIX}:*") - before
-        assert len(made) == 4, f"numbers, two doubles, total: {made}"
-        (runs[day],) = {coords.run_id for k in made if (coords := keys.parse_key(k)) is not None}
-        if day == 1:
-            time.sleep(1)
-            cleaned_before = datetime.datetime.now(datetime.timezone.utc).isoformat()
-        if day == 2:
-            run_2_done = time.monotonic()
-    # Run 1's rows go as `airflow db clean` deletes them; run 2 goes with its DAG run.
+    # The three runs one after the other in one interpreter (Airflow's import is most of a short
+    # `dags test`); the DB says which run is which and when each ended.
+    dates = [f"2024-01-0{day}T00:00:00+00:00" for day in (1, 2, 3)]
+    done = dags_test_many(home, [DagTest("gc_dag", date) for date in dates], timeout=900)
+    assert all(result.ok for result in done), done[0].tail(80)
+    ended = sorted((_utc(logical), run_id, _utc(end)) for run_id, logical, end in read_runs())
+    assert [logical.isoformat() for logical, _, _ in ended] == dates, ended
+    runs = {day: run_id for day, (_, run_id, _) in enumerate(ended, start=1)}
+    for day, run_id in runs.items():
+        assert len(run_keys(run_id)) == 4, f"run {day}: numbers, two doubles, total: {run_keys(run_id)}"
+    # Run 1's rows go as `airflow db clean` deletes them (written before run 1 ended, and run 2's
+    # after); run 2 goes with its DAG run.
+    cleaned_before = ended[0][2].isoformat()
     run(env, "-m", "airflow", "db", "clean", "--clean-before-timestamp", cleaned_before,
         "--tables", "xcom", "--skip-archive", "--yes")  # fmt: skip
     run(env, "-c", DELETE_RUN, runs[2])
@@ -100,7 +126,8 @@ def test_gc_deletes_exactly_the_orphans_of_deleted_rows(
     kept = run_keys(runs[3])
     orphans = run_keys(runs[1]) | run_keys(runs[2])
     # The orphans were last read in run 2: older than the grace once it has passed since then.
-    time.sleep(max(0.0, run_2_done + GRACE + 1 - time.monotonic()))
+    run_2_ended = ended[1][2].timestamp()
+    time.sleep(max(0.0, run_2_ended + GRACE + 1 - time.time()))
     # A value whose task has just pushed and not yet committed its row: written again every half
     # second while gc runs (starting gc takes seconds on a loaded machine), so always fresh.
     fresh = build_key(PREFIX, keys.XComCoordinates("gc_dag", "manual__now", "t", -1, "return_value"))
