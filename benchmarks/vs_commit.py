@@ -1,6 +1,6 @@
 """The hot path of this tree against an earlier commit, side by side in one run.
 
-``python -m benchmarks.vs_commit --against REV [--against REV2] [--rounds N]``
+``python -m benchmarks.vs_commit --against REV [--against REV2] [--rounds N] [--cluster]``
 
 The package of each REV is exported (``git archive``) to a temporary directory. Each round starts
 one process per tree (each round starting with the next tree) against the same redis-server of the
@@ -29,6 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.cluster_process import RedisClusterProcesses
 from tests.redis_process import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,11 +51,17 @@ value = {"status": "ok", "rows": 3, "ids": [1, 2, 3]}
 coords = {"key": "return_value", "task_id": "push", "dag_id": "bench", "run_id": "r1", "map_index": -1}
 codec = get_runtime().codec
 data = codec.encode(value)
-bare = redis.Redis.from_url(os.environ["AIRFLOW__REDIS_XCOM__URL"])
+if os.environ.get("VS_CLUSTER_SEED"):  # --cluster: bare RedisCluster, keys in the backend's run slot
+    from redis.cluster import RedisCluster
+    bare = RedisCluster.from_url(os.environ["VS_CLUSTER_SEED"])
+    BARE_KEY, LARGE_KEY = "vs:{bench/r1}:bare", "vs:{bench/r1}:large"
+else:
+    bare = redis.Redis.from_url(os.environ["AIRFLOW__REDIS_XCOM__URL"])
+    BARE_KEY, LARGE_KEY = "vs:bare", "vs:large"
 
 def bare_setget():
-    bare.set("vs:bare", data, ex=3600)
-    return bare.get("vs:bare")
+    bare.set(BARE_KEY, data, ex=3600)
+    return bare.get(BARE_KEY)
 
 def backend():
     ref = ExclusiveRedisXCom.serialize_value(value, **coords)
@@ -74,8 +81,8 @@ large = bytes(int(os.environ["VS_LARGE_MB"]) << 20)
 large_coords = dict(coords, key="large")
 
 def large_bare():
-    bare.set("vs:large", codec.encode(large), ex=3600)
-    return bare.get("vs:large")
+    bare.set(LARGE_KEY, codec.encode(large), ex=3600)
+    return bare.get(LARGE_KEY)
 
 def large_backend():
     ref = ExclusiveRedisXCom.serialize_value(large, **large_coords)
@@ -117,10 +124,18 @@ def export(rev: str, into: Path) -> Path:
 
 
 def run_worker(
-    tree: Path, url: str, prefix: str, samples: int, calls: int, records: int, large_mb: int
+    tree: Path,
+    url: str,
+    prefix: str,
+    samples: int,
+    calls: int,
+    records: int,
+    large_mb: int,
+    cluster_seed: str = "",
 ) -> dict[str, Any]:
     env = dict(os.environ)
     env.update(
+        VS_CLUSTER_SEED=cluster_seed,
         PYTHONPATH=str(tree),
         AIRFLOW__REDIS_XCOM__URL=url,
         AIRFLOW__REDIS_XCOM__KEY_PREFIX=prefix,
@@ -151,6 +166,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=200)
     parser.add_argument("--records", type=int, default=20_000, help="records in the codec figure")
     parser.add_argument("--large-mb", type=int, default=64, help="size of the large value (0: none)")
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="on a Redis Cluster of the run's own (3 masters, 3 replicas), against bare RedisCluster",
+    )
     args = parser.parse_args(argv)
     revs = [
         subprocess.run(
@@ -158,7 +178,10 @@ def main(argv: list[str] | None = None) -> None:
         ).stdout.strip()
         for rev in args.against
     ]
-    server = RedisServer().start()
+    server: RedisServer | RedisClusterProcesses = (
+        RedisClusterProcesses().start() if args.cluster else RedisServer().start()
+    )
+    cluster_seed = server.seed_url if isinstance(server, RedisClusterProcesses) else ""
     try:
         with tempfile.TemporaryDirectory(prefix="redis-xcom-vs-") as tmp:
             trees = {"this tree": ROOT}
@@ -178,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
                             args.calls,
                             args.records,
                             args.large_mb,
+                            cluster_seed,
                         )
                     )
     finally:
@@ -192,7 +216,8 @@ def main(argv: list[str] | None = None) -> None:
         figures[f"{args.large_mb} MB bytes push+pull / bare SET+GET"] = lambda r: (
             r["large_backend"] / r["large_bare"]
         )
-    print(f"{args.rounds} rounds, one process per tree per round, rotating order\n")
+    where = "a Redis Cluster (3 masters), bare = RedisCluster" if args.cluster else "one redis-server"
+    print(f"{args.rounds} rounds on {where}, one process per tree per round, rotating order\n")
     print("| figure | this tree | " + " | ".join(f"{rev} | this tree / {rev}" for rev in revs) + " |")
     print("|---" * (2 + 2 * len(revs)) + "|")
     for label, figure in figures.items():

@@ -75,6 +75,56 @@ def test_clear_state_takes_exactly_the_selection(store: Any, capsys: pytest.Capt
         assert (store.get(scope, "k2") is None) == (scope in gone)
 
 
+def test_clear_state_of_one_asset_takes_that_scope_only(
+    store: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The API server keeps an asset's state by id; tasks keep it by name or URI (worker side).
+    by_id, by_name = AssetScope(asset_id=7), AssetScope(name="orders*[1]")
+    other_id, by_uri = AssetScope(asset_id=8), AssetScope(uri="s3://bucket/orders")
+    globbed = AssetScope(name="orders-all1")  # what orders*[1] would match as a pattern
+    task = TaskScope("etl", "r1", "a")
+    for scope in (by_id, by_name, other_id, by_uri, globbed, task):
+        store.set(scope, "cursor", "1")
+        store.set(scope, "page", "2")
+    assert cli.main(["clear", "--state", "--asset-id", "7", "--dry-run", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["asset_scopes"] == 1
+    assert store.get(by_id, "cursor") == "1"
+    assert cli.main(["clear", "--state", "--asset-id", "7", "--yes"]) == 0
+    assert "Deleted 1 asset state scopes." in capsys.readouterr().out
+    # A name holding glob characters takes that asset only, never one the pattern would match.
+    assert cli.main(["clear", "--state", "--asset-name", "orders*[1]", "--key", "page", "--yes"]) == 0
+    assert [store.get(by_id, "cursor"), store.get(by_name, "cursor"), store.get(by_name, "page")] == [
+        None,
+        "1",
+        None,
+    ]
+    kept = (other_id, by_uri, globbed, task)
+    assert all(store.get(s, k) is not None for s in kept for k in ("cursor", "page"))
+    assert cli.main(["clear", "--state", "--asset-uri", "s3://bucket/orders", "--yes"]) == 0
+    assert store.get(by_uri, "cursor") is None and store.get(other_id, "cursor") == "1"
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["clear", "--yes"], "--dag-id is required"),
+        (["clear", "--state", "--yes"], "--asset-id, --asset-name or --asset-uri"),
+        (["clear", "--asset-id", "7", "--yes"], "add --state"),
+        (["clear", "--state", "--asset-id", "7", "--dag-id", "etl", "--yes"], "give one of them"),
+    ],
+)
+def test_clear_without_a_dag_or_an_asset_is_refused_and_says_what_to_give(
+    store: Any, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    store.set(AssetScope(asset_id=7), "cursor", "1")
+    store.set(TaskScope("etl", "r1", "a"), "cursor", "1")
+    assert cli.main(args) == 2
+    assert says in capsys.readouterr().err
+    assert (
+        store.get(AssetScope(asset_id=7), "cursor") == store.get(TaskScope("etl", "r1", "a"), "cursor") == "1"
+    )
+
+
 class FakeRows:
     """State rows that refer to the references in `held`."""
 

@@ -81,7 +81,8 @@ def _add_ops_commands(commands: argparse._SubParsersAction) -> None:
             + exits
         ),
     )
-    clear.add_argument("--dag-id", required=True, help="the DAG whose values go")
+    # Required, except for an asset's state (checked when the command runs).
+    clear.add_argument("--dag-id", help="the DAG whose values go (required, except with --state --asset-*)")
     clear.add_argument("--run-id", help="only this DAG run (reads the run's index: no keyspace scan)")
     clear.add_argument("--task-id", help="only this task")
     clear.add_argument("--map-index", type=int, help="only this map index (-1: unmapped)")
@@ -92,6 +93,19 @@ def _add_ops_commands(commands: argparse._SubParsersAction) -> None:
         "--state",
         action="store_true",
         help="clear the task state store's keys of the selection (Airflow 3.3+) instead of XCom values",
+    )
+    asset = clear.add_mutually_exclusive_group()
+    asset.add_argument(
+        "--asset-id",
+        type=int,
+        metavar="ID",
+        help="with --state: this asset's state as the API server keeps it (instead of --dag-id)",
+    )
+    asset.add_argument(
+        "--asset-name", metavar="NAME", help="with --state: this asset's state as tasks keep it by name"
+    )
+    asset.add_argument(
+        "--asset-uri", metavar="URI", help="with --state: this asset's state as tasks keep it by URI"
     )
 
     gc = commands.add_parser(

@@ -14,10 +14,20 @@ def run_command(args: argparse.Namespace) -> int:
     out = Output(args.json)
     airflow_compat.load_xcom_machinery()
     try:
+        if args.command == "clear":
+            misuse = _clear_selection_problem(args)
+            if misuse is not None:
+                out.note(misuse)
+                return USAGE
         if args.command == "clear" and getattr(args, "state", False):
-            from redis_xcom.ops.state_ops import StateSelection, run_state_clear
+            from redis_xcom.ops.state_ops import StateSelection, asset_scope, run_state_clear
 
-            state = StateSelection(args.dag_id, args.run_id, args.task_id, args.map_index, args.key)
+            asset = next(
+                (asset_scope(kind, str(value)) for kind in ("id", "name", "uri")
+                 if (value := getattr(args, f"asset_{kind}", None)) is not None),
+                None,
+            )  # fmt: skip
+            state = StateSelection(args.dag_id, args.run_id, args.task_id, args.map_index, args.key, asset)
             return run_state_clear(state, dry_run=args.dry_run, yes=args.yes, out=out)
         if args.command == "clear":
             from redis_xcom.keys import Selection
@@ -52,3 +62,27 @@ def run_command(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         return diagnosis.report(out, args.command, diagnosis.diagnose(exc))
     raise AssertionError(f"unhandled command {args.command!r}")
+
+
+def _clear_selection_problem(args: argparse.Namespace) -> str | None:
+    """Why a clear's options select nothing sensible, or None: a DAG, or with --state an asset."""
+    assets = [
+        f"--asset-{kind}"
+        for kind in ("id", "name", "uri")
+        if getattr(args, f"asset_{kind}", None) is not None
+    ]
+    if assets and not getattr(args, "state", False):
+        return f"{assets[0]} selects an asset's state: add --state (XCom values belong to DAGs: --dag-id)"
+    if assets:
+        task_options = [
+            o for o in ("dag_id", "run_id", "task_id", "map_index") if getattr(args, o) is not None
+        ]
+        if task_options:
+            task_option = "--" + task_options[0].replace("_", "-")
+            return f"{assets[0]} selects an asset's state, {task_option} task state: give one of them"
+        return None
+    if args.dag_id is None:
+        return (
+            "--dag-id is required (with --state, an asset's state is --asset-id, --asset-name or --asset-uri)"
+        )
+    return None

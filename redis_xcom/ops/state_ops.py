@@ -11,7 +11,7 @@ from redis_xcom.keys import encode_tag_component
 from redis_xcom.ops import diagnosis
 from redis_xcom.ops.output import OK, Output, confirm
 from redis_xcom.state import keys, maintenance, storage
-from redis_xcom.state.keys import TASK, StateScope
+from redis_xcom.state.keys import ASSET, TASK, StateScope
 
 SHOWN = 5
 
@@ -63,21 +63,29 @@ def print_usage(usage: StateUsage, out: Output, top: int) -> None:
 
 @dataclass(frozen=True)
 class StateSelection:
-    """Which task state a clear takes; None means any. The DAG is always named."""
+    """Which state a clear takes: a DAG's task scopes (None means any run, task or map index), or
+    one asset's scope; ``key`` None means every key of what is selected."""
 
-    dag_id: str
+    dag_id: str | None = None
     run_id: str | None = None
     task_id: str | None = None
     map_index: int | None = None
     key: str | None = None
+    asset: StateScope | None = None  # an ASSET scope: by id (the API server's), name or URI (workers')
 
     def pattern(self, prefix: str) -> str:
         """A SCAN pattern that holds every selected hash (``contains`` then decides exactly)."""
+        if self.asset is not None:
+            # Exact: the encoded name or URI has no glob character left (each is percent-encoded).
+            return keys.hash_key(prefix, self.asset)
         run = "*" if self.run_id is None else encode_tag_component(self.run_id)
         task = "*" if self.task_id is None else encode_tag_component(self.task_id)
-        return f"{keys.state_head(prefix)}{TASK}/{encode_tag_component(self.dag_id)}/{run}/{task}[}}/]*"
+        dag = encode_tag_component(self.dag_id or "")
+        return f"{keys.state_head(prefix)}{TASK}/{dag}/{run}/{task}[}}/]*"
 
     def contains(self, scope: StateScope) -> bool:
+        if self.asset is not None:
+            return scope == self.asset
         return (
             scope.kind == TASK
             and scope.dag_id == self.dag_id
@@ -85,6 +93,20 @@ class StateSelection:
             and self.task_id in (None, scope.task_id)
             and self.map_index in (None, scope.map_index)
         )
+
+    def chosen(self) -> dict[str, Any]:
+        """The selection as the summary shows it (what was given, nothing else)."""
+        if self.asset is not None:
+            shown = {f"asset_{self.asset.asset_kind}": self.asset.asset}
+            return shown | ({"key": self.key} if self.key is not None else {})
+        return {k: v for k, v in vars(self).items() if v is not None and k != "asset"}
+
+
+def asset_scope(kind: str, value: str) -> StateScope:
+    """The scope of one asset as `clear --state --asset-id/--asset-name/--asset-uri` names it."""
+    if kind == "id":
+        return StateScope(ASSET, asset_kind="id", asset=str(int(value)))
+    return StateScope(ASSET, asset_kind=kind, asset=value)
 
 
 def selected(selection: StateSelection) -> list[tuple[str, StateScope]]:
@@ -106,23 +128,24 @@ def run_state_clear(selection: StateSelection, *, dry_run: bool, yes: bool, out:
         hashes = selected(selection)
     except RedisXComError as exc:
         return diagnosis.report(out, "clear", diagnosis.diagnose(exc, settings))
-    chosen = {k: v for k, v in vars(selection).items() if v is not None}
+    chosen = selection.chosen()
+    scopes = "asset state scopes" if selection.asset is not None else "task state scopes"
     summary: dict[str, Any] = {
         "selection": chosen,
-        "task_scopes": len(hashes),
+        "asset_scopes" if selection.asset is not None else "task_scopes": len(hashes),
         "sample_keys": [h for h, _ in hashes[:SHOWN]],
         "dry_run": dry_run,
         "deleted": 0,
     }
     verb = "Would clear" if dry_run else "Found"
     what = f"key {selection.key!r} of " if selection.key is not None else ""
-    out.line(f"{verb} {what}{len(hashes)} task state scopes matching {chosen}.")
+    out.line(f"{verb} {what}{len(hashes)} {scopes} matching {chosen}.")
     for hash_key, _ in hashes[:SHOWN]:
         out.line(f"  {hash_key}")
     if dry_run or not hashes:
         out.document(summary)
         return OK
-    refused = confirm(f"Delete the state of these {len(hashes)} task scopes from Redis?", yes, out)
+    refused = confirm(f"Delete the state of these {len(hashes)} {scopes} from Redis?", yes, out)
     if refused is not None:
         return refused
     deleted = 0
@@ -137,6 +160,6 @@ def run_state_clear(selection: StateSelection, *, dry_run: bool, yes: bool, out:
     except RedisXComError as exc:
         return diagnosis.report(out, "clear", diagnosis.diagnose(exc, settings))
     summary["deleted"] = deleted
-    out.line(f"Deleted {deleted} {'entries' if selection.key is not None else 'task state scopes'}.")
+    out.line(f"Deleted {deleted} {'entries' if selection.key is not None else scopes}.")
     out.document(summary)
     return OK
