@@ -22,11 +22,8 @@ def run_command(args: argparse.Namespace) -> int:
         if args.command == "clear" and getattr(args, "state", False):
             from redis_xcom.ops.state_ops import StateSelection, asset_scope, run_state_clear
 
-            asset = next(
-                (asset_scope(kind, str(value)) for kind in ("id", "name", "uri")
-                 if (value := getattr(args, f"asset_{kind}", None)) is not None),
-                None,
-            )  # fmt: skip
+            assets = _asset_options(args)
+            asset = asset_scope(*assets[0]) if assets else None
             state = StateSelection(args.dag_id, args.run_id, args.task_id, args.map_index, args.key, asset)
             return run_state_clear(state, dry_run=args.dry_run, yes=args.yes, out=out)
         if args.command == "clear":
@@ -66,11 +63,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def _clear_selection_problem(args: argparse.Namespace) -> str | None:
     """Why a clear's options select nothing sensible, or None: a DAG, or with --state an asset."""
-    assets = [
-        f"--asset-{kind}"
-        for kind in ("id", "name", "uri")
-        if getattr(args, f"asset_{kind}", None) is not None
-    ]
+    assets = [f"--asset-{kind}" for kind, _ in _asset_options(args)]
     if assets and not getattr(args, "state", False):
         return f"{assets[0]} selects an asset's state: add --state (XCom values belong to DAGs: --dag-id)"
     if assets:
@@ -86,3 +79,9 @@ def _clear_selection_problem(args: argparse.Namespace) -> str | None:
             "--dag-id is required (with --state, an asset's state is --asset-id, --asset-name or --asset-uri)"
         )
     return None
+
+
+def _asset_options(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(kind, value) of the --asset-id/--asset-name/--asset-uri given (argparse allows one at most)."""
+    given = ((kind, getattr(args, f"asset_{kind}", None)) for kind in ("id", "name", "uri"))
+    return [(kind, str(value)) for kind, value in given if value is not None]
