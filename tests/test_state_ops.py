@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Sequence
@@ -256,3 +257,16 @@ def test_airflow_state_rows_keep_only_references_to_their_own_scope(tmp_path: An
     }
     assert rows.asset_ids(named) == [7]
     assert rows.asset_ids(StateScope("a", asset_kind="uri", asset="s3://b/orders")) == [7]
+
+
+def test_two_assets_are_refused_where_argparse_cannot_refuse_them(
+    store: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `airflow redis-xcom clear` rebuilds the options without their exclusive group.
+    store.set(AssetScope(asset_id=7), "cursor", "1")
+    given = {"asset_id": 7, "asset_name": "orders", "asset_uri": None, "dag_id": None, "run_id": None}
+    given |= {"task_id": None, "map_index": None, "key": None, "dry_run": False, "yes": True}
+    args = argparse.Namespace(command="clear", json=False, state=True, **given)
+    assert cli.run(args) == 2
+    assert "--asset-id and --asset-name each name an asset" in capsys.readouterr().err
+    assert store.get(AssetScope(asset_id=7), "cursor") == "1"

@@ -64,6 +64,8 @@ def run_command(args: argparse.Namespace) -> int:
 def _clear_selection_problem(args: argparse.Namespace) -> str | None:
     """Why a clear's options select nothing sensible, or None: a DAG, or with --state an asset."""
     assets = [f"--asset-{kind}" for kind, _ in _asset_options(args)]
+    if len(assets) > 1:  # argparse refuses it; `airflow redis-xcom clear` has no exclusive groups
+        return f"{assets[0]} and {assets[1]} each name an asset: give one"
     if assets and not getattr(args, "state", False):
         return f"{assets[0]} selects an asset's state: add --state (XCom values belong to DAGs: --dag-id)"
     if assets:
@@ -82,6 +84,6 @@ def _clear_selection_problem(args: argparse.Namespace) -> str | None:
 
 
 def _asset_options(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """(kind, value) of the --asset-id/--asset-name/--asset-uri given (argparse allows one at most)."""
+    """(kind, value) of each of --asset-id, --asset-name and --asset-uri given."""
     given = ((kind, getattr(args, f"asset_{kind}", None)) for kind in ("id", "name", "uri"))
     return [(kind, str(value)) for kind, value in given if value is not None]
